@@ -1,0 +1,24 @@
+//! Schema migrations for mediastore, written once with SeaORM's schema
+//! builder so that SQLite and PostgreSQL get the same tables and indexes.
+//!
+//! Conventions every table follows, and why:
+//! - Every row a tenant owns has a `tenant_id`, and every index a tenant's
+//!   query uses starts with it, so tenants never scan each other's rows.
+//! - Times are `BIGINT` microseconds since the Unix epoch (UTC): they sort the
+//!   same way on both engines, which keyset pagination relies on.
+//! - Ids are UUIDv7, so primary-key order follows creation order.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_foundation;
+
+/// Runs every migration in order; the server applies pending ones at start-up.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_foundation::Migration)]
+    }
+}

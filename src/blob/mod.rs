@@ -1,0 +1,70 @@
+//! Content-addressed blob storage.
+//!
+//! A blob is named by the BLAKE3 of its bytes, so identical content is
+//! stored once and a name always means the same bytes. Writing goes through
+//! a staging area: bytes land in a [`StagedBlob`], are made durable with
+//! [`StagedBlob::sync`], then [`StagedBlob::publish`] gives them their final
+//! name and [`BlobStore::sync_published`] makes the names durable, before
+//! the database row that references them is committed. A crash at any point
+//! leaves only staged files (removed at start-up) or unreferenced blobs.
+//!
+//! The API is blocking: callers run it on Tokio's blocking pool, where file
+//! I/O belongs. The local directory store is [`fs::FsBlobStore`]; an
+//! S3-compatible store implements the same traits.
+
+pub mod fs;
+
+use std::{fmt, io};
+
+use crate::domain::ContentHash;
+
+/// Bytes being written, not yet visible under any name. Dropping a staged
+/// blob without publishing it removes it.
+pub trait StagedBlob: Send + Sync + fmt::Debug {
+    /// Appends bytes.
+    fn write(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Bytes written so far.
+    fn len(&self) -> u64;
+    /// True when nothing has been written.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Makes the written bytes durable (fsync).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Gives the bytes the name `hash`. If a blob of that name is already
+    /// in place, the staged copy is dropped (the content is the same).
+    /// The new name is durable only after [`BlobStore::sync_published`].
+    fn publish(self: Box<Self>, hash: &ContentHash) -> io::Result<()>;
+}
+
+/// Random access to one stored blob.
+pub trait BlobReader: Send + Sync + fmt::Debug {
+    /// Size of the blob in bytes.
+    fn len(&self) -> u64;
+    /// True for the empty blob.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Reads up to `buf.len()` bytes at `offset`; 0 means end of blob.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
+/// A place that stores blobs by content hash.
+pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
+    /// Opens a new staging area for incoming bytes.
+    fn stage(&self) -> io::Result<Box<dyn StagedBlob>>;
+    /// Makes the names given by earlier `publish` calls durable. Called once
+    /// per batch of uploads, so the cost is shared.
+    fn sync_published(&self, hashes: &[ContentHash]) -> io::Result<()>;
+    /// Opens a blob for reading; `ErrorKind::NotFound` if it is absent.
+    fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>>;
+    /// Whether a blob of that name is stored.
+    fn exists(&self, hash: &ContentHash) -> io::Result<bool>;
+    /// Removes a blob; removing an absent blob is not an error.
+    fn delete(&self, hash: &ContentHash) -> io::Result<()>;
+    /// Removes staged bytes left by a crash or a killed process. Called at
+    /// start-up, before any upload can be in flight.
+    fn clean_staging(&self) -> io::Result<usize>;
+    /// Checks that the store can be written (for the health service).
+    fn health_check(&self) -> io::Result<()>;
+}

@@ -1,0 +1,31 @@
+//! mediastore: a gRPC media storage service.
+//!
+//! Other services call it to upload, organise and serve images, videos,
+//! audio and documents. Bytes are stored once per content (named by their
+//! BLAKE3), made durable before an upload is acknowledged, and streamed in
+//! both directions through bounded memory.
+//!
+//! # Layout
+//!
+//! - [`config`]: flags and `MEDIASTORE_*` environment variables.
+//! - [`telemetry`]: logging setup.
+//! - [`server`]: the tonic server (services, health, reflection, shutdown).
+//! - [`service`]: gRPC handlers; they translate, the library decides.
+//! - [`library`]: the domain operations (upload, read, delete) and their
+//!   ordering rules: staging, group commit, reference counting.
+//! - [`domain`]: validated types (`MediaId`, `ContentHash`, `Filename`, ...).
+//! - [`repo`]: SeaORM repository over SQLite or PostgreSQL.
+//! - [`blob`]: content-addressed blob storage (local directory).
+//! - [`error`]: the error type and its single mapping to `tonic::Status`.
+//! - [`pb`]: generated protobuf code and the reflection descriptor set.
+
+pub mod blob;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod library;
+pub mod pb;
+pub mod repo;
+pub mod server;
+pub mod service;
+pub mod telemetry;

@@ -1,0 +1,95 @@
+//! Background MD5: computed after an upload is acknowledged.
+//!
+//! MD5 runs at about 0.5 GB/s, slower than the disk and BLAKE3, so it is
+//! kept off the upload's path (unless the client asked to verify one). A
+//! single OS thread at the lowest scheduling priority reads each new blob
+//! and hashes it, so it uses the spare core without slowing uploads; the
+//! result is recorded on the blob row, where every media sharing the bytes
+//! sees it. Blobs still missing an MD5 at start-up are queued again.
+
+use std::{io, sync::Arc};
+
+use md5::Digest as _;
+use tokio::sync::mpsc;
+
+use crate::{
+    blob::BlobStore,
+    domain::{ContentHash, Md5Digest},
+    repo::Repo,
+};
+
+/// Bytes read per step while hashing.
+const READ_SIZE: usize = 1024 * 1024;
+
+/// Sender side of the MD5 queue.
+#[derive(Debug, Clone)]
+pub(super) struct DigestQueue(std::sync::mpsc::Sender<ContentHash>);
+
+impl DigestQueue {
+    /// Asks for the blob's MD5 to be computed and recorded.
+    pub(super) fn enqueue(&self, hash: ContentHash) {
+        // The worker only stops when the process does.
+        let _ = self.0.send(hash);
+    }
+}
+
+/// Starts the worker thread and the task that records its results.
+pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
+    let (tx, rx) = std::sync::mpsc::channel::<ContentHash>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(ContentHash, Md5Digest)>();
+    let spawned = std::thread::Builder::new()
+        .name("md5-digest".into())
+        .spawn(move || {
+            lower_priority();
+            while let Ok(hash) = rx.recv() {
+                match md5_of(blobs.as_ref(), &hash) {
+                    Ok(md5) => {
+                        if done_tx.send((hash, md5)).is_err() {
+                            return;
+                        }
+                    }
+                    // Deleted meanwhile: nothing to record.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!(blob = %hash, error = %e, "computing MD5 failed"),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the MD5 worker; MD5 fields stay empty");
+    }
+    tokio::spawn(async move {
+        while let Some((hash, md5)) = done_rx.recv().await {
+            if let Err(e) = repo.set_md5(&hash, &md5.to_hex()).await {
+                tracing::warn!(blob = %hash, error = %e, "recording MD5 failed");
+            }
+        }
+    });
+    DigestQueue(tx)
+}
+
+fn md5_of(blobs: &dyn BlobStore, hash: &ContentHash) -> io::Result<Md5Digest> {
+    let reader = blobs.open(hash)?;
+    let mut md5 = md5::Md5::new();
+    let mut buf = vec![0u8; READ_SIZE];
+    let mut offset = 0;
+    loop {
+        let n = reader.read_at(&mut buf, offset)?;
+        if n == 0 {
+            break;
+        }
+        md5.update(&buf[..n]);
+        offset += n as u64;
+    }
+    Ok(Md5Digest(md5.finalize().into()))
+}
+
+/// Gives the calling thread the lowest CPU priority (nice 19), so that the
+/// digest only uses time no request wants.
+#[allow(unsafe_code)]
+fn lower_priority() {
+    // SAFETY: setpriority with PRIO_PROCESS and who = 0 affects only the
+    // calling thread on Linux; it takes plain integers and touches no memory.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}

@@ -1,0 +1,226 @@
+//! The domain's operations on media: upload, read, delete.
+//!
+//! [`Library`] owns the rules that tie the repository and the blob store
+//! together: the order of writes that makes an upload durable, the
+//! reference counting that lets identical bytes be stored once, and the
+//! locking that keeps a delete from removing bytes another upload is about
+//! to reference. The gRPC services only translate to and from it.
+
+mod commit;
+mod digest;
+mod upload;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+pub use self::upload::UploadOutcome;
+use crate::{
+    blob::{BlobReader, BlobStore},
+    domain::{ContentHash, Media, MediaId, TenantId},
+    error::{Error, Result},
+    repo::{Cursor, Repo},
+};
+
+/// Limits that protect the server from oversized requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest accepted upload, in bytes.
+    pub max_upload_size: u64,
+}
+
+/// What a read will send.
+#[derive(Debug)]
+pub struct OpenedMedia {
+    /// The media's metadata.
+    pub media: Media,
+    /// First byte to send.
+    pub start: u64,
+    /// Number of bytes to send.
+    pub length: u64,
+    /// The open blob.
+    pub reader: Box<dyn BlobReader>,
+}
+
+/// Entry point of the domain logic; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Library {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Rows: media, blobs and their reference counts.
+    repo: Repo,
+    /// Bytes, by content hash.
+    blobs: Arc<dyn BlobStore>,
+    /// Configured limits.
+    limits: Limits,
+    /// Queue of the group committer, which makes finished uploads durable
+    /// in batches.
+    commits: mpsc::Sender<commit::CommitJob>,
+    /// Queue of the background MD5 worker.
+    digests: digest::DigestQueue,
+}
+
+impl Library {
+    /// Starts the library's background tasks (group committer, MD5 worker)
+    /// and cleans up what a crash may have left: staged files and blobs
+    /// whose last reference was dropped just before the crash.
+    pub async fn start(repo: Repo, blobs: Arc<dyn BlobStore>, limits: Limits) -> Result<Self> {
+        let store = Arc::clone(&blobs);
+        let removed = tokio::task::spawn_blocking(move || store.clean_staging())
+            .await
+            .map_err(|e| Error::io("cleaning staged files", std::io::Error::other(e)))?
+            .map_err(|e| Error::io("cleaning staged files", e))?;
+        if removed > 0 {
+            tracing::info!(removed, "removed staged files left by an interrupted run");
+        }
+        let commits = commit::spawn(repo.clone(), Arc::clone(&blobs));
+        let digests = digest::spawn(repo.clone(), Arc::clone(&blobs));
+        let library = Self {
+            inner: Arc::new(Inner {
+                repo,
+                blobs,
+                limits,
+                commits,
+                digests,
+            }),
+        };
+        library.recover().await?;
+        Ok(library)
+    }
+
+    async fn recover(&self) -> Result<()> {
+        for hash in self.inner.repo.unreferenced_blobs(10_000).await? {
+            self.release_blob(&hash).await?;
+        }
+        for hash in self.inner.repo.blobs_missing_md5(100_000).await? {
+            self.inner.digests.enqueue(hash);
+        }
+        Ok(())
+    }
+
+    /// The repository (for admin tools and tests).
+    pub fn repo(&self) -> &Repo {
+        &self.inner.repo
+    }
+
+    /// The blob store (for admin tools and tests).
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.inner.blobs
+    }
+
+    /// One media.
+    pub async fn get(&self, tenant: TenantId, id: MediaId) -> Result<Media> {
+        self.inner
+            .repo
+            .get_media(tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found("media", id.to_string()))
+    }
+
+    /// A page of media, newest first.
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        after: Option<Cursor>,
+        limit: u64,
+    ) -> Result<Vec<Media>> {
+        self.inner.repo.list_media(tenant, after, limit).await
+    }
+
+    /// Opens a media for reading `offset..offset+limit` (`limit` 0: to the
+    /// end; negative `offset`: from the end).
+    pub async fn open(
+        &self,
+        tenant: TenantId,
+        id: MediaId,
+        offset: i64,
+        limit: u64,
+    ) -> Result<OpenedMedia> {
+        let media = self.get(tenant, id).await?;
+        let size = media.size;
+        let start = if offset >= 0 {
+            let start = offset.unsigned_abs();
+            if start > size {
+                return Err(Error::OutOfRange {
+                    field: "read_offset".into(),
+                    message: format!(
+                        "read_offset {start} is past the end of media {id}, which has {size} bytes"
+                    ),
+                });
+            }
+            start
+        } else {
+            size.saturating_sub(offset.unsigned_abs())
+        };
+        let rest = size - start;
+        let length = if limit == 0 { rest } else { limit.min(rest) };
+
+        let store = Arc::clone(&self.inner.blobs);
+        let hash = media.blob;
+        let opened = tokio::task::spawn_blocking(move || store.open(&hash))
+            .await
+            .map_err(|e| Error::io("opening a blob", std::io::Error::other(e)))?;
+        let reader = match opened {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Deleted between the lookup and the open, or lost.
+                return Err(match self.inner.repo.get_media(tenant, id).await? {
+                    None => Error::not_found("media", id.to_string()),
+                    Some(_) => Error::DataLoss(format!(
+                        "the content of media {id} (blob {hash}) is missing from storage"
+                    )),
+                });
+            }
+            Err(e) => return Err(Error::io(format!("opening blob {hash}"), e)),
+        };
+        if reader.len() != size {
+            return Err(Error::DataLoss(format!(
+                "the stored content of media {id} has {} bytes, not the {size} recorded",
+                reader.len()
+            )));
+        }
+        Ok(OpenedMedia {
+            media,
+            start,
+            length,
+            reader,
+        })
+    }
+
+    /// Deletes a media; removes its bytes when no other media shares them.
+    /// Returns whether the bytes were removed.
+    pub async fn delete(&self, tenant: TenantId, id: MediaId) -> Result<bool> {
+        let mut tx = self.inner.repo.begin().await?;
+        let Some((hash, remaining)) = tx.delete_media(tenant, id).await? else {
+            return Err(Error::not_found("media", id.to_string()));
+        };
+        tx.commit().await?;
+        if remaining > 0 {
+            return Ok(false);
+        }
+        self.release_blob(&hash).await
+    }
+
+    /// Removes a blob that no media references. The row is deleted first
+    /// and kept locked while the file goes, so an upload of the same bytes
+    /// either claims the row before (and the file stays) or after (and
+    /// publishes its own copy). A crash in between leaves a row without a
+    /// file, which the next claim repairs and the next start-up removes.
+    async fn release_blob(&self, hash: &ContentHash) -> Result<bool> {
+        let mut tx = self.inner.repo.begin().await?;
+        if !tx.remove_unused_blob(hash).await? {
+            return Ok(false);
+        }
+        let store = Arc::clone(&self.inner.blobs);
+        let h = *hash;
+        tokio::task::spawn_blocking(move || store.delete(&h))
+            .await
+            .map_err(|e| Error::io("deleting a blob", std::io::Error::other(e)))?
+            .map_err(|e| Error::io(format!("deleting blob {hash}"), e))?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,400 @@
+//! Receiving an upload: limits, hashing, staging, then the group commit.
+//!
+//! Small uploads (the common case for thumbnails, documents and API
+//! payloads) are gathered in memory and hashed, written and fsynced in one
+//! blocking call. Larger ones switch to a pipeline of two blocking threads
+//! fed through bounded channels: one hashes (BLAKE3, and MD5 only when the
+//! client asked to verify one), one writes to the staged file and starts
+//! kernel writeback as it goes. Each chunk is shared between them without a
+//! copy, and the network, the hash and the disk all progress at once.
+//! Memory stays bounded by the channel depth whatever the file size.
+
+use std::{io, sync::Arc};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use md5::Digest as _;
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use super::{Library, commit::CommitJob};
+use crate::{
+    blob::{BlobStore, StagedBlob},
+    domain::{
+        Analysis, ContentHash, Md5Digest, Media, MediaId, MediaType, UploadSpec, now_micros,
+        year_month,
+    },
+    error::{Error, Result},
+};
+
+/// Uploads up to this size are buffered and stored in one blocking call.
+const SMALL_UPLOAD: usize = 512 * 1024;
+/// Chunks queued per pipeline thread: bounds memory per upload.
+const PIPELINE_DEPTH: usize = 4;
+
+/// A stored upload.
+#[derive(Debug, Clone)]
+pub struct UploadOutcome {
+    /// The new media.
+    pub media: Media,
+    /// Whether the bytes were already stored and are now shared.
+    pub deduplicated: bool,
+}
+
+/// What a pipeline thread is told.
+enum Msg {
+    Data(Bytes),
+    /// All bytes were sent; finish and report. A channel that closes
+    /// without `Finish` means the upload was abandoned.
+    Finish,
+}
+
+/// Bytes staged durably, with their hashes.
+struct Received {
+    staged: Box<dyn StagedBlob>,
+    hash: ContentHash,
+    md5: Option<Md5Digest>,
+    size: u64,
+}
+
+impl Library {
+    /// Stores the bytes of `chunks` as a new media described by `spec`.
+    /// Nothing remains of a failed or abandoned upload.
+    pub async fn upload<S>(&self, spec: UploadSpec, mut chunks: S) -> Result<UploadOutcome>
+    where
+        S: Stream<Item = Result<Bytes>> + Unpin + Send,
+    {
+        let folder = match spec.folder {
+            Some(f) => {
+                if !self.inner.repo.folder_exists(spec.tenant, f).await? {
+                    return Err(Error::not_found("folder", f.to_string()));
+                }
+                f
+            }
+            None => self
+                .inner
+                .repo
+                .root_folder(spec.tenant)
+                .await?
+                .ok_or_else(|| Error::not_found("tenant", spec.tenant.0.to_string()))?,
+        };
+        let max = self.inner.limits.max_upload_size;
+        if let Some(declared) = spec.declared_size {
+            if declared > max {
+                return Err(too_large(declared, max));
+            }
+        }
+
+        let want_md5 = spec.expected_md5.is_some();
+        let received = match self.receive(&spec, &mut chunks, want_md5).await? {
+            Staging::Small(small) => {
+                let store = Arc::clone(&self.inner.blobs);
+                blocking(move || store_small(store.as_ref(), &small, want_md5)).await?
+            }
+            Staging::Piped(p) => p.finish().await?,
+        };
+        verify(&spec, &received)?;
+
+        let now = now_micros();
+        let (year, month) = year_month(now);
+        let media = Media {
+            id: MediaId::new(),
+            tenant: spec.tenant,
+            folder,
+            blob: received.hash,
+            media_type: MediaType::from_mime(&spec.mime_type),
+            title: if spec.title.is_empty() {
+                spec.filename.stem().to_string()
+            } else {
+                spec.title.clone()
+            },
+            filename: spec.filename.name.clone(),
+            original_filename: spec.filename.original.clone(),
+            mime_type: spec.mime_type.clone(),
+            size: received.size,
+            md5: received.md5.map(|m| m.to_hex()),
+            analysis: Analysis {
+                // Until analysis finds a date taken, group by upload date.
+                taken_year: Some(year),
+                taken_month: Some(month),
+                ..Analysis::default()
+            },
+            tags: spec.tags.clone(),
+            author: spec.author.clone(),
+            copyright: spec.copyright.clone(),
+            metadata: spec.metadata.clone(),
+            public: spec.public,
+            ready: true,
+            created_at: now,
+            updated_at: now,
+            created_by: spec.created_by.clone(),
+            updated_by: spec.created_by.clone(),
+        };
+        let (job, reply) = CommitJob::new(received.staged, media);
+        self.inner.commits.send(job).await.map_err(|_| {
+            Error::Unavailable("the server is shutting down; retry the upload".into())
+        })?;
+        let outcome = reply.await.map_err(|_| {
+            Error::Unavailable("the server is shutting down; retry the upload".into())
+        })??;
+        if outcome.media.md5.is_none() {
+            self.inner.digests.enqueue(outcome.media.blob);
+        }
+        Ok(outcome)
+    }
+}
+
+impl Library {
+    /// Receives every chunk, enforcing the declared and maximum sizes. On
+    /// failure it waits until anything staged is removed, so that when the
+    /// client hears of the failure nothing is left.
+    async fn receive<S>(&self, spec: &UploadSpec, chunks: &mut S, want_md5: bool) -> Result<Staging>
+    where
+        S: Stream<Item = Result<Bytes>> + Unpin + Send,
+    {
+        let mut pipeline: Option<Pipeline> = None;
+        match self
+            .receive_into(spec, chunks, want_md5, &mut pipeline)
+            .await
+        {
+            Ok(small) => Ok(match pipeline {
+                Some(p) => Staging::Piped(p),
+                None => Staging::Small(small),
+            }),
+            Err(e) => {
+                if let Some(p) = pipeline {
+                    p.abort().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn receive_into<S>(
+        &self,
+        spec: &UploadSpec,
+        chunks: &mut S,
+        want_md5: bool,
+        pipeline: &mut Option<Pipeline>,
+    ) -> Result<Vec<Bytes>>
+    where
+        S: Stream<Item = Result<Bytes>> + Unpin + Send,
+    {
+        let max = self.inner.limits.max_upload_size;
+        let mut total: u64 = 0;
+        let mut small: Vec<Bytes> = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            total += chunk.len() as u64;
+            if let Some(declared) = spec.declared_size {
+                if total > declared {
+                    return Err(Error::invalid(
+                        "header.size_bytes",
+                        format!(
+                            "more bytes arrived than the {declared} declared in header.size_bytes"
+                        ),
+                    ));
+                }
+            }
+            if total > max {
+                return Err(too_large(total, max));
+            }
+            match pipeline {
+                Some(p) => p.send(chunk).await?,
+                None if total as usize <= SMALL_UPLOAD => small.push(chunk),
+                None => {
+                    let p =
+                        pipeline.insert(Pipeline::start(Arc::clone(&self.inner.blobs), want_md5));
+                    for c in small.drain(..) {
+                        p.send(c).await?;
+                    }
+                    p.send(chunk).await?;
+                }
+            }
+        }
+        if let Some(declared) = spec.declared_size {
+            if total < declared {
+                return Err(Error::invalid(
+                    "header.size_bytes",
+                    format!(
+                        "the stream ended after {total} bytes, short of the {declared} declared in header.size_bytes"
+                    ),
+                ));
+            }
+        }
+        Ok(small)
+    }
+}
+
+/// Where received bytes are.
+enum Staging {
+    /// Still in memory (small upload).
+    Small(Vec<Bytes>),
+    /// Written by the pipeline.
+    Piped(Pipeline),
+}
+
+fn too_large(size: u64, max: u64) -> Error {
+    Error::ResourceExhausted {
+        subject: "max_upload_size".into(),
+        message: format!(
+            "the upload is {size} bytes or more; this server accepts at most {max} bytes per upload"
+        ),
+    }
+}
+
+fn verify(spec: &UploadSpec, r: &Received) -> Result<()> {
+    if let Some(expected) = spec.expected_blake3 {
+        if expected != r.hash {
+            return Err(Error::invalid(
+                "header.expected_blake3",
+                format!(
+                    "the received bytes have BLAKE3 {}, not the expected {expected}; the upload was discarded",
+                    r.hash
+                ),
+            ));
+        }
+    }
+    if let (Some(expected), Some(got)) = (spec.expected_md5, r.md5) {
+        if expected != got {
+            return Err(Error::invalid(
+                "header.expected_md5",
+                format!(
+                    "the received bytes have MD5 {}, not the expected {}; the upload was discarded",
+                    got.to_hex(),
+                    expected.to_hex()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs blocking file work on Tokio's blocking pool.
+pub(super) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::io("a storage task failed", io::Error::other(e)))?
+}
+
+fn staging_err(e: io::Error) -> Error {
+    Error::io("writing the upload to staging", e)
+}
+
+fn store_small(store: &dyn BlobStore, chunks: &[Bytes], want_md5: bool) -> Result<Received> {
+    let mut hasher = blake3::Hasher::new();
+    let mut md5 = want_md5.then(md5::Md5::new);
+    let mut staged = store.stage().map_err(staging_err)?;
+    for c in chunks {
+        hasher.update(c);
+        if let Some(m) = &mut md5 {
+            m.update(c);
+        }
+        staged.write(c).map_err(staging_err)?;
+    }
+    staged.sync().map_err(staging_err)?;
+    Ok(Received {
+        size: staged.len(),
+        staged,
+        hash: hasher.finalize().into(),
+        md5: md5.map(|m| Md5Digest(m.finalize().into())),
+    })
+}
+
+/// The two-thread pipeline for large uploads.
+struct Pipeline {
+    to_writer: mpsc::Sender<Msg>,
+    to_hasher: mpsc::Sender<Msg>,
+    writer: JoinHandle<io::Result<Box<dyn StagedBlob>>>,
+    hasher: JoinHandle<(ContentHash, Option<Md5Digest>)>,
+}
+
+impl Pipeline {
+    fn start(store: Arc<dyn BlobStore>, want_md5: bool) -> Self {
+        let (to_writer, mut writer_rx) = mpsc::channel::<Msg>(PIPELINE_DEPTH);
+        let (to_hasher, mut hasher_rx) = mpsc::channel::<Msg>(PIPELINE_DEPTH);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut staged = store.stage()?;
+            while let Some(msg) = writer_rx.blocking_recv() {
+                match msg {
+                    Msg::Data(b) => staged.write(&b)?,
+                    Msg::Finish => {
+                        staged.sync()?;
+                        return Ok(staged);
+                    }
+                }
+            }
+            Err(io::Error::other("upload abandoned"))
+        });
+        let hasher = tokio::task::spawn_blocking(move || {
+            let mut hasher = blake3::Hasher::new();
+            let mut md5 = want_md5.then(md5::Md5::new);
+            while let Some(Msg::Data(b)) = hasher_rx.blocking_recv() {
+                hasher.update(&b);
+                if let Some(m) = &mut md5 {
+                    m.update(&b);
+                }
+            }
+            (
+                hasher.finalize().into(),
+                md5.map(|m| Md5Digest(m.finalize().into())),
+            )
+        });
+        Self {
+            to_writer,
+            to_hasher,
+            writer,
+            hasher,
+        }
+    }
+
+    async fn send(&mut self, chunk: Bytes) -> Result<()> {
+        let to_hasher = self.to_hasher.send(Msg::Data(chunk.clone()));
+        let to_writer = self.to_writer.send(Msg::Data(chunk));
+        let (h, w) = tokio::join!(to_hasher, to_writer);
+        if h.is_err() || w.is_err() {
+            // A thread stopped early: its result says why.
+            return Err(self.fail().await);
+        }
+        Ok(())
+    }
+
+    async fn fail(&mut self) -> Error {
+        match (&mut self.writer).await {
+            Ok(Err(e)) => staging_err(e),
+            Ok(Ok(_)) => Error::io("staging", io::Error::other("the writer stopped early")),
+            Err(e) => Error::io("staging", io::Error::other(e)),
+        }
+    }
+
+    /// Stops both threads and waits until the staged bytes are removed.
+    async fn abort(self) {
+        drop(self.to_writer);
+        drop(self.to_hasher);
+        let _ = self.writer.await;
+        let _ = self.hasher.await;
+    }
+
+    async fn finish(self) -> Result<Received> {
+        let _ = self.to_writer.send(Msg::Finish).await;
+        let _ = self.to_hasher.send(Msg::Finish).await;
+        let staged = self
+            .writer
+            .await
+            .map_err(|e| Error::io("staging", io::Error::other(e)))?
+            .map_err(staging_err)?;
+        let (hash, md5) = self
+            .hasher
+            .await
+            .map_err(|e| Error::io("hashing", io::Error::other(e)))?;
+        Ok(Received {
+            size: staged.len(),
+            staged,
+            hash,
+            md5,
+        })
+    }
+}

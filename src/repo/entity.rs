@@ -1,0 +1,202 @@
+//! SeaORM entities, one module per table. Only `repo` sees these; the rest
+//! of the service works with `domain` types.
+
+/// `tenants`: owners of folders and media.
+pub mod tenant {
+    use sea_orm::entity::prelude::*;
+
+    /// One tenant.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tenants")]
+    pub struct Model {
+        /// Tenant id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// Display name.
+        pub name: String,
+        /// µs since the epoch.
+        pub created_at: i64,
+    }
+
+    /// No relations are navigated through SeaORM.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `folders`: the folder tree; a tenant's root has no parent.
+pub mod folder {
+    use sea_orm::entity::prelude::*;
+
+    /// One folder.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "folders")]
+    pub struct Model {
+        /// Folder id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// Owner.
+        pub tenant_id: Uuid,
+        /// Parent folder; `None` for the root.
+        pub parent_id: Option<Uuid>,
+        /// Name among its siblings ("" for the root).
+        pub name: String,
+        /// Full path with a trailing slash.
+        pub path: String,
+        /// µs since the epoch.
+        pub created_at: i64,
+        /// µs since the epoch.
+        pub updated_at: i64,
+    }
+
+    /// No relations are navigated through SeaORM.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `blobs`: stored contents with their reference counts.
+pub mod blob {
+    use sea_orm::entity::prelude::*;
+
+    /// One stored content.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "blobs")]
+    pub struct Model {
+        /// BLAKE3, lowercase hex.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub hash: String,
+        /// Bytes.
+        pub size: i64,
+        /// Media rows naming this blob.
+        pub refcount: i64,
+        /// MD5 hex, once computed.
+        pub md5: Option<String>,
+        /// µs since the epoch.
+        pub created_at: i64,
+    }
+
+    /// No relations are navigated through SeaORM.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `media`: one row per media.
+pub mod media {
+    use sea_orm::entity::prelude::*;
+
+    /// One media.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "media")]
+    pub struct Model {
+        /// Media id (UUIDv7).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// Owner.
+        pub tenant_id: Uuid,
+        /// Folder.
+        pub folder_id: Uuid,
+        /// Content, by hash.
+        pub blob_hash: String,
+        /// `domain::MediaType` as an integer.
+        pub media_type: i16,
+        /// Display name.
+        pub filename: String,
+        /// Name as sent.
+        pub original_filename: String,
+        /// Title.
+        pub title: String,
+        /// MIME type.
+        pub mime_type: String,
+        /// Bytes.
+        pub size_bytes: i64,
+        /// Pixels across.
+        pub width: Option<i32>,
+        /// Pixels down.
+        pub height: Option<i32>,
+        /// Play time.
+        pub duration_ms: Option<i64>,
+        /// Frames per second.
+        pub fps: Option<f64>,
+        /// Video codec.
+        pub video_codec: Option<String>,
+        /// Audio codec.
+        pub audio_codec: Option<String>,
+        /// EXIF tags (JSON object).
+        pub exif: Option<Json>,
+        /// GPS latitude.
+        pub latitude: Option<f64>,
+        /// GPS longitude.
+        pub longitude: Option<f64>,
+        /// GPS altitude.
+        pub altitude: Option<f64>,
+        /// Date taken, µs.
+        pub taken_at: Option<i64>,
+        /// Year taken (else created).
+        pub taken_year: Option<i32>,
+        /// Month taken (else created).
+        pub taken_month: Option<i32>,
+        /// EXIF orientation.
+        pub orientation: Option<i32>,
+        /// Horizontal dpi.
+        pub dpi_x: Option<f64>,
+        /// Vertical dpi.
+        pub dpi_y: Option<f64>,
+        /// Tags (JSON array of strings).
+        pub tags: Json,
+        /// Author credit.
+        pub author: Option<String>,
+        /// Copyright.
+        pub copyright: Option<String>,
+        /// Custom metadata (JSON object).
+        pub metadata: Option<Json>,
+        /// Served without credentials.
+        pub public: bool,
+        /// Content durable and readable.
+        pub ready: bool,
+        /// µs since the epoch.
+        pub created_at: i64,
+        /// µs since the epoch.
+        pub updated_at: i64,
+        /// Creator.
+        pub created_by: String,
+        /// Last editor.
+        pub updated_by: String,
+    }
+
+    /// No relations are navigated through SeaORM.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `media_tags`: one row per (media, tag), for tag filters.
+pub mod media_tag {
+    use sea_orm::entity::prelude::*;
+
+    /// One tag of one media.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "media_tags")]
+    pub struct Model {
+        /// Owner (leads every index).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        /// The tag.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tag: String,
+        /// The media.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub media_id: Uuid,
+    }
+
+    /// No relations are navigated through SeaORM.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

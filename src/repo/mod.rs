@@ -1,0 +1,518 @@
+//! The repository: media, folders and blob references in SQLite or
+//! PostgreSQL through SeaORM.
+//!
+//! One implementation serves both engines (SeaORM and the shared migrations
+//! hide the differences), so callers use the concrete [`Repo`]. Reads go
+//! through a connection pool; writes go through [`WriteTx`], a transaction
+//! the domain drives step by step so it can interleave blob-store work
+//! (publish, delete) at the right moment between the database statements.
+//!
+//! On SQLite the write pool has exactly one connection: writers queue in
+//! the process instead of failing with `SQLITE_BUSY`, and the group
+//! committer makes that one connection enough. Every tenant-owned query
+//! filters on `tenant_id` first, matching the indexes.
+
+pub mod entity;
+
+use std::{str::FromStr, time::Duration};
+
+use mediastore_migrations::MigratorTrait;
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, OnConflict},
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use self::entity::{blob, folder, media, media_tag, tenant};
+use crate::{
+    domain::{Analysis, ContentHash, FolderId, Media, MediaId, MediaType, TenantId, now_micros},
+    error::{Error, Result},
+};
+
+/// How long a SQLite connection waits for a lock held by another process
+/// (an admin command) before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read connections to SQLite; WAL lets them run beside the writer.
+const SQLITE_READERS: u32 = 8;
+/// Connections to PostgreSQL, for reads and writes alike.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
+/// Where a page of a newest-first listing resumes: strictly after this
+/// (created_at, id) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// `created_at` of the last media returned, µs.
+    pub created_at: i64,
+    /// Id of the last media returned (the tiebreaker).
+    pub id: MediaId,
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    /// Pool for reads (and for writes on PostgreSQL).
+    read: DatabaseConnection,
+    /// Pool for write transactions: a single connection on SQLite.
+    write: DatabaseConnection,
+}
+
+impl Repo {
+    /// Connects, applies pending migrations and makes sure the default
+    /// tenant and its root folder exist.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let repo = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a committed transaction survives power loss, not
+                // only a killed process; the blob files get the same care.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT);
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await
+                .map_err(sqlx_err)?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(SQLITE_READERS)
+                .connect_with(opts)
+                .await
+                .map_err(sqlx_err)?;
+            Self {
+                read: sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(read),
+                write: sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(write),
+            }
+        } else {
+            let mut opts = ConnectOptions::new(url);
+            opts.max_connections(POSTGRES_CONNECTIONS)
+                .min_connections(1)
+                .sqlx_logging(false);
+            let db = Database::connect(opts).await?;
+            Self {
+                read: db.clone(),
+                write: db,
+            }
+        };
+        mediastore_migrations::Migrator::up(&repo.write, None).await?;
+        repo.ensure_tenant(TenantId::DEFAULT, "default").await?;
+        Ok(repo)
+    }
+
+    /// Creates the tenant and its root folder if they do not exist yet.
+    pub async fn ensure_tenant(&self, tenant: TenantId, name: &str) -> Result<FolderId> {
+        if let Some(root) = self.root_folder(tenant).await? {
+            return Ok(root);
+        }
+        let now = now_micros();
+        let tx = self.write.begin().await?;
+        tenant::Entity::insert(tenant::ActiveModel {
+            id: Set(tenant.0),
+            name: Set(name.to_string()),
+            created_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(tenant::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(&tx)
+        .await?;
+        let existing = folder::Entity::find()
+            .filter(folder::Column::TenantId.eq(tenant.0))
+            .filter(folder::Column::ParentId.is_null())
+            .one(&tx)
+            .await?;
+        let root = match existing {
+            Some(f) => FolderId(f.id),
+            None => {
+                let id = FolderId::new();
+                folder::Entity::insert(folder::ActiveModel {
+                    id: Set(id.0),
+                    tenant_id: Set(tenant.0),
+                    parent_id: Set(None),
+                    name: Set(String::new()),
+                    path: Set("/".to_string()),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                })
+                .exec(&tx)
+                .await?;
+                id
+            }
+        };
+        tx.commit().await?;
+        Ok(root)
+    }
+
+    /// The tenant's root folder, if the tenant exists.
+    pub async fn root_folder(&self, tenant: TenantId) -> Result<Option<FolderId>> {
+        Ok(folder::Entity::find()
+            .filter(folder::Column::TenantId.eq(tenant.0))
+            .filter(folder::Column::ParentId.is_null())
+            .one(&self.read)
+            .await?
+            .map(|f| FolderId(f.id)))
+    }
+
+    /// Whether the tenant has this folder.
+    pub async fn folder_exists(&self, tenant: TenantId, id: FolderId) -> Result<bool> {
+        Ok(folder::Entity::find_by_id(id.0)
+            .filter(folder::Column::TenantId.eq(tenant.0))
+            .one(&self.read)
+            .await?
+            .is_some())
+    }
+
+    /// One media of the tenant.
+    pub async fn get_media(&self, tenant: TenantId, id: MediaId) -> Result<Option<Media>> {
+        let Some(row) = media::Entity::find_by_id(id.0)
+            .filter(media::Column::TenantId.eq(tenant.0))
+            .one(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let md5 = blob::Entity::find_by_id(row.blob_hash.clone())
+            .one(&self.read)
+            .await?
+            .and_then(|b| b.md5);
+        Ok(Some(to_domain(row, md5)?))
+    }
+
+    /// A page of the tenant's media, newest first, after `cursor`.
+    pub async fn list_media(
+        &self,
+        tenant: TenantId,
+        cursor: Option<Cursor>,
+        limit: u64,
+    ) -> Result<Vec<Media>> {
+        let mut q = media::Entity::find().filter(media::Column::TenantId.eq(tenant.0));
+        if let Some(c) = cursor {
+            q = q.filter(
+                sea_orm::Condition::any()
+                    .add(media::Column::CreatedAt.lt(c.created_at))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(media::Column::CreatedAt.eq(c.created_at))
+                            .add(media::Column::Id.lt(c.id.0)),
+                    ),
+            );
+        }
+        let rows = q
+            .order_by_desc(media::Column::CreatedAt)
+            .order_by_desc(media::Column::Id)
+            .limit(limit)
+            .all(&self.read)
+            .await?;
+        let mut hashes: Vec<String> = rows.iter().map(|r| r.blob_hash.clone()).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let md5s: std::collections::HashMap<String, String> = blob::Entity::find()
+            .filter(blob::Column::Hash.is_in(hashes))
+            .all(&self.read)
+            .await?
+            .into_iter()
+            .filter_map(|b| b.md5.map(|m| (b.hash, m)))
+            .collect();
+        rows.into_iter()
+            .map(|r| {
+                let md5 = md5s.get(&r.blob_hash).cloned();
+                to_domain(r, md5)
+            })
+            .collect()
+    }
+
+    /// Records a blob's MD5 once it has been computed.
+    pub async fn set_md5(&self, hash: &ContentHash, md5: &str) -> Result<()> {
+        blob::Entity::update_many()
+            .col_expr(blob::Column::Md5, Expr::value(md5))
+            .filter(blob::Column::Hash.eq(hash.to_hex()))
+            .filter(blob::Column::Md5.is_null())
+            .exec(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Referenced blobs whose MD5 is still missing (after a restart).
+    pub async fn blobs_missing_md5(&self, limit: u64) -> Result<Vec<ContentHash>> {
+        blob::Entity::find()
+            .filter(blob::Column::Md5.is_null())
+            .filter(blob::Column::Refcount.gt(0))
+            .limit(limit)
+            .all(&self.read)
+            .await?
+            .into_iter()
+            .map(|b| parse_hash(&b.hash))
+            .collect()
+    }
+
+    /// Blobs that no media references any more (left by a crash between
+    /// a delete's commit and its file removal).
+    pub async fn unreferenced_blobs(&self, limit: u64) -> Result<Vec<ContentHash>> {
+        blob::Entity::find()
+            .filter(blob::Column::Refcount.lte(0))
+            .limit(limit)
+            .all(&self.read)
+            .await?
+            .into_iter()
+            .map(|b| parse_hash(&b.hash))
+            .collect()
+    }
+
+    /// A blob's reference count, if it has a row.
+    pub async fn blob_refcount(&self, hash: &ContentHash) -> Result<Option<i64>> {
+        Ok(blob::Entity::find_by_id(hash.to_hex())
+            .one(&self.read)
+            .await?
+            .map(|b| b.refcount))
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<WriteTx> {
+        Ok(WriteTx {
+            tx: self.write.begin().await?,
+        })
+    }
+}
+
+/// A write transaction. Dropping it without [`WriteTx::commit`] rolls back.
+#[derive(Debug)]
+pub struct WriteTx {
+    tx: DatabaseTransaction,
+}
+
+impl WriteTx {
+    /// Adds one reference to a blob, creating its row if needed, and locks
+    /// the row until commit. Returns the reference count after the claim:
+    /// 1 means this claim brought the blob (back) to life and its bytes must
+    /// be published; more means the bytes are already in place.
+    pub async fn claim_blob(
+        &mut self,
+        hash: &ContentHash,
+        size: u64,
+        md5: Option<&str>,
+    ) -> Result<i64> {
+        let hex = hash.to_hex();
+        blob::Entity::insert(blob::ActiveModel {
+            hash: Set(hex.clone()),
+            size: Set(to_i64(size)),
+            refcount: Set(1),
+            md5: Set(md5.map(str::to_string)),
+            created_at: Set(now_micros()),
+        })
+        .on_conflict(
+            OnConflict::column(blob::Column::Hash)
+                .value(
+                    blob::Column::Refcount,
+                    Expr::col((blob::Entity, blob::Column::Refcount)).add(1),
+                )
+                .value(
+                    blob::Column::Md5,
+                    Expr::cust("COALESCE(blobs.md5, excluded.md5)"),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(&self.tx)
+        .await?;
+        let row = blob::Entity::find_by_id(hex)
+            .one(&self.tx)
+            .await?
+            .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("blob {hash} after upsert")))?;
+        Ok(row.refcount)
+    }
+
+    /// Inserts a media row and its tags.
+    pub async fn insert_media(&mut self, m: &Media) -> Result<()> {
+        media::Entity::insert(to_row(m))
+            .exec_without_returning(&self.tx)
+            .await?;
+        if !m.tags.is_empty() {
+            media_tag::Entity::insert_many(m.tags.iter().map(|t| media_tag::ActiveModel {
+                tenant_id: Set(m.tenant.0),
+                tag: Set(t.clone()),
+                media_id: Set(m.id.0),
+            }))
+            .exec_without_returning(&self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a media and drops its blob reference. Returns the blob's
+    /// hash and its remaining reference count, or `None` if the tenant has
+    /// no such media.
+    pub async fn delete_media(
+        &mut self,
+        tenant: TenantId,
+        id: MediaId,
+    ) -> Result<Option<(ContentHash, i64)>> {
+        let Some(row) = media::Entity::find_by_id(id.0)
+            .filter(media::Column::TenantId.eq(tenant.0))
+            .one(&self.tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        media_tag::Entity::delete_many()
+            .filter(media_tag::Column::MediaId.eq(id.0))
+            .exec(&self.tx)
+            .await?;
+        let deleted = media::Entity::delete_many()
+            .filter(media::Column::Id.eq(id.0))
+            .filter(media::Column::TenantId.eq(tenant.0))
+            .exec(&self.tx)
+            .await?;
+        if deleted.rows_affected == 0 {
+            // A concurrent delete won the race.
+            return Ok(None);
+        }
+        blob::Entity::update_many()
+            .col_expr(
+                blob::Column::Refcount,
+                Expr::col(blob::Column::Refcount).sub(1),
+            )
+            .filter(blob::Column::Hash.eq(row.blob_hash.clone()))
+            .exec(&self.tx)
+            .await?;
+        let remaining = blob::Entity::find_by_id(row.blob_hash.clone())
+            .one(&self.tx)
+            .await?
+            .map_or(0, |b| b.refcount);
+        Ok(Some((parse_hash(&row.blob_hash)?, remaining)))
+    }
+
+    /// Deletes the blob's row if nothing references it, holding the row's
+    /// lock until commit so no upload can claim it meanwhile. Returns true
+    /// when the row was deleted: the caller then removes the bytes before
+    /// committing.
+    pub async fn remove_unused_blob(&mut self, hash: &ContentHash) -> Result<bool> {
+        let res = blob::Entity::delete_many()
+            .filter(blob::Column::Hash.eq(hash.to_hex()))
+            .filter(blob::Column::Refcount.lte(0))
+            .exec(&self.tx)
+            .await?;
+        Ok(res.rows_affected > 0)
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+fn sqlx_err(e: sqlx::Error) -> Error {
+    Error::Database(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        sqlx_err(e)
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn parse_hash(hex: &str) -> Result<ContentHash> {
+    blake3::Hash::from_hex(hex)
+        .map(ContentHash::from)
+        .map_err(|_| Error::DataLoss(format!("the database holds a malformed blob hash {hex:?}")))
+}
+
+fn to_row(m: &Media) -> media::ActiveModel {
+    let a = &m.analysis;
+    media::ActiveModel {
+        id: Set(m.id.0),
+        tenant_id: Set(m.tenant.0),
+        folder_id: Set(m.folder.0),
+        blob_hash: Set(m.blob.to_hex()),
+        media_type: Set(m.media_type as i16),
+        filename: Set(m.filename.clone()),
+        original_filename: Set(m.original_filename.clone()),
+        title: Set(m.title.clone()),
+        mime_type: Set(m.mime_type.clone()),
+        size_bytes: Set(to_i64(m.size)),
+        width: Set(a.width),
+        height: Set(a.height),
+        duration_ms: Set(a.duration_ms),
+        fps: Set(a.fps),
+        video_codec: Set(a.video_codec.clone()),
+        audio_codec: Set(a.audio_codec.clone()),
+        exif: Set(a.exif.clone()),
+        latitude: Set(a.latitude),
+        longitude: Set(a.longitude),
+        altitude: Set(a.altitude),
+        taken_at: Set(a.taken_at),
+        taken_year: Set(a.taken_year),
+        taken_month: Set(a.taken_month),
+        orientation: Set(a.orientation),
+        dpi_x: Set(a.dpi_x),
+        dpi_y: Set(a.dpi_y),
+        tags: Set(serde_json::Value::from(m.tags.clone())),
+        author: Set(m.author.clone()),
+        copyright: Set(m.copyright.clone()),
+        metadata: Set(m.metadata.clone()),
+        public: Set(m.public),
+        ready: Set(m.ready),
+        created_at: Set(m.created_at),
+        updated_at: Set(m.updated_at),
+        created_by: Set(m.created_by.clone()),
+        updated_by: Set(m.updated_by.clone()),
+    }
+}
+
+fn to_domain(r: media::Model, md5: Option<String>) -> Result<Media> {
+    let tags = match r.tags {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Media {
+        id: MediaId(r.id),
+        tenant: TenantId(r.tenant_id),
+        folder: FolderId(r.folder_id),
+        blob: parse_hash(&r.blob_hash)?,
+        media_type: MediaType::from_i16(r.media_type),
+        filename: r.filename,
+        original_filename: r.original_filename,
+        title: r.title,
+        mime_type: r.mime_type,
+        size: u64::try_from(r.size_bytes).unwrap_or(0),
+        md5,
+        analysis: Analysis {
+            width: r.width,
+            height: r.height,
+            duration_ms: r.duration_ms,
+            fps: r.fps,
+            video_codec: r.video_codec,
+            audio_codec: r.audio_codec,
+            exif: r.exif,
+            latitude: r.latitude,
+            longitude: r.longitude,
+            altitude: r.altitude,
+            taken_at: r.taken_at,
+            taken_year: r.taken_year,
+            taken_month: r.taken_month,
+            orientation: r.orientation,
+            dpi_x: r.dpi_x,
+            dpi_y: r.dpi_y,
+        },
+        tags,
+        author: r.author,
+        copyright: r.copyright,
+        metadata: r.metadata,
+        public: r.public,
+        ready: r.ready,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        created_by: r.created_by,
+        updated_by: r.updated_by,
+    })
+}

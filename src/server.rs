@@ -1,0 +1,136 @@
+//! Builds and runs the gRPC server: the services, health, reflection,
+//! transport settings and graceful shutdown.
+
+use std::{future::Future, sync::Arc};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::{
+    blob::{BlobStore, fs::FsBlobStore},
+    config::Config,
+    error::{Error, Result},
+    library::{Library, Limits},
+    pb::{self, v1::media_service_server::MediaServiceServer},
+    repo::Repo,
+    service::media::MediaApi,
+};
+
+/// Opens the data directory, the database (running migrations) and the
+/// blob store, and starts the library's background tasks.
+pub async fn open_library(config: &Config) -> Result<Library> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Error::io(
+            format!("creating the data directory {}", config.data_dir.display()),
+            e,
+        )
+    })?;
+    let repo = Repo::connect(&config.database_url()).await?;
+    let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(&config.data_dir).map_err(|e| {
+        Error::io(
+            format!("opening the blob store in {}", config.data_dir.display()),
+            e,
+        )
+    })?);
+    Library::start(
+        repo,
+        blobs,
+        Limits {
+            max_upload_size: config.max_upload_size,
+        },
+    )
+    .await
+}
+
+/// Serves on `listener` until `shutdown` resolves, then stops accepting
+/// and gives in-flight requests `config.shutdown_grace()` to finish.
+pub async fn run(
+    listener: TcpListener,
+    config: &Config,
+    library: Library,
+    shutdown: impl Future<Output = ()>,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let max_message = usize::try_from(config.max_message_size)?;
+    let window = u32::try_from(config.window_size)?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<MediaServiceServer<MediaApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let media = MediaServiceServer::new(MediaApi::new(library))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window)
+        .trace_fn(|req| {
+            tracing::info_span!(
+                "rpc",
+                method = %req.uri().path(),
+                media_id = tracing::field::Empty
+            )
+        })
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(media)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    tokio::pin!(server);
+
+    tokio::select! {
+        res = &mut server => return Ok(res?),
+        () = shutdown => {}
+    }
+    tracing::info!(
+        grace_secs = config.shutdown_grace_secs,
+        "shutting down: no new connections; in-flight requests may finish"
+    );
+    health
+        .set_not_serving::<MediaServiceServer<MediaApi>>()
+        .await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(config.shutdown_grace(), &mut server).await {
+        Ok(res) => res?,
+        Err(_) => tracing::warn!("grace period over; abandoning the requests still running"),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,269 @@
+//! Protobuf <-> domain conversions: where client input is validated.
+
+use std::collections::BTreeMap;
+
+use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
+
+use crate::{
+    domain::{
+        ContentHash, Filename, FolderId, MAX_CREDIT_CHARS, MAX_METADATA_BYTES, MAX_TITLE_CHARS,
+        Md5Digest, Media, MediaType, TenantId, UploadSpec, check_text, normalize_tags,
+    },
+    error::{Error, Result},
+    pb::v1 as pb,
+};
+
+/// Content type recorded when the client declares none.
+const DEFAULT_MIME: &str = "application/octet-stream";
+
+/// Validates an upload header.
+pub fn upload_spec(tenant: TenantId, h: pb::UploadHeader) -> Result<UploadSpec> {
+    let folder = if h.folder_id.is_empty() {
+        None
+    } else {
+        Some(FolderId::parse("header.folder_id", &h.folder_id)?)
+    };
+    let filename = Filename::parse("header.filename", &h.filename)?;
+    check_text("header.title", &h.title, MAX_TITLE_CHARS)?;
+    let tags = normalize_tags("header.tags", &h.tags)?;
+    let mime_type = if h.content_type.is_empty() {
+        DEFAULT_MIME.to_string()
+    } else {
+        parse_mime("header.content_type", &h.content_type)?
+    };
+    let expected_blake3 = non_empty(&h.expected_blake3)
+        .map(|s| ContentHash::parse("header.expected_blake3", s))
+        .transpose()?;
+    let expected_md5 = non_empty(&h.expected_md5)
+        .map(|s| Md5Digest::parse("header.expected_md5", s))
+        .transpose()?;
+    let metadata = h
+        .metadata
+        .map(|s| struct_to_json("header.metadata", s))
+        .transpose()?;
+    check_text("header.author", &h.author, MAX_CREDIT_CHARS)?;
+    check_text("header.copyright", &h.copyright, MAX_CREDIT_CHARS)?;
+    Ok(UploadSpec {
+        tenant,
+        folder,
+        filename,
+        title: h.title.trim().to_string(),
+        tags,
+        declared_size: h.size_bytes,
+        mime_type,
+        expected_blake3,
+        expected_md5,
+        metadata,
+        author: non_empty(&h.author).map(str::to_string),
+        copyright: non_empty(&h.copyright).map(str::to_string),
+        public: h.public,
+        created_by: "anonymous".to_string(),
+    })
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    let s = s.trim();
+    (!s.is_empty()).then_some(s)
+}
+
+/// Checks `type/subtype` (parameters allowed) and lowercases the type.
+fn parse_mime(field: &str, s: &str) -> Result<String> {
+    let essence = s
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let valid_token = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 127
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+    };
+    match essence.split_once('/') {
+        Some((top, sub)) if valid_token(top) && valid_token(sub) => Ok(essence),
+        _ => Err(Error::invalid(
+            field,
+            format!(
+                "{:?} is not a content type; write it as type/subtype, e.g. image/jpeg",
+                crate::domain::truncate_for_message(s)
+            ),
+        )),
+    }
+}
+
+/// Converts custom metadata to JSON, bounding its size.
+pub fn struct_to_json(field: &str, s: Struct) -> Result<serde_json::Value> {
+    let json = serde_json::Value::Object(
+        s.fields
+            .into_iter()
+            .map(|(k, v)| (k, value_to_json(v)))
+            .collect(),
+    );
+    let size = json.to_string().len();
+    if size > MAX_METADATA_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!("metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}"),
+        ));
+    }
+    Ok(json)
+}
+
+fn value_to_json(v: Value) -> serde_json::Value {
+    match v.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
+        Some(Kind::StructValue(s)) => serde_json::Value::Object(
+            s.fields
+                .into_iter()
+                .map(|(k, v)| (k, value_to_json(v)))
+                .collect(),
+        ),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.into_iter().map(value_to_json).collect())
+        }
+    }
+}
+
+fn json_to_value(v: &serde_json::Value) -> Value {
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(map) => Kind::StructValue(json_to_struct(map)),
+    };
+    Value { kind: Some(kind) }
+}
+
+fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> Struct {
+    Struct {
+        fields: map
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// A µs timestamp as a protobuf `Timestamp`.
+pub fn timestamp(micros: i64) -> Timestamp {
+    Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+fn media_type(t: MediaType) -> pb::MediaType {
+    match t {
+        MediaType::Image => pb::MediaType::Image,
+        MediaType::Video => pb::MediaType::Video,
+        MediaType::Audio => pb::MediaType::Audio,
+        MediaType::Document => pb::MediaType::Document,
+        MediaType::Other => pb::MediaType::Other,
+    }
+}
+
+/// A domain media as the API shows it.
+pub fn media_to_pb(m: Media) -> pb::Media {
+    let a = m.analysis;
+    let exif = match a.exif {
+        Some(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect(),
+        _ => Default::default(),
+    };
+    let unsigned = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    pb::Media {
+        id: m.id.to_string(),
+        folder_id: m.folder.to_string(),
+        r#type: media_type(m.media_type) as i32,
+        filename: m.filename,
+        original_filename: m.original_filename,
+        title: m.title,
+        mime_type: m.mime_type,
+        size_bytes: m.size,
+        blake3: m.blob.to_hex(),
+        md5: m.md5.unwrap_or_default(),
+        width: unsigned(a.width),
+        height: unsigned(a.height),
+        duration_ms: a
+            .duration_ms
+            .and_then(|d| u64::try_from(d).ok())
+            .unwrap_or(0),
+        fps: a.fps.unwrap_or(0.0),
+        video_codec: a.video_codec.unwrap_or_default(),
+        audio_codec: a.audio_codec.unwrap_or_default(),
+        exif,
+        latitude: a.latitude,
+        longitude: a.longitude,
+        altitude: a.altitude,
+        taken_time: a.taken_at.map(timestamp),
+        taken_year: unsigned(a.taken_year),
+        taken_month: unsigned(a.taken_month),
+        orientation: unsigned(a.orientation),
+        dpi_x: a.dpi_x.unwrap_or(0.0),
+        dpi_y: a.dpi_y.unwrap_or(0.0),
+        tags: m.tags,
+        author: m.author.unwrap_or_default(),
+        copyright: m.copyright.unwrap_or_default(),
+        metadata: match m.metadata {
+            Some(serde_json::Value::Object(map)) => Some(json_to_struct(&map)),
+            _ => None,
+        },
+        create_time: Some(timestamp(m.created_at)),
+        update_time: Some(timestamp(m.updated_at)),
+        created_by: m.created_by,
+        updated_by: m.updated_by,
+        ready: m.ready,
+        public: m.public,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mime_types_are_checked() {
+        assert_eq!(
+            parse_mime("f", "Image/JPEG; charset=x").expect("valid"),
+            "image/jpeg"
+        );
+        assert!(parse_mime("f", "jpeg").is_err());
+        assert!(parse_mime("f", "image/").is_err());
+        assert!(parse_mime("f", "image/jp eg").is_err());
+    }
+
+    #[test]
+    fn metadata_round_trips() {
+        let json = serde_json::json!({"a": 1.5, "b": [true, null, "x"], "c": {"d": "e"}});
+        let serde_json::Value::Object(map) = &json else {
+            panic!("object")
+        };
+        let back = struct_to_json("m", json_to_struct(map)).expect("fits");
+        assert_eq!(back, json);
+    }
+
+    #[test]
+    fn timestamps_split_micros() {
+        let t = timestamp(1_500_000_250);
+        assert_eq!((t.seconds, t.nanos), (1500, 250_000));
+        let t = timestamp(-1);
+        assert_eq!((t.seconds, t.nanos), (-1, 999_999_000));
+    }
+}

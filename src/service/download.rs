@@ -1,0 +1,81 @@
+//! The `ReadMedia` server stream: metadata first, then the bytes.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::convert::media_to_pb;
+use crate::{error::Error, library::OpenedMedia, pb::v1 as pb};
+
+/// Bytes per response message.
+pub const CHUNK_SIZE: usize = 1024 * 1024;
+/// Messages read ahead of the network; bounds memory per download.
+const READ_AHEAD: usize = 4;
+
+/// Streams an opened media. A blocking reader thread fills a bounded
+/// channel and stops as soon as the client goes away.
+pub(super) fn stream(
+    opened: OpenedMedia,
+) -> impl Stream<Item = Result<pb::ReadMediaResponse, Status>> {
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
+    let OpenedMedia {
+        media,
+        start,
+        length,
+        reader,
+    } = opened;
+    let id = media.id;
+    let first = pb::ReadMediaResponse {
+        content_range: Some(pb::ContentRange {
+            start,
+            length,
+            complete_length: media.size,
+        }),
+        media: Some(media_to_pb(media)),
+        chunk: Bytes::new(),
+    };
+    tokio::task::spawn_blocking(move || {
+        if tx.blocking_send(Ok(first)).is_err() {
+            return;
+        }
+        let end = start + length;
+        let mut offset = start;
+        while offset < end {
+            let want = CHUNK_SIZE.min((end - offset) as usize);
+            let mut buf = BytesMut::zeroed(want);
+            let mut filled = 0;
+            while filled < want {
+                match reader.read_at(&mut buf[filled..], offset + filled as u64) {
+                    Ok(0) => {
+                        let err = Error::DataLoss(format!(
+                            "the stored content of media {id} ended early, at byte {}",
+                            offset + filled as u64
+                        ));
+                        let _ = tx.blocking_send(Err(err.into()));
+                        return;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let err = Error::io(format!("reading media {id}"), e);
+                        let _ = tx.blocking_send(Err(err.into()));
+                        return;
+                    }
+                }
+            }
+            offset += want as u64;
+            let msg = pb::ReadMediaResponse {
+                media: None,
+                content_range: None,
+                chunk: buf.freeze(),
+            };
+            if tx.blocking_send(Ok(msg)).is_err() {
+                // The client went away.
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}

@@ -1,0 +1,372 @@
+//! Test harness: a real server on an ephemeral port with a temporary data
+//! directory, reached through the generated client.
+//!
+//! With `MEDIASTORE_TEST_DATABASE_URL=postgres://USER@HOST:PORT/DB` set, each
+//! server gets a fresh PostgreSQL database (created from that URL's server,
+//! dropped afterwards), so tests never share rows; otherwise it uses SQLite
+//! in its data directory.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use mediastore::{
+    config::Config,
+    pb::v1::{
+        self as pb, ReadMediaRequest, UploadHeader, UploadMediaRequest,
+        media_service_client::MediaServiceClient, upload_media_request::Data,
+    },
+    server,
+};
+use sqlx::{Connection, Executor, PgConnection};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{Status, transport::Channel};
+
+/// Env var naming the PostgreSQL server to test against.
+pub const PG_ENV: &str = "MEDIASTORE_TEST_DATABASE_URL";
+/// Client-side message limit, above any chunk the tests send.
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// One MiB.
+pub const MIB: usize = 1024 * 1024;
+
+/// A throwaway PostgreSQL database, dropped with this value.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    /// URL of the new database.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates a fresh database on the server named by `MEDIASTORE_TEST_DATABASE_URL`.
+    pub async fn create() -> Option<Self> {
+        let admin_url = std::env::var(PG_ENV).ok()?;
+        let name = format!("mstest_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to the PostgreSQL test server");
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create the test database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .expect("URL with a database path");
+        Some(Self {
+            url: format!("{base}/{name}"),
+            admin_url,
+            name,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop cannot await; a short-lived runtime on its own thread does it.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin_url).await {
+                    let _ = conn.execute(sql.as_str()).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A database for one test server: the URL to pass, and the guard that
+/// drops it.
+pub async fn test_database(data_dir: &Path) -> (String, Option<PgDatabase>) {
+    match PgDatabase::create().await {
+        Some(db) => (db.url.clone(), Some(db)),
+        None => (
+            format!("sqlite://{}", data_dir.join("mediastore.db").display()),
+            None,
+        ),
+    }
+}
+
+/// A server running inside the test process.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its data directory.
+    pub dir: TempDir,
+    /// A connected client.
+    pub client: MediaServiceClient<Channel>,
+    /// The server's configuration.
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _db: Option<PgDatabase>,
+}
+
+impl TestServer {
+    /// Starts a server with the default configuration.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server after `tweak` has adjusted the configuration.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, db) = test_database(dir.path()).await;
+        let mut config = Config::with_data_dir(dir.path());
+        config.database_url = Some(url);
+        config.shutdown_grace_secs = 5;
+        tweak(&mut config);
+        let library = server::open_library(&config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let cfg = config.clone();
+        let task = tokio::spawn(async move {
+            server::run(listener, &cfg, library, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        let client = connect(addr).await;
+        Self {
+            addr,
+            dir,
+            client,
+            config,
+            stop: Some(stop),
+            task: Some(task),
+            _db: db,
+        }
+    }
+
+    /// Asks the server to shut down gracefully and waits until it has.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    /// Files in the staging directory.
+    pub fn staged_files(&self) -> usize {
+        count_files(&self.dir.path().join("tmp"))
+    }
+
+    /// Blob files in the store.
+    pub fn blob_files(&self) -> usize {
+        blob_files(self.dir.path())
+    }
+
+    /// Path of a blob's file.
+    pub fn blob_path(&self, blake3_hex: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("blobs")
+            .join(&blake3_hex[..2])
+            .join(blake3_hex)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Connects a client with large windows and message limits.
+pub async fn connect(addr: SocketAddr) -> MediaServiceClient<Channel> {
+    let channel = channel(addr).await;
+    MediaServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
+}
+
+/// A channel to `addr`, retried briefly while the server comes up.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .initial_stream_window_size(16 * MIB as u32)
+        .initial_connection_window_size(16 * MIB as u32);
+    for _ in 0..200 {
+        if let Ok(ch) = endpoint.connect().await {
+            return ch;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server at {addr} did not accept connections");
+}
+
+/// Regular files below `dir` (recursively).
+pub fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                count_files(&e.path())
+            } else {
+                usize::from(ft.is_file())
+            }
+        })
+        .sum()
+}
+
+/// Blob files under a data directory.
+pub fn blob_files(data_dir: &Path) -> usize {
+    count_files(&data_dir.join("blobs"))
+}
+
+/// Deterministic pseudo-random bytes (BLAKE3's XOF), different per seed.
+pub fn content(seed: &str, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(seed.as_bytes())
+        .finalize_xof()
+        .fill(&mut out);
+    out
+}
+
+/// A header for `filename` declaring `len` bytes.
+pub fn header(filename: &str, len: usize) -> UploadHeader {
+    UploadHeader {
+        filename: filename.to_string(),
+        content_type: "application/octet-stream".to_string(),
+        size_bytes: Some(len as u64),
+        ..Default::default()
+    }
+}
+
+/// Upload messages: the header, then `data` in `chunk`-sized pieces.
+pub fn upload_messages(h: UploadHeader, data: &[u8], chunk: usize) -> Vec<UploadMediaRequest> {
+    let mut msgs = vec![UploadMediaRequest {
+        data: Some(Data::Header(h)),
+    }];
+    msgs.extend(data.chunks(chunk.max(1)).map(|c| UploadMediaRequest {
+        data: Some(Data::Chunk(Bytes::copy_from_slice(c))),
+    }));
+    msgs
+}
+
+/// Uploads `data` in 1 MiB chunks.
+pub async fn upload(
+    client: &mut MediaServiceClient<Channel>,
+    h: UploadHeader,
+    data: &[u8],
+) -> Result<pb::UploadMediaResponse, Status> {
+    let msgs = upload_messages(h, data, MIB);
+    client
+        .upload_media(tokio_stream::iter(msgs))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Uploads arbitrary messages.
+pub async fn upload_raw(
+    client: &mut MediaServiceClient<Channel>,
+    msgs: impl Stream<Item = UploadMediaRequest> + Send + 'static,
+) -> Result<pb::UploadMediaResponse, Status> {
+    client
+        .upload_media(msgs)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Reads a media's range: the first message and the bytes.
+pub async fn read(
+    client: &mut MediaServiceClient<Channel>,
+    id: &str,
+    offset: i64,
+    limit: u64,
+) -> Result<(pb::ReadMediaResponse, Vec<u8>), Status> {
+    let mut stream = client
+        .read_media(ReadMediaRequest {
+            id: id.to_string(),
+            read_offset: offset,
+            read_limit: limit,
+        })
+        .await?
+        .into_inner();
+    let first = stream.next().await.expect("a first message")?;
+    let mut bytes = first.chunk.to_vec();
+    while let Some(msg) = stream.next().await {
+        bytes.extend_from_slice(&msg?.chunk);
+    }
+    Ok((first, bytes))
+}
+
+/// Every media, walking all pages.
+pub async fn list_all(client: &mut MediaServiceClient<Channel>) -> Vec<pb::Media> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_media(pb::ListMediaRequest {
+                page_size: 100,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(page.media);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Polls `cond` every 20 ms for up to 10 s.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// The `BadRequest` field named in a status's details, if any.
+pub fn bad_field(status: &Status) -> Option<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+}
+
+/// Hex BLAKE3 of bytes.
+pub fn blake3_hex(data: &[u8]) -> String {
+    blake3::hash(data).to_hex().to_string()
+}
+
+/// Hex MD5 of bytes.
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
