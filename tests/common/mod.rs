@@ -152,11 +152,16 @@ impl TestServer {
         }
     }
 
-    /// Asks the server to shut down gracefully and waits until it has.
-    pub async fn shutdown(&mut self) {
+    /// Asks the server to shut down gracefully, without waiting.
+    pub fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Asks the server to shut down gracefully and waits until it has.
+    pub async fn shutdown(&mut self) {
+        self.begin_shutdown();
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }

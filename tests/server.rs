@@ -1,0 +1,130 @@
+//! The server around the media service: reflection, health, shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use mediastore::pb::v1::UploadMediaRequest;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+const EXPECTED_SERVICES: [&str; 4] = [
+    "mediastore.v1.MediaService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reflection_v1_and_v1alpha_list_every_service() {
+    let s = TestServer::spawn().await;
+    let channel = channel(s.addr).await;
+
+    use tonic_reflection::pb::v1 as r1;
+    let mut client = r1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let req = r1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(r1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut resp = client
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(r1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        resp.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("not a service list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in EXPECTED_SERVICES {
+        assert!(
+            names.iter().any(|n| n == want),
+            "v1 lacks {want}: {names:?}"
+        );
+    }
+
+    // The older protocol, which grpcurl speaks, also resolves our files.
+    use tonic_reflection::pb::v1alpha as r0;
+    let mut client = r0::server_reflection_client::ServerReflectionClient::new(channel);
+    let req = r0::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            r0::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "mediastore.v1.MediaService".into(),
+            ),
+        ),
+    };
+    let mut resp = client
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    match resp.next().await.unwrap().unwrap().message_response {
+        Some(r0::server_reflection_response::MessageResponse::FileDescriptorResponse(f)) => {
+            assert!(!f.file_descriptor_proto.is_empty());
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_answers_serving_then_not_serving_on_shutdown() {
+    let mut s = TestServer::spawn().await;
+    let mut health = HealthClient::new(channel(s.addr).await);
+    for service in ["", "mediastore.v1.MediaService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    s.shutdown().await;
+    assert!(
+        health
+            .check(HealthCheckRequest {
+                service: String::new()
+            })
+            .await
+            .is_err(),
+        "the server still answers after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_lets_an_in_flight_upload_finish() {
+    let mut s = TestServer::spawn().await;
+    let mut client = s.client.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<UploadMediaRequest>(4);
+    let call = tokio::spawn(async move {
+        upload_raw(&mut client, tokio_stream::wrappers::ReceiverStream::new(rx)).await
+    });
+    let data = content("inflight", 2 * MIB);
+    let msgs = upload_messages(header("late.bin", data.len()), &data, MIB);
+    let mut msgs = msgs.into_iter();
+    tx.send(msgs.next().unwrap()).await.unwrap();
+    tx.send(msgs.next().unwrap()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    s.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for m in msgs {
+        tx.send(m).await.unwrap();
+    }
+    drop(tx);
+    let media = call.await.unwrap().unwrap().media.unwrap();
+    assert_eq!(media.blake3, blake3_hex(&data));
+    s.shutdown().await;
+    // New connections are refused once the server has stopped.
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr)).unwrap();
+    assert!(endpoint.connect().await.is_err());
+}
