@@ -4,8 +4,7 @@
 use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
     blob::{BlobStore, fs::FsBlobStore},
@@ -77,7 +76,7 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(media)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(incoming(listener), async {
             let _ = stop_rx.await;
         });
     tokio::pin!(server);
@@ -99,6 +98,15 @@ pub async fn run(
         Err(_) => tracing::warn!("grace period over; abandoning the requests still running"),
     }
     Ok(())
+}
+
+/// Accepted connections with Nagle's algorithm off: a small response must
+/// not wait for the client's delayed ACK (about 40 ms per call otherwise),
+/// and with TCP keepalive so dead peers are noticed.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(std::time::Duration::from_secs(60)))
 }
 
 /// Reflection over every service served here, in either protocol version

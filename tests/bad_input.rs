@@ -1,6 +1,8 @@
 //! Every bad upload and bad id gets the right code and leaves nothing
 //! behind: no media row, no blob, no staged file.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 mod common;
 
 use std::sync::{

@@ -8,6 +8,8 @@
 //! is legitimately listed without having been acknowledged). Staged files
 //! left by the kill are removed at start-up.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 mod common;
 
 use std::{

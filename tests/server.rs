@@ -1,5 +1,7 @@
 //! The server around the media service: reflection, health, shutdown.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Uploads and reads through the real server: round trips, ranges, dedupe.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 mod common;
 
 use common::*;

@@ -36,6 +36,7 @@ enum Blobs {
 }
 
 #[derive(DeriveIden)]
+#[allow(clippy::enum_variant_names)] // `media.media_type` is the column's name.
 enum Media {
     Table,
     Id,

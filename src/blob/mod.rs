@@ -2,11 +2,13 @@
 //!
 //! A blob is named by the BLAKE3 of its bytes, so identical content is
 //! stored once and a name always means the same bytes. Writing goes through
-//! a staging area: bytes land in a [`StagedBlob`], are made durable with
-//! [`StagedBlob::sync`], then [`StagedBlob::publish`] gives them their final
-//! name and [`BlobStore::sync_published`] makes the names durable, before
-//! the database row that references them is committed. A crash at any point
-//! leaves only staged files (removed at start-up) or unreferenced blobs.
+//! a staging area: bytes land in a [`StagedBlob`]; then
+//! [`BlobStore::publish`] makes a whole batch of them durable, gives each
+//! its content name and makes the names durable, before the database rows
+//! that reference them are committed. Durability barriers are per batch,
+//! not per blob, so many small uploads share their cost. A crash at any
+//! point leaves only staged files (removed at start-up) or unreferenced
+//! blobs.
 //!
 //! The API is blocking: callers run it on Tokio's blocking pool, where file
 //! I/O belongs. The local directory store is [`fs::FsBlobStore`]; an
@@ -14,7 +16,7 @@
 
 pub mod fs;
 
-use std::{fmt, io};
+use std::{any::Any, fmt, io};
 
 use crate::domain::ContentHash;
 
@@ -29,12 +31,12 @@ pub trait StagedBlob: Send + Sync + fmt::Debug {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Makes the written bytes durable (fsync).
+    /// Makes the written bytes durable now. Optional: `publish` makes any
+    /// unsynced bytes durable anyway; a large upload calls it from its own
+    /// writer thread so that the batch's barrier finds little left to do.
     fn sync(&mut self) -> io::Result<()>;
-    /// Gives the bytes the name `hash`. If a blob of that name is already
-    /// in place, the staged copy is dropped (the content is the same).
-    /// The new name is durable only after [`BlobStore::sync_published`].
-    fn publish(self: Box<Self>, hash: &ContentHash) -> io::Result<()>;
+    /// For the store that made it, to recover its own type in `publish`.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
 /// Random access to one stored blob.
@@ -53,9 +55,11 @@ pub trait BlobReader: Send + Sync + fmt::Debug {
 pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
     /// Opens a new staging area for incoming bytes.
     fn stage(&self) -> io::Result<Box<dyn StagedBlob>>;
-    /// Makes the names given by earlier `publish` calls durable. Called once
-    /// per batch of uploads, so the cost is shared.
-    fn sync_published(&self, hashes: &[ContentHash]) -> io::Result<()>;
+    /// Durably names each staged blob by its hash: first the bytes of the
+    /// whole batch are made durable, then each gets its name, then the names
+    /// are made durable. A staged blob whose name is already taken is
+    /// dropped (same name, same bytes). Called once per commit batch.
+    fn publish(&self, batch: Vec<(Box<dyn StagedBlob>, ContentHash)>) -> io::Result<()>;
     /// Opens a blob for reading; `ErrorKind::NotFound` if it is absent.
     fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>>;
     /// Whether a blob of that name is stored.

@@ -5,18 +5,26 @@
 //!
 //! 1. one transaction claims each blob row (in hash order, so concurrent
 //!    replicas never deadlock) and inserts each media row;
-//! 2. each new blob is renamed to its content name, then the touched
-//!    shard directories are fsynced once for the whole batch;
+//! 2. the blob store makes the new blobs' bytes durable, names them by
+//!    content and makes the names durable, with barriers shared by the
+//!    whole batch (see `blob::fs`);
 //! 3. the transaction commits (one database fsync for the batch);
 //! 4. every upload in the batch is acknowledged.
 //!
-//! No deliberate wait is added: while one batch commits, the uploads that
-//! finish meanwhile queue up and form the next batch, so batches grow with
-//! the load and a lone upload is not delayed. If the database refuses the
+//! While one batch commits, the uploads that finish meanwhile queue up and
+//! form the next batch, so batches grow with the load. When other uploads
+//! are still receiving, the committer also lingers up to 2 ms for them; a
+//! lone upload is never delayed. If the database refuses the
 //! batch before anything was published, each upload is retried alone so
 //! that one bad upload cannot fail the others.
 
-use std::sync::Arc;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,22 +67,77 @@ impl CommitJob {
     }
 }
 
+/// Longest the committer waits for uploads still being received to join
+/// a batch. Bounded so that a long upload in flight delays a lone small
+/// one by at most this much.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// Handle to the group committer.
+#[derive(Debug, Clone)]
+pub(super) struct Committer {
+    queue: mpsc::Sender<CommitJob>,
+    /// Uploads currently receiving bytes: the committer lingers briefly for
+    /// them, so concurrent uploads share one batch instead of forming many
+    /// small ones (the batch's durability barriers cost about the same
+    /// whatever its size).
+    receiving: Arc<AtomicUsize>,
+}
+
+/// Counts an upload as receiving until dropped.
+#[derive(Debug)]
+pub(super) struct Receiving(Arc<AtomicUsize>);
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Committer {
+    /// Marks an upload as receiving bytes, until the guard is dropped.
+    pub(super) fn receiving(&self) -> Receiving {
+        self.receiving.fetch_add(1, Ordering::AcqRel);
+        Receiving(Arc::clone(&self.receiving))
+    }
+
+    /// Queues a finished upload; `receiving` is released once it is queued.
+    pub(super) async fn submit(
+        &self,
+        job: CommitJob,
+        receiving: Receiving,
+    ) -> Result<(), mpsc::error::SendError<CommitJob>> {
+        let res = self.queue.send(job).await;
+        drop(receiving);
+        res
+    }
+}
+
 /// Starts the committer; it stops when every sender is gone, after
 /// committing what was queued.
-pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> mpsc::Sender<CommitJob> {
-    let (tx, mut rx) = mpsc::channel::<CommitJob>(QUEUE_DEPTH);
+pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> Committer {
+    let (queue, mut rx) = mpsc::channel::<CommitJob>(QUEUE_DEPTH);
+    let receiving = Arc::new(AtomicUsize::new(0));
+    let pending = Arc::clone(&receiving);
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while batch.len() < MAX_BATCH && pending.load(Ordering::Acquire) > 0 {
+                let room = MAX_BATCH - batch.len();
+                match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
             let jobs = std::mem::take(&mut batch);
             commit_jobs(&repo, &blobs, jobs).await;
         }
     });
-    tx
+    Committer { queue, receiving }
 }
 
 async fn commit_jobs(repo: &Repo, blobs: &Arc<dyn BlobStore>, mut jobs: Vec<CommitJob>) {
-    jobs.sort_by(|a, b| a.media.blob.cmp(&b.media.blob));
+    jobs.sort_by_key(|j| j.media.blob);
     let Err(Retry::Each(jobs, err)) = commit_batch(repo, blobs, jobs).await else {
         return;
     };
@@ -129,19 +192,17 @@ async fn commit_batch(
             Err(e) => return Err(Retry::Each(jobs, e)),
         }
     }
-    for job in &jobs {
-        if let Err(e) = tx.insert_media(&job.media).await {
-            return Err(Retry::Each(jobs, e));
-        }
+    let rows: Vec<&Media> = jobs.iter().map(|j| &j.media).collect();
+    if let Err(e) = tx.insert_media(&rows).await {
+        return Err(Retry::Each(jobs, e));
     }
 
-    // Then the bytes: new blobs get their names, made durable once.
+    // Then the bytes: new blobs are made durable and named, once for the
+    // whole batch.
     let mut replies = Vec::with_capacity(jobs.len());
     let mut to_publish = Vec::new();
-    let mut hashes = Vec::new();
     for (job, fresh) in jobs.into_iter().zip(fresh) {
         if fresh {
-            hashes.push(job.media.blob);
             to_publish.push((job.staged, job.media.blob));
         }
         // A staged copy of bytes already stored is dropped (removed) here.
@@ -155,14 +216,9 @@ async fn commit_batch(
     }
     let store = Arc::clone(blobs);
     let published = blocking(move || {
-        for (staged, hash) in to_publish {
-            staged
-                .publish(&hash)
-                .map_err(|e| Error::io(format!("publishing blob {hash}"), e))?;
-        }
         store
-            .sync_published(&hashes)
-            .map_err(|e| Error::io("syncing blob directories", e))
+            .publish(to_publish)
+            .map_err(|e| Error::io("publishing a batch of blobs", e))
     })
     .await;
 

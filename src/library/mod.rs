@@ -12,12 +12,10 @@ mod upload;
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
 pub use self::upload::UploadOutcome;
 use crate::{
     blob::{BlobReader, BlobStore},
-    domain::{ContentHash, Media, MediaId, TenantId},
+    domain::{ContentHash, FolderId, Media, MediaId, TenantId},
     error::{Error, Result},
     repo::{Cursor, Repo},
 };
@@ -58,9 +56,12 @@ struct Inner {
     limits: Limits,
     /// Queue of the group committer, which makes finished uploads durable
     /// in batches.
-    commits: mpsc::Sender<commit::CommitJob>,
+    commits: commit::Committer,
     /// Queue of the background MD5 worker.
     digests: digest::DigestQueue,
+    /// Each tenant's root folder, which never changes once created: saves
+    /// a query on every upload to the root.
+    roots: std::sync::RwLock<std::collections::HashMap<TenantId, FolderId>>,
 }
 
 impl Library {
@@ -85,6 +86,7 @@ impl Library {
                 limits,
                 commits,
                 digests,
+                roots: Default::default(),
             }),
         };
         library.recover().await?;
@@ -109,6 +111,27 @@ impl Library {
     /// The blob store (for admin tools and tests).
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
         &self.inner.blobs
+    }
+
+    /// The tenant's root folder.
+    pub async fn root_folder(&self, tenant: TenantId) -> Result<FolderId> {
+        if let Some(root) = self.cached_root(tenant) {
+            return Ok(root);
+        }
+        let root = self
+            .inner
+            .repo
+            .root_folder(tenant)
+            .await?
+            .ok_or_else(|| Error::not_found("tenant", tenant.0.to_string()))?;
+        if let Ok(mut roots) = self.inner.roots.write() {
+            roots.insert(tenant, root);
+        }
+        Ok(root)
+    }
+
+    fn cached_root(&self, tenant: TenantId) -> Option<FolderId> {
+        self.inner.roots.read().ok()?.get(&tenant).copied()
     }
 
     /// One media.

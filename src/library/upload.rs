@@ -26,7 +26,8 @@ use crate::{
     error::{Error, Result},
 };
 
-/// Uploads up to this size are buffered and stored in one blocking call.
+/// Uploads up to this size are buffered and stored in one blocking call,
+/// left for the group commit to make durable with the rest of its batch.
 const SMALL_UPLOAD: usize = 512 * 1024;
 /// Chunks queued per pipeline thread: bounds memory per upload.
 const PIPELINE_DEPTH: usize = 4;
@@ -70,20 +71,16 @@ impl Library {
                 }
                 f
             }
-            None => self
-                .inner
-                .repo
-                .root_folder(spec.tenant)
-                .await?
-                .ok_or_else(|| Error::not_found("tenant", spec.tenant.0.to_string()))?,
+            None => self.root_folder(spec.tenant).await?,
         };
         let max = self.inner.limits.max_upload_size;
-        if let Some(declared) = spec.declared_size {
-            if declared > max {
-                return Err(too_large(declared, max));
-            }
+        if let Some(declared) = spec.declared_size
+            && declared > max
+        {
+            return Err(too_large(declared, max));
         }
 
+        let receiving = self.inner.commits.receiving();
         let want_md5 = spec.expected_md5.is_some();
         let received = match self.receive(&spec, &mut chunks, want_md5).await? {
             Staging::Small(small) => {
@@ -130,9 +127,13 @@ impl Library {
             updated_by: spec.created_by.clone(),
         };
         let (job, reply) = CommitJob::new(received.staged, media);
-        self.inner.commits.send(job).await.map_err(|_| {
-            Error::Unavailable("the server is shutting down; retry the upload".into())
-        })?;
+        self.inner
+            .commits
+            .submit(job, receiving)
+            .await
+            .map_err(|_| {
+                Error::Unavailable("the server is shutting down; retry the upload".into())
+            })?;
         let outcome = reply.await.map_err(|_| {
             Error::Unavailable("the server is shutting down; retry the upload".into())
         })??;
@@ -185,15 +186,13 @@ impl Library {
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
             total += chunk.len() as u64;
-            if let Some(declared) = spec.declared_size {
-                if total > declared {
-                    return Err(Error::invalid(
-                        "header.size_bytes",
-                        format!(
-                            "more bytes arrived than the {declared} declared in header.size_bytes"
-                        ),
-                    ));
-                }
+            if let Some(declared) = spec.declared_size
+                && total > declared
+            {
+                return Err(Error::invalid(
+                    "header.size_bytes",
+                    format!("more bytes arrived than the {declared} declared in header.size_bytes"),
+                ));
             }
             if total > max {
                 return Err(too_large(total, max));
@@ -211,15 +210,15 @@ impl Library {
                 }
             }
         }
-        if let Some(declared) = spec.declared_size {
-            if total < declared {
-                return Err(Error::invalid(
-                    "header.size_bytes",
-                    format!(
-                        "the stream ended after {total} bytes, short of the {declared} declared in header.size_bytes"
-                    ),
-                ));
-            }
+        if let Some(declared) = spec.declared_size
+            && total < declared
+        {
+            return Err(Error::invalid(
+                "header.size_bytes",
+                format!(
+                    "the stream ended after {total} bytes, short of the {declared} declared in header.size_bytes"
+                ),
+            ));
         }
         Ok(small)
     }
@@ -243,28 +242,28 @@ fn too_large(size: u64, max: u64) -> Error {
 }
 
 fn verify(spec: &UploadSpec, r: &Received) -> Result<()> {
-    if let Some(expected) = spec.expected_blake3 {
-        if expected != r.hash {
-            return Err(Error::invalid(
-                "header.expected_blake3",
-                format!(
-                    "the received bytes have BLAKE3 {}, not the expected {expected}; the upload was discarded",
-                    r.hash
-                ),
-            ));
-        }
+    if let Some(expected) = spec.expected_blake3
+        && expected != r.hash
+    {
+        return Err(Error::invalid(
+            "header.expected_blake3",
+            format!(
+                "the received bytes have BLAKE3 {}, not the expected {expected}; the upload was discarded",
+                r.hash
+            ),
+        ));
     }
-    if let (Some(expected), Some(got)) = (spec.expected_md5, r.md5) {
-        if expected != got {
-            return Err(Error::invalid(
-                "header.expected_md5",
-                format!(
-                    "the received bytes have MD5 {}, not the expected {}; the upload was discarded",
-                    got.to_hex(),
-                    expected.to_hex()
-                ),
-            ));
-        }
+    if let (Some(expected), Some(got)) = (spec.expected_md5, r.md5)
+        && expected != got
+    {
+        return Err(Error::invalid(
+            "header.expected_md5",
+            format!(
+                "the received bytes have MD5 {}, not the expected {}; the upload was discarded",
+                got.to_hex(),
+                expected.to_hex()
+            ),
+        ));
     }
     Ok(())
 }
@@ -295,7 +294,8 @@ fn store_small(store: &dyn BlobStore, chunks: &[Bytes], want_md5: bool) -> Resul
         }
         staged.write(c).map_err(staging_err)?;
     }
-    staged.sync().map_err(staging_err)?;
+    // No fsync here: the group committer's barrier makes the bytes of the
+    // whole batch durable at once.
     Ok(Received {
         size: staged.len(),
         staged,

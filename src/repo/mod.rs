@@ -19,8 +19,9 @@ use std::{str::FromStr, time::Duration};
 use mediastore_migrations::MigratorTrait;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -38,6 +39,9 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const SQLITE_READERS: u32 = 8;
 /// Connections to PostgreSQL, for reads and writes alike.
 const POSTGRES_CONNECTIONS: u32 = 16;
+/// Media rows per INSERT: 36 columns each keeps a statement far below the
+/// bound-parameter limits of SQLite (32766) and PostgreSQL (65535).
+const INSERT_CHUNK: usize = 200;
 
 /// Where a page of a newest-first listing resumes: strictly after this
 /// (created_at, id) pair.
@@ -296,48 +300,48 @@ impl WriteTx {
         size: u64,
         md5: Option<&str>,
     ) -> Result<i64> {
-        let hex = hash.to_hex();
-        blob::Entity::insert(blob::ActiveModel {
-            hash: Set(hex.clone()),
-            size: Set(to_i64(size)),
-            refcount: Set(1),
-            md5: Set(md5.map(str::to_string)),
-            created_at: Set(now_micros()),
-        })
-        .on_conflict(
-            OnConflict::column(blob::Column::Hash)
-                .value(
-                    blob::Column::Refcount,
-                    Expr::col((blob::Entity, blob::Column::Refcount)).add(1),
-                )
-                .value(
-                    blob::Column::Md5,
-                    Expr::cust("COALESCE(blobs.md5, excluded.md5)"),
-                )
-                .to_owned(),
-        )
-        .exec_without_returning(&self.tx)
-        .await?;
-        let row = blob::Entity::find_by_id(hex)
-            .one(&self.tx)
-            .await?
-            .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("blob {hash} after upsert")))?;
-        Ok(row.refcount)
+        // One statement, the same on both engines (SQLite accepts `$n`).
+        let stmt = Statement::from_sql_and_values(
+            self.tx.get_database_backend(),
+            "INSERT INTO blobs (hash, size, refcount, md5, created_at) VALUES ($1, $2, 1, $3, $4) \
+             ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1, \
+             md5 = COALESCE(blobs.md5, excluded.md5) RETURNING refcount",
+            [
+                hash.to_hex().into(),
+                to_i64(size).into(),
+                md5.map(str::to_string).into(),
+                now_micros().into(),
+            ],
+        );
+        let row =
+            self.tx.query_one(stmt).await?.ok_or_else(|| {
+                sea_orm::DbErr::RecordNotFound(format!("blob {hash} after upsert"))
+            })?;
+        Ok(row.try_get_by_index::<i64>(0)?)
     }
 
-    /// Inserts a media row and its tags.
-    pub async fn insert_media(&mut self, m: &Media) -> Result<()> {
-        media::Entity::insert(to_row(m))
-            .exec_without_returning(&self.tx)
-            .await?;
-        if !m.tags.is_empty() {
-            media_tag::Entity::insert_many(m.tags.iter().map(|t| media_tag::ActiveModel {
-                tenant_id: Set(m.tenant.0),
-                tag: Set(t.clone()),
-                media_id: Set(m.id.0),
-            }))
-            .exec_without_returning(&self.tx)
-            .await?;
+    /// Inserts media rows and their tags, a few statements for the lot.
+    pub async fn insert_media(&mut self, batch: &[&Media]) -> Result<()> {
+        // Each statement stays under SQLite's 32766 bound parameters.
+        for part in batch.chunks(INSERT_CHUNK) {
+            media::Entity::insert_many(part.iter().map(|m| to_row(m)))
+                .exec_without_returning(&self.tx)
+                .await?;
+        }
+        let tags: Vec<media_tag::ActiveModel> = batch
+            .iter()
+            .flat_map(|m| {
+                m.tags.iter().map(|t| media_tag::ActiveModel {
+                    tenant_id: Set(m.tenant.0),
+                    tag: Set(t.clone()),
+                    media_id: Set(m.id.0),
+                })
+            })
+            .collect();
+        for part in tags.chunks(INSERT_CHUNK * 10) {
+            media_tag::Entity::insert_many(part.to_vec())
+                .exec_without_returning(&self.tx)
+                .await?;
         }
         Ok(())
     }

@@ -167,9 +167,20 @@ impl TestServer {
         }
     }
 
-    /// Files in the staging directory.
+    /// Staged uploads: named files in the staging directory, plus unnamed
+    /// (`O_TMPFILE`) ones, which only show as this process's open file
+    /// descriptors (the server runs in the test process).
     pub fn staged_files(&self) -> usize {
-        count_files(&self.dir.path().join("tmp"))
+        let staging = self.dir.path().join("tmp");
+        let unnamed = std::fs::read_dir("/proc/self/fd")
+            .map(|fds| {
+                fds.filter_map(Result::ok)
+                    .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                    .filter(|target| target.starts_with(&staging))
+                    .count()
+            })
+            .unwrap_or(0);
+        count_files(&staging) + unnamed
     }
 
     /// Blob files in the store.

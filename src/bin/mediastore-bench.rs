@@ -1,0 +1,547 @@
+//! Foundation benchmark: upload and download throughput, small-upload rate
+//! and server memory, each as a ratio to a baseline measured in the same
+//! run (the machine is noisy, so only ratios mean much).
+//!
+//! Run with `cargo run --release --bin mediastore-bench` (it starts the
+//! release `mediastore` binary built next to it). Measures:
+//!
+//! - (a) a 1 GiB upload in 1 MiB chunks vs the smaller of two ceilings:
+//!   writing + fsyncing the same bytes straight to the same disk, and the
+//!   same client streaming the same chunks to a bare tonic sink (a separate
+//!   process with the server's transport settings) that discards them;
+//! - (b) downloading it vs the bare server streaming the same bytes from
+//!   memory;
+//! - (c) 4 KiB uploads per second from 32 concurrent clients vs 32 threads
+//!   writing as many plain files (create, write, fsync, rename, directory
+//!   fsync);
+//! - (d) the server's peak RSS (VmHWM) during (a).
+//!
+//! Each large measurement is repeated (`--rounds`) and the median is kept.
+
+use std::{
+    fs::File,
+    io::Write,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    pin::Pin,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use clap::Parser;
+use futures_util::{Stream, StreamExt};
+use mediastore::{
+    blob::fs::sync_dir,
+    pb::v1::{
+        self as pb,
+        media_service_client::MediaServiceClient,
+        media_service_server::{MediaService, MediaServiceServer},
+        upload_media_request::Data,
+    },
+};
+use tonic::{Request, Response, Status, Streaming, transport::Channel};
+
+const MIB: usize = 1024 * 1024;
+/// Transport window used by the server by default, and so by every side
+/// of every measurement here.
+const WINDOW: u32 = 16 * MIB as u32;
+const SMALL: usize = 4096;
+
+#[derive(Debug, Parser)]
+#[command(about = "mediastore foundation benchmark")]
+struct Args {
+    /// Size of the large file, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    size_mib: usize,
+    /// Repetitions of each large-file measurement (median kept).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Concurrent clients (and baseline threads) for small uploads.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Small uploads in total.
+    #[arg(long, default_value_t = 6400)]
+    small_count: usize,
+    /// Directory on the disk under test (a temporary folder is made in it).
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Database URL for the server (default: SQLite in its data dir).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Internal: run the bare sink server on this address.
+    #[arg(long, hide = true)]
+    sink: Option<SocketAddr>,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if let Some(addr) = args.sink {
+        return rt.block_on(run_sink(addr, args.size_mib));
+    }
+    rt.block_on(run(args))
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+fn sibling_exe(name: &str) -> PathBuf {
+    let me = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    me.with_file_name(name)
+}
+
+async fn connect(addr: SocketAddr) -> MediaServiceClient<Channel> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap_or_else(|e| panic!("endpoint: {e}"))
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW);
+    for _ in 0..600 {
+        if let Ok(ch) = endpoint.connect().await {
+            return MediaServiceClient::new(ch)
+                .max_decoding_message_size(64 * MIB)
+                .max_encoding_message_size(64 * MIB);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing answers at {addr}");
+}
+
+/// The large file as shared 1 MiB chunks; `variant` changes one byte so
+/// each round uploads new content (no dedupe).
+fn chunks(seed: &[u8], size_mib: usize, variant: u8) -> Vec<Bytes> {
+    let mut xof = blake3::Hasher::new().update(seed).finalize_xof();
+    (0..size_mib)
+        .map(|i| {
+            let mut buf = vec![0u8; MIB];
+            xof.fill(&mut buf);
+            if i == 0 {
+                buf[0] = variant;
+            }
+            Bytes::from(buf)
+        })
+        .collect()
+}
+
+fn upload_stream(
+    chunks: Vec<Bytes>,
+    filename: String,
+) -> impl Stream<Item = pb::UploadMediaRequest> + Send + 'static {
+    let size: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+    let header = pb::UploadMediaRequest {
+        data: Some(Data::Header(pb::UploadHeader {
+            filename,
+            content_type: "application/octet-stream".into(),
+            size_bytes: Some(size),
+            ..Default::default()
+        })),
+    };
+    futures_util::stream::iter(std::iter::once(header).chain(chunks.into_iter().map(|c| {
+        pb::UploadMediaRequest {
+            data: Some(Data::Chunk(c)),
+        }
+    })))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line, in clock ticks (100 Hz).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn raw_write(dir: &Path, chunks: &[Bytes]) -> f64 {
+    let path = dir.join("raw.bin");
+    let t = Instant::now();
+    let mut f = File::create(&path).unwrap_or_else(|e| panic!("create: {e}"));
+    for c in chunks {
+        f.write_all(c).unwrap_or_else(|e| panic!("write: {e}"));
+    }
+    f.sync_all().unwrap_or_else(|e| panic!("fsync: {e}"));
+    let secs = t.elapsed().as_secs_f64();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    secs
+}
+
+async fn timed_upload(
+    client: &mut MediaServiceClient<Channel>,
+    chunks: Vec<Bytes>,
+) -> (f64, String) {
+    let t = Instant::now();
+    let resp = client
+        .upload_media(upload_stream(chunks, "big.bin".into()))
+        .await
+        .unwrap_or_else(|e| panic!("upload: {e}"))
+        .into_inner();
+    let secs = t.elapsed().as_secs_f64();
+    (secs, resp.media.map(|m| m.id).unwrap_or_default())
+}
+
+async fn timed_download(client: &mut MediaServiceClient<Channel>, id: &str) -> (f64, u64) {
+    let t = Instant::now();
+    let mut stream = client
+        .read_media(pb::ReadMediaRequest {
+            id: id.to_string(),
+            read_offset: 0,
+            read_limit: 0,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("read: {e}"))
+        .into_inner();
+    let mut n = 0u64;
+    while let Some(msg) = stream.next().await {
+        n += msg
+            .unwrap_or_else(|e| panic!("read stream: {e}"))
+            .chunk
+            .len() as u64;
+    }
+    (t.elapsed().as_secs_f64(), n)
+}
+
+/// Runs `count` 4 KiB uploads from `clients` concurrent connections;
+/// returns how many ran and how long they took.
+async fn small_uploads(addr: SocketAddr, clients: usize, count: usize) -> (usize, f64) {
+    let per_client = count / clients;
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push(connect(addr).await);
+    }
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for (c, mut client) in conns.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_client {
+                let mut data = vec![0u8; SMALL];
+                blake3::Hasher::new()
+                    .update(format!("small-{c}-{i}-{:?}", Instant::now()).as_bytes())
+                    .finalize_xof()
+                    .fill(&mut data);
+                client
+                    .upload_media(upload_stream(
+                        vec![Bytes::from(data)],
+                        format!("s{c}-{i}.bin"),
+                    ))
+                    .await
+                    .unwrap_or_else(|e| panic!("small upload: {e}"));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap_or_else(|e| panic!("client task: {e}"));
+    }
+    (per_client * clients, t.elapsed().as_secs_f64())
+}
+
+/// Writes `count` 4 KiB files from `threads` threads the plain durable way;
+/// returns how many were written and how long it took.
+fn plain_files(dir: &Path, threads: usize, count: usize) -> (usize, f64) {
+    let dir = dir.to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let per_thread = count / threads;
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for th in 0..threads {
+            let dir = &dir;
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let mut data = vec![0u8; SMALL];
+                    blake3::Hasher::new()
+                        .update(format!("plain-{th}-{i}").as_bytes())
+                        .finalize_xof()
+                        .fill(&mut data);
+                    let tmp = dir.join(format!("{th}-{i}.tmp"));
+                    let fin = dir.join(format!("{th}-{i}.bin"));
+                    let mut f = File::create(&tmp).unwrap_or_else(|e| panic!("create: {e}"));
+                    f.write_all(&data).unwrap_or_else(|e| panic!("write: {e}"));
+                    f.sync_all().unwrap_or_else(|e| panic!("fsync: {e}"));
+                    std::fs::rename(&tmp, &fin).unwrap_or_else(|e| panic!("rename: {e}"));
+                    sync_dir(dir).unwrap_or_else(|e| panic!("dir fsync: {e}"));
+                }
+            });
+        }
+    });
+    (per_thread * threads, t.elapsed().as_secs_f64())
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let work = tempfile::Builder::new()
+        .prefix("mediastore-bench-")
+        .tempdir_in(&args.dir)?;
+    let data_dir = work.path().join("server");
+    let gib = args.size_mib as f64 / 1024.0;
+    let rate = |secs: f64| args.size_mib as f64 / 1024.0 / secs;
+    println!(
+        "mediastore-bench: {} MiB file, {} rounds, {} small uploads from {} clients, in {}",
+        args.size_mib,
+        args.rounds,
+        args.small_count,
+        args.clients,
+        work.path().display()
+    );
+
+    let sink_addr = free_addr();
+    let _sink = Proc(
+        Command::new(std::env::current_exe()?)
+            .args(["--sink", &sink_addr.to_string()])
+            .args(["--size-mib", &args.size_mib.to_string()])
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    let server_addr = free_addr();
+    let mut server_cmd = Command::new(sibling_exe("mediastore"));
+    server_cmd
+        .args(["--listen", &server_addr.to_string()])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--log", "warn"]);
+    if let Some(url) = &args.database_url {
+        server_cmd.args(["--database-url", url]);
+    }
+    let server = Proc(server_cmd.spawn()?);
+    let pid = server.0.id();
+    let mut sink = connect(sink_addr).await;
+    let mut client = connect(server_addr).await;
+
+    let (mut raw, mut bare_up, mut up, mut bare_down, mut down) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut peak_after_upload = 0;
+    for round in 0..args.rounds {
+        let data = chunks(b"bench", args.size_mib, round as u8);
+        raw.push(raw_write(work.path(), &data));
+        bare_up.push(timed_upload(&mut sink, data.clone()).await.0);
+        let (secs, id) = timed_upload(&mut client, data).await;
+        up.push(secs);
+        peak_after_upload = peak_after_upload.max(peak_rss_kib(pid));
+        bare_down.push(timed_download(&mut sink, "").await.0);
+        let (secs, n) = timed_download(&mut client, &id).await;
+        assert_eq!(n as usize, args.size_mib * MIB, "download length");
+        down.push(secs);
+        client
+            .delete_media(pb::DeleteMediaRequest { id })
+            .await
+            .map_err(|e| format!("delete: {e}"))?;
+        println!(
+            "round {round}: raw {:.2} GiB/s, bare upload {:.2}, upload {:.2}, bare download {:.2}, download {:.2}",
+            rate(raw[round]),
+            rate(bare_up[round]),
+            rate(up[round]),
+            rate(bare_down[round]),
+            rate(down[round])
+        );
+    }
+    let (raw, bare_up, up, bare_down, down) = (
+        median(raw),
+        median(bare_up),
+        median(up),
+        median(bare_down),
+        median(down),
+    );
+    let ceiling = raw.max(bare_up);
+    // Small uploads and the plain-file baseline alternate in rounds: file
+    // creation on this kind of disk slows down for a while after many
+    // deletions (ext4 skips recently freed inodes), so whichever ran first
+    // would pay for it alone.
+    let per_round = args.small_count / args.rounds.max(1);
+    let (mut small_secs, mut plain_secs, mut small_n) = (0.0, 0.0, 0usize);
+    let (mut server_cpu, mut client_cpu) = (0.0, 0.0);
+    for round in 0..args.rounds.max(1) {
+        let cpu_before = cpu_secs(pid);
+        let own_before = cpu_secs(std::process::id());
+        let (n, secs) = small_uploads(server_addr, args.clients, per_round).await;
+        server_cpu += cpu_secs(pid) - cpu_before;
+        client_cpu += cpu_secs(std::process::id()) - own_before;
+        let plain_dir = work.path().join(format!("plain-{round}"));
+        let (pn, psecs) = plain_files(&plain_dir, args.clients, per_round);
+        println!(
+            "small round {round}: {:.0} uploads/s, plain files {:.0}/s",
+            n as f64 / secs,
+            pn as f64 / psecs
+        );
+        small_secs += secs;
+        plain_secs += psecs;
+        small_n += n;
+    }
+    let small = small_n as f64 / small_secs;
+    let plain = small_n as f64 / plain_secs;
+    let server_cpu_us = server_cpu * 1e6 / small_n as f64;
+    let client_cpu_us = client_cpu * 1e6 / small_n as f64;
+    let peak_total = peak_rss_kib(pid);
+
+    println!();
+    println!("| measurement | mediastore | baseline | ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| (a) upload {gib:.0} GiB, 1 MiB chunks | {:.2} GiB/s | {:.2} GiB/s ({}; raw write+fsync {:.2}, bare tonic sink {:.2}) | {:.2} | ≥ 0.8 |",
+        rate(up),
+        rate(ceiling),
+        if raw >= bare_up {
+            "raw disk"
+        } else {
+            "bare transport"
+        },
+        rate(raw),
+        rate(bare_up),
+        ceiling / up
+    );
+    println!(
+        "| (b) download {gib:.0} GiB | {:.2} GiB/s | {:.2} GiB/s (bare tonic stream from memory) | {:.2} | ≥ 0.8 |",
+        rate(down),
+        rate(bare_down),
+        bare_down / down
+    );
+    println!(
+        "| (c) 4 KiB uploads, {} clients | {:.0} /s | {:.0} /s (plain files, create+write+fsync+rename+dir fsync, {} threads) | {:.2} | ≥ 1.5 |",
+        args.clients,
+        small,
+        plain,
+        args.clients,
+        small / plain
+    );
+    println!(
+        "(c) CPU per small upload: server {server_cpu_us:.0} µs, benchmark client {client_cpu_us:.0} µs"
+    );
+    println!(
+        "| (d) server peak RSS during (a) | {:.1} MiB | | | < 100 MiB |",
+        peak_after_upload as f64 / 1024.0
+    );
+    println!(
+        "(server peak RSS over the whole run, including (b) and (c): {:.1} MiB)",
+        peak_total as f64 / 1024.0
+    );
+    drop(server);
+    Ok(())
+}
+
+/// The bare sink: the same service and transport settings as the server,
+/// with no storage behind it.
+#[derive(Debug)]
+struct Sink {
+    data: Arc<Vec<Bytes>>,
+}
+
+#[tonic::async_trait]
+impl MediaService for Sink {
+    async fn upload_media(
+        &self,
+        request: Request<Streaming<pb::UploadMediaRequest>>,
+    ) -> Result<Response<pb::UploadMediaResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut n = 0u64;
+        while let Some(msg) = stream.message().await? {
+            if let Some(Data::Chunk(c)) = msg.data {
+                n += c.len() as u64;
+            }
+        }
+        Ok(Response::new(pb::UploadMediaResponse {
+            media: Some(pb::Media {
+                size_bytes: n,
+                ..Default::default()
+            }),
+            deduplicated: false,
+        }))
+    }
+
+    type ReadMediaStream =
+        Pin<Box<dyn Stream<Item = Result<pb::ReadMediaResponse, Status>> + Send + 'static>>;
+
+    async fn read_media(
+        &self,
+        _request: Request<pb::ReadMediaRequest>,
+    ) -> Result<Response<Self::ReadMediaStream>, Status> {
+        let first = pb::ReadMediaResponse {
+            media: Some(pb::Media::default()),
+            content_range: None,
+            chunk: Bytes::new(),
+        };
+        let data = Arc::clone(&self.data);
+        let rest = (0..data.len()).map(move |i| {
+            Ok(pb::ReadMediaResponse {
+                media: None,
+                content_range: None,
+                chunk: data[i].clone(),
+            })
+        });
+        Ok(Response::new(Box::pin(futures_util::stream::iter(
+            std::iter::once(Ok(first)).chain(rest),
+        ))))
+    }
+
+    async fn get_media(
+        &self,
+        _request: Request<pb::GetMediaRequest>,
+    ) -> Result<Response<pb::GetMediaResponse>, Status> {
+        Err(Status::unimplemented("the benchmark sink only streams"))
+    }
+
+    async fn list_media(
+        &self,
+        _request: Request<pb::ListMediaRequest>,
+    ) -> Result<Response<pb::ListMediaResponse>, Status> {
+        Err(Status::unimplemented("the benchmark sink only streams"))
+    }
+
+    async fn delete_media(
+        &self,
+        _request: Request<pb::DeleteMediaRequest>,
+    ) -> Result<Response<pb::DeleteMediaResponse>, Status> {
+        Err(Status::unimplemented("the benchmark sink only streams"))
+    }
+}
+
+async fn run_sink(
+    addr: SocketAddr,
+    size_mib: usize,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let sink = Sink {
+        data: Arc::new(chunks(b"bench", size_mib, 0)),
+    };
+    tonic::transport::Server::builder()
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
+        .add_service(
+            MediaServiceServer::new(sink)
+                .max_decoding_message_size(16 * MIB)
+                .max_encoding_message_size(16 * MIB),
+        )
+        .serve(addr)
+        .await?;
+    Ok(())
+}
