@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! node_modules/.bin/buf --version >/dev/null 2>&1; then
-  npm ci --no-audit --no-fund --loglevel=error
+  # Not `npm ci`: npm 11 rejects a lock file without the other platforms'
+  # optional buf binaries; --no-save keeps package-lock.json untouched.
+  npm install --no-audit --no-fund --no-save --loglevel=error
 fi
 echo "buf $(node_modules/.bin/buf --version)"
 

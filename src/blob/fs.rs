@@ -12,11 +12,12 @@
 //!   system lacks `O_TMPFILE`, staging falls back to `tmp/<uuid>.part`
 //!   files published by `rename`, which start-up removes after a crash.
 //!
-//! Durability per batch: one `syncfs` makes the bytes of every staged blob
-//! durable (unless each was already fsynced), the blobs are linked, then
-//! the touched shard directories are fsynced (or, for many, one more
-//! `syncfs`). That is two or three barriers for a whole batch where a
-//! file-at-a-time writer pays two fsyncs per file.
+//! Durability per batch: the blobs are linked to their names, then one
+//! barrier makes bytes and names durable together: one `syncfs` for a large
+//! batch, or fsyncs of the few files and directories of a small one. A
+//! file-at-a-time writer pays two fsyncs per file instead. Bytes need not
+//! be durable before their name because nothing trusts a name until the
+//! database row that references it commits, after the barrier.
 
 use std::{
     any::Any,
@@ -35,7 +36,7 @@ use crate::domain::ContentHash;
 /// the network is still delivering.
 const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
 /// Above this many touched shard directories, one `syncfs` is cheaper than
-/// fsyncing each directory.
+/// fsyncing each file and directory.
 const DIR_FSYNC_LIMIT: usize = 8;
 
 /// The local-directory blob store.
@@ -137,25 +138,23 @@ impl BlobStore for FsBlobStore {
                 .map_err(|_| io::Error::other("a staged blob from another store"))?;
             staged.push((blob, hash));
         }
-        // Barrier 1: the bytes, before any name can point at them.
-        if staged.iter().any(|(s, _)| !s.synced) {
-            if staged.len() == 1 {
-                staged[0].0.file.sync_all()?;
-            } else {
-                sync_fs(&self.staging)?;
-            }
-        }
         let mut shards = BTreeSet::new();
-        for (blob, hash) in staged {
-            let dir = self.shard_dir(&hash);
-            if (*blob).link_as(&dir.join(hash.to_hex()))? {
-                shards.insert(dir);
-            }
+        for (blob, hash) in &mut staged {
+            let dir = self.shard_dir(hash);
+            blob.link_as(&dir.join(hash.to_hex()))?;
+            shards.insert(dir);
         }
-        // Barrier 2: the names.
+        // One barrier for the bytes and the names alike: until it returns
+        // no row names these blobs, and a name left without its bytes by a
+        // crash is replaced by the next publish of that hash.
         if shards.len() > DIR_FSYNC_LIMIT {
             sync_fs(&self.blobs)
         } else {
+            for (blob, _) in &staged {
+                if !blob.synced {
+                    blob.file.sync_all()?;
+                }
+            }
             shards.iter().try_for_each(|d| sync_dir(d))
         }
     }
@@ -212,33 +211,31 @@ struct FsStaged {
 }
 
 impl FsStaged {
-    /// Gives the bytes the name `target`. Returns false, and leaves the
-    /// staged copy to be dropped, if `target` already exists.
-    fn link_as(mut self, target: &Path) -> io::Result<bool> {
-        if target.try_exists()? {
-            return Ok(false);
+    /// Gives the bytes the name `target`, replacing a file already there:
+    /// the caller publishes only hashes that no committed row names, so
+    /// such a file is an orphan a crash left, possibly incomplete.
+    fn link_as(&mut self, target: &Path) -> io::Result<()> {
+        if let Some(path) = &self.path {
+            fs::rename(path, target)?;
+            self.path = None;
+            return Ok(());
         }
-        let res = match self.path.take() {
-            Some(path) => fs::rename(&path, target).inspect_err(|_| {
-                self.path = Some(path);
-            }),
-            None => {
-                use std::os::fd::AsRawFd;
-                rustix::fs::linkat(
-                    rustix::fs::CWD,
-                    format!("/proc/self/fd/{}", self.file.as_raw_fd()),
-                    rustix::fs::CWD,
-                    target,
-                    rustix::fs::AtFlags::SYMLINK_FOLLOW,
-                )
-                .map_err(io::Error::from)
-            }
+        use std::os::fd::AsRawFd;
+        let link = || {
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                format!("/proc/self/fd/{}", self.file.as_raw_fd()),
+                rustix::fs::CWD,
+                target,
+                rustix::fs::AtFlags::SYMLINK_FOLLOW,
+            )
         };
-        match res {
-            Ok(()) => Ok(true),
-            // Published by a concurrent writer of the same bytes.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
+        match link() {
+            Err(rustix::io::Errno::EXIST) => {
+                fs::remove_file(target)?;
+                link().map_err(io::Error::from)
+            }
+            res => res.map_err(io::Error::from),
         }
     }
 }
@@ -317,17 +314,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn publish_is_idempotent_and_drop_cleans_staging() {
+    fn publish_replaces_orphans_and_drop_cleans_staging() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FsBlobStore::open(dir.path()).expect("open");
         let hash = ContentHash::from(blake3::hash(b"hello"));
-        for _ in 0..2 {
-            let mut s = store.stage().expect("stage");
-            s.write(b"hello").expect("write");
-            store.publish(vec![(s, hash)]).expect("publish");
-        }
-        assert!(store.exists(&hash).expect("exists"));
-        assert_eq!(fs::read_dir(dir.path().join("tmp")).expect("ls").count(), 0);
+        // A crash left a name with incomplete bytes; publishing replaces it.
+        fs::write(store.path_of(&hash), b"hel").expect("orphan");
+        let mut s = store.stage().expect("stage");
+        s.write(b"hello").expect("write");
+        store.publish(vec![(s, hash)]).expect("publish");
+        assert_eq!(fs::read(store.path_of(&hash)).expect("read"), b"hello");
         let r = store.open(&hash).expect("open");
         let mut buf = [0u8; 16];
         let n = r.read_at(&mut buf, 1).expect("read");
@@ -336,15 +332,19 @@ mod tests {
         let mut abandoned = store.stage().expect("stage");
         abandoned.write(b"partial").expect("write");
         drop(abandoned);
-        // A batch with a duplicate and a fresh blob, unsynced.
-        let other = ContentHash::from(blake3::hash(b"other"));
-        let mut a = store.stage().expect("stage");
-        a.write(b"hello").expect("write");
-        let mut b = store.stage().expect("stage");
-        b.write(b"other").expect("write");
-        store.publish(vec![(a, hash), (b, other)]).expect("publish");
-        assert!(store.exists(&other).expect("exists"));
-        store.delete(&other).expect("delete");
+        // A batch large enough for the syncfs barrier.
+        let mut batch = Vec::new();
+        for i in 0..(DIR_FSYNC_LIMIT as u8 * 3) {
+            let mut s = store.stage().expect("stage");
+            s.write(&[i; 10]).expect("write");
+            batch.push((s, ContentHash::from(blake3::hash(&[i; 10]))));
+        }
+        let hashes: Vec<ContentHash> = batch.iter().map(|(_, h)| *h).collect();
+        store.publish(batch).expect("publish");
+        for h in &hashes {
+            assert!(store.exists(h).expect("exists"));
+            store.delete(h).expect("delete");
+        }
         assert_eq!(fs::read_dir(dir.path().join("tmp")).expect("ls").count(), 0);
 
         store.delete(&hash).expect("delete");

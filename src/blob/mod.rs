@@ -3,12 +3,11 @@
 //! A blob is named by the BLAKE3 of its bytes, so identical content is
 //! stored once and a name always means the same bytes. Writing goes through
 //! a staging area: bytes land in a [`StagedBlob`]; then
-//! [`BlobStore::publish`] makes a whole batch of them durable, gives each
-//! its content name and makes the names durable, before the database rows
-//! that reference them are committed. Durability barriers are per batch,
-//! not per blob, so many small uploads share their cost. A crash at any
-//! point leaves only staged files (removed at start-up) or unreferenced
-//! blobs.
+//! [`BlobStore::publish`] names a whole batch of them and makes bytes and
+//! names durable, before the database rows that reference them are
+//! committed. Durability barriers are per batch, not per blob, so many
+//! small uploads share their cost. A crash at any point leaves only staged
+//! files (removed at start-up) or unreferenced blobs, which no row trusts.
 //!
 //! The API is blocking: callers run it on Tokio's blocking pool, where file
 //! I/O belongs. The local directory store is [`fs::FsBlobStore`]; an
@@ -55,10 +54,10 @@ pub trait BlobReader: Send + Sync + fmt::Debug {
 pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
     /// Opens a new staging area for incoming bytes.
     fn stage(&self) -> io::Result<Box<dyn StagedBlob>>;
-    /// Durably names each staged blob by its hash: first the bytes of the
-    /// whole batch are made durable, then each gets its name, then the names
-    /// are made durable. A staged blob whose name is already taken is
-    /// dropped (same name, same bytes). Called once per commit batch.
+    /// Durably names each staged blob by its hash, with durability barriers
+    /// shared by the whole batch. Callers pass only hashes that no committed
+    /// row names yet (while holding their rows' locks), so a blob already
+    /// stored under such a name is a leftover of a crash and is replaced.
     fn publish(&self, batch: Vec<(Box<dyn StagedBlob>, ContentHash)>) -> io::Result<()>;
     /// Opens a blob for reading; `ErrorKind::NotFound` if it is absent.
     fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>>;
