@@ -33,7 +33,7 @@ use crate::{
     blob::{BlobStore, StagedBlob},
     domain::Media,
     error::{Error, Result},
-    repo::Repo,
+    repo::{BlobClaim, Repo},
 };
 
 /// Most uploads committed in one transaction.
@@ -184,13 +184,34 @@ async fn commit_batch(
         Ok(tx) => tx,
         Err(e) => return Err(Retry::Each(jobs, e)),
     };
-    let mut fresh = Vec::with_capacity(jobs.len());
+    // Jobs are sorted by hash: one claim per distinct blob.
+    let mut claims: Vec<BlobClaim<'_>> = Vec::with_capacity(jobs.len());
     for job in &jobs {
         let m = &job.media;
-        match tx.claim_blob(&m.blob, m.size, m.md5.as_deref()).await {
-            Ok(refs) => fresh.push(refs == 1),
-            Err(e) => return Err(Retry::Each(jobs, e)),
+        match claims.last_mut() {
+            Some(c) if c.hash == m.blob => {
+                c.count += 1;
+                c.md5 = c.md5.or(m.md5.as_deref());
+            }
+            _ => claims.push(BlobClaim {
+                hash: m.blob,
+                size: m.size,
+                md5: m.md5.as_deref(),
+                count: 1,
+            }),
         }
+    }
+    let after = match tx.claim_blobs(&claims).await {
+        Ok(after) => after,
+        Err(e) => return Err(Retry::Each(jobs, e)),
+    };
+    // The first upload of a blob nobody referenced before publishes it;
+    // every other one shares the bytes.
+    let mut fresh = Vec::with_capacity(jobs.len());
+    for (claim, refs) in claims.iter().zip(after) {
+        let count = usize::try_from(claim.count).unwrap_or(0);
+        fresh.push(refs == claim.count);
+        fresh.extend(std::iter::repeat_n(false, count.saturating_sub(1)));
     }
     let rows: Vec<&Media> = jobs.iter().map(|j| &j.media).collect();
     if let Err(e) = tx.insert_media(&rows).await {

@@ -53,6 +53,19 @@ pub struct Cursor {
     pub id: MediaId,
 }
 
+/// References a batch adds to one blob.
+#[derive(Debug, Clone, Copy)]
+pub struct BlobClaim<'a> {
+    /// The blob.
+    pub hash: ContentHash,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its MD5, if the upload computed one.
+    pub md5: Option<&'a str>,
+    /// How many new media reference it.
+    pub count: i64,
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -290,34 +303,68 @@ pub struct WriteTx {
 }
 
 impl WriteTx {
-    /// Adds one reference to a blob, creating its row if needed, and locks
-    /// the row until commit. Returns the reference count after the claim:
-    /// 1 means this claim brought the blob (back) to life and its bytes must
-    /// be published; more means the bytes are already in place.
-    pub async fn claim_blob(
-        &mut self,
-        hash: &ContentHash,
-        size: u64,
-        md5: Option<&str>,
-    ) -> Result<i64> {
-        // One statement, the same on both engines (SQLite accepts `$n`).
-        let stmt = Statement::from_sql_and_values(
-            self.tx.get_database_backend(),
-            "INSERT INTO blobs (hash, size, refcount, md5, created_at) VALUES ($1, $2, 1, $3, $4) \
-             ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1, \
-             md5 = COALESCE(blobs.md5, excluded.md5) RETURNING refcount",
-            [
-                hash.to_hex().into(),
-                to_i64(size).into(),
-                md5.map(str::to_string).into(),
-                now_micros().into(),
-            ],
-        );
-        let row =
-            self.tx.query_one(stmt).await?.ok_or_else(|| {
-                sea_orm::DbErr::RecordNotFound(format!("blob {hash} after upsert"))
-            })?;
-        Ok(row.try_get_by_index::<i64>(0)?)
+    /// Adds references to blobs, creating their rows where needed, and
+    /// locks the rows until commit. `claims` must name each hash once, in
+    /// hash order (so concurrent replicas lock in the same order and never
+    /// deadlock). Returns each blob's reference count after the claim: equal
+    /// to the claim's `count` means no committed media referenced the blob
+    /// before, so its bytes must be published; more means they are in place.
+    pub async fn claim_blobs(&mut self, claims: &[BlobClaim<'_>]) -> Result<Vec<i64>> {
+        let backend = self.tx.get_database_backend();
+        let now = now_micros();
+        let mut after = std::collections::HashMap::with_capacity(claims.len());
+        for part in claims.chunks(INSERT_CHUNK) {
+            // One statement for the lot, the same on both engines (SQLite
+            // accepts `$n` placeholders).
+            let mut sql =
+                String::from("INSERT INTO blobs (hash, size, refcount, md5, created_at) VALUES ");
+            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(part.len() * 5);
+            for (i, c) in part.iter().enumerate() {
+                let n = i * 5;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5
+                ));
+                values.extend([
+                    c.hash.to_hex().into(),
+                    to_i64(c.size).into(),
+                    c.count.into(),
+                    c.md5.map(str::to_string).into(),
+                    now.into(),
+                ]);
+            }
+            sql.push_str(
+                " ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + excluded.refcount, \
+                 md5 = COALESCE(blobs.md5, excluded.md5) RETURNING hash, refcount",
+            );
+            let rows = self
+                .tx
+                .query_all(Statement::from_sql_and_values(backend, sql, values))
+                .await?;
+            for row in rows {
+                let hash: String = row.try_get_by_index(0)?;
+                let refcount: i64 = row.try_get_by_index(1)?;
+                after.insert(hash, refcount);
+            }
+        }
+        claims
+            .iter()
+            .map(|c| {
+                after.get(&c.hash.to_hex()).copied().ok_or_else(|| {
+                    Error::Database(sea_orm::DbErr::RecordNotFound(format!(
+                        "blob {} after its upsert",
+                        c.hash
+                    )))
+                })
+            })
+            .collect()
     }
 
     /// Inserts media rows and their tags, a few statements for the lot.
