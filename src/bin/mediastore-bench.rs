@@ -16,7 +16,9 @@
 //!   fsync);
 //! - (d) the server's peak RSS (VmHWM) during (a).
 //!
-//! Each large measurement is repeated (`--rounds`) and the median is kept.
+//! Each large-file measurement is repeated (`--rounds`); a ratio is taken
+//! within each round (same disk and page-cache conditions) and the median
+//! ratio is reported, next to the median speeds.
 
 use std::{
     fs::File,
@@ -187,18 +189,26 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-fn raw_write(dir: &Path, chunks: &[Bytes]) -> f64 {
-    let path = dir.join("raw.bin");
+/// Lets the disk drain what earlier steps wrote (the virtual disk's host
+/// cache makes a write right after another 1 GiB write several times
+/// slower), so each disk-bound measurement starts from the same state.
+async fn settle() {
+    rustix::fs::sync();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// Writes and fsyncs the chunks to a new file in `dir`. The file stays until
+/// the run ends: this disk is mounted with `discard`, and freeing 1 GiB
+/// slows the next large write for a while.
+fn raw_write(dir: &Path, round: usize, chunks: &[Bytes]) -> f64 {
+    let path = dir.join(format!("raw-{round}.bin"));
     let t = Instant::now();
     let mut f = File::create(&path).unwrap_or_else(|e| panic!("create: {e}"));
     for c in chunks {
         f.write_all(c).unwrap_or_else(|e| panic!("write: {e}"));
     }
     f.sync_all().unwrap_or_else(|e| panic!("fsync: {e}"));
-    let secs = t.elapsed().as_secs_f64();
-    drop(f);
-    let _ = std::fs::remove_file(&path);
-    secs
+    t.elapsed().as_secs_f64()
 }
 
 async fn timed_upload(
@@ -342,29 +352,48 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 
     let (mut raw, mut bare_up, mut up, mut bare_down, mut down) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ratio_a, mut ratio_b) = (Vec::new(), Vec::new());
+    let mut uploaded = Vec::new();
     let mut peak_after_upload = 0;
     for round in 0..args.rounds {
         let data = chunks(b"bench", args.size_mib, round as u8);
-        raw.push(raw_write(work.path(), &data));
+        // Odd rounds run the server first, so that neither side always
+        // inherits the disk's state from the other.
+        let server_first = round % 2 == 1;
+        let mut server_upload = None;
+        if server_first {
+            settle().await;
+            server_upload = Some(timed_upload(&mut client, data.clone()).await);
+        }
+        settle().await;
+        raw.push(raw_write(work.path(), round, &data));
         bare_up.push(timed_upload(&mut sink, data.clone()).await.0);
-        let (secs, id) = timed_upload(&mut client, data).await;
+        let (secs, id) = match server_upload {
+            Some(done) => done,
+            None => {
+                settle().await;
+                timed_upload(&mut client, data).await
+            }
+        };
         up.push(secs);
         peak_after_upload = peak_after_upload.max(peak_rss_kib(pid));
-        bare_down.push(timed_download(&mut sink, "").await.0);
         let (secs, n) = timed_download(&mut client, &id).await;
         assert_eq!(n as usize, args.size_mib * MIB, "download length");
         down.push(secs);
-        client
-            .delete_media(pb::DeleteMediaRequest { id })
-            .await
-            .map_err(|e| format!("delete: {e}"))?;
+        bare_down.push(timed_download(&mut sink, "").await.0);
+        // Deleted after the last measurement (see `raw_write`).
+        uploaded.push(id);
+        ratio_a.push(raw[round].max(bare_up[round]) / up[round]);
+        ratio_b.push(bare_down[round] / down[round]);
         println!(
-            "round {round}: raw {:.2} GiB/s, bare upload {:.2}, upload {:.2}, bare download {:.2}, download {:.2}",
+            "round {round}: raw {:.2} GiB/s, bare upload {:.2}, upload {:.2} (ratio {:.2}), bare download {:.2}, download {:.2} (ratio {:.2})",
             rate(raw[round]),
             rate(bare_up[round]),
             rate(up[round]),
+            ratio_a[round],
             rate(bare_down[round]),
-            rate(down[round])
+            rate(down[round]),
+            ratio_b[round],
         );
     }
     let (raw, bare_up, up, bare_down, down) = (
@@ -374,6 +403,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         median(bare_down),
         median(down),
     );
+    let (ratio_a, ratio_b) = (median(ratio_a), median(ratio_b));
     let ceiling = raw.max(bare_up);
     // Small uploads and the plain-file baseline alternate in rounds: file
     // creation on this kind of disk slows down for a while after many
@@ -419,13 +449,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         },
         rate(raw),
         rate(bare_up),
-        ceiling / up
+        ratio_a
     );
     println!(
         "| (b) download {gib:.0} GiB | {:.2} GiB/s | {:.2} GiB/s (bare tonic stream from memory) | {:.2} | ≥ 0.8 |",
         rate(down),
         rate(bare_down),
-        bare_down / down
+        ratio_b
     );
     println!(
         "| (c) 4 KiB uploads, {} clients | {:.0} /s | {:.0} /s (plain files, create+write+fsync+rename+dir fsync, {} threads) | {:.2} | ≥ 1.5 |",
@@ -446,6 +476,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         "(server peak RSS over the whole run, including (b) and (c): {:.1} MiB)",
         peak_total as f64 / 1024.0
     );
+    for id in uploaded {
+        client
+            .delete_media(pb::DeleteMediaRequest { id })
+            .await
+            .map_err(|e| format!("delete: {e}"))?;
+    }
     drop(server);
     Ok(())
 }
