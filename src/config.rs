@@ -70,6 +70,9 @@ pub struct Config {
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "MEDIASTORE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// Seconds between health checks of the database and the blob store.
+    #[arg(long, env = "MEDIASTORE_HEALTH_CHECK_SECS", default_value_t = 5)]
+    pub health_check_secs: u64,
     /// Log format.
     #[arg(long, env = "MEDIASTORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -113,6 +116,9 @@ impl Config {
                 "--window-size {} is out of range; use 64KiB to 2GiB",
                 self.window_size
             ));
+        }
+        if self.health_check_secs == 0 {
+            return Err("--health-check-secs must be at least 1".into());
         }
         if self.max_upload_size == 0 {
             return Err("--max-upload-size must be more than 0".into());

@@ -57,6 +57,11 @@ pub async fn run(
     health.set_serving::<MediaServiceServer<MediaApi>>().await;
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
+    let watcher = tokio::spawn(watch_health(
+        health.clone(),
+        library.clone(),
+        std::time::Duration::from_secs(config.health_check_secs),
+    ));
     let media = MediaServiceServer::new(MediaApi::new(library))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
@@ -89,6 +94,7 @@ pub async fn run(
         grace_secs = config.shutdown_grace_secs,
         "shutting down: no new connections; in-flight requests may finish"
     );
+    watcher.abort();
     health
         .set_not_serving::<MediaServiceServer<MediaApi>>()
         .await;
@@ -98,6 +104,36 @@ pub async fn run(
         Err(_) => tracing::warn!("grace period over; abandoning the requests still running"),
     }
     Ok(())
+}
+
+/// Keeps `grpc.health.v1` truthful: the media service is NOT_SERVING while
+/// the database does not answer or the blob store cannot be written, so a
+/// load balancer stops sending it uploads it would fail.
+async fn watch_health(
+    health: tonic_health::server::HealthReporter,
+    library: Library,
+    every: std::time::Duration,
+) {
+    let mut serving = true;
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        match library.check_health().await {
+            Ok(()) if !serving => {
+                tracing::info!("storage answers again; serving");
+                health.set_serving::<MediaServiceServer<MediaApi>>().await;
+                serving = true;
+            }
+            Err(e) if serving => {
+                tracing::error!(error = %e, "storage check failed; reporting NOT_SERVING");
+                health
+                    .set_not_serving::<MediaServiceServer<MediaApi>>()
+                    .await;
+                serving = false;
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Accepted connections with Nagle's algorithm off: a small response must

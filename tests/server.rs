@@ -103,6 +103,47 @@ async fn health_answers_serving_then_not_serving_on_shutdown() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn health_follows_the_blob_store() {
+    let s = TestServer::spawn_with(|c| c.health_check_secs = 1).await;
+    let mut health = HealthClient::new(channel(s.addr).await);
+    let status = |health: &mut HealthClient<tonic::transport::Channel>| {
+        let mut health = health.clone();
+        async move {
+            health
+                .check(HealthCheckRequest {
+                    service: "mediastore.v1.MediaService".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+        }
+    };
+    // The staging directory disappears: the store cannot be written.
+    let staging = s.dir.path().join("tmp");
+    let moved = s.dir.path().join("tmp-away");
+    std::fs::rename(&staging, &moved).unwrap();
+    let mut seen = ServingStatus::Serving as i32;
+    for _ in 0..50 {
+        seen = status(&mut health).await;
+        if seen == ServingStatus::NotServing as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, ServingStatus::NotServing as i32);
+    std::fs::rename(&moved, &staging).unwrap();
+    for _ in 0..50 {
+        seen = status(&mut health).await;
+        if seen == ServingStatus::Serving as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, ServingStatus::Serving as i32);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn shutdown_lets_an_in_flight_upload_finish() {
     let mut s = TestServer::spawn().await;
     let mut client = s.client.clone();

@@ -5,7 +5,7 @@
 //! single OS thread at the lowest scheduling priority reads each new blob
 //! and hashes it, so it uses the spare core without slowing uploads; the
 //! result is recorded on the blob row, where every media sharing the bytes
-//! sees it. Blobs still missing an MD5 at start-up are queued again.
+//! sees it; results that finish together are recorded in one transaction. Blobs still missing an MD5 at start-up are queued again.
 
 use std::{io, sync::Arc};
 
@@ -20,6 +20,8 @@ use crate::{
 
 /// Bytes read per step while hashing.
 const READ_SIZE: usize = 1024 * 1024;
+/// Most digests recorded in one transaction.
+const RECORD_BATCH: usize = 500;
 
 /// Sender side of the MD5 queue.
 #[derive(Debug, Clone)]
@@ -58,9 +60,12 @@ pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
         tracing::error!(error = %e, "cannot start the MD5 worker; MD5 fields stay empty");
     }
     tokio::spawn(async move {
-        while let Some((hash, md5)) = done_rx.recv().await {
-            if let Err(e) = repo.set_md5(&hash, &md5.to_hex()).await {
-                tracing::warn!(blob = %hash, error = %e, "recording MD5 failed");
+        let mut done = Vec::new();
+        while done_rx.recv_many(&mut done, RECORD_BATCH).await > 0 {
+            let digests: Vec<(ContentHash, String)> =
+                done.drain(..).map(|(h, m)| (h, m.to_hex())).collect();
+            if let Err(e) = repo.set_md5s(&digests).await {
+                tracing::warn!(blobs = digests.len(), error = %e, "recording MD5s failed");
             }
         }
     });

@@ -134,6 +134,18 @@ impl Library {
         self.inner.roots.read().ok()?.get(&tenant).copied()
     }
 
+    /// Checks that the database answers and the blob store can be written.
+    pub async fn check_health(&self) -> Result<()> {
+        self.inner.repo.ping().await?;
+        let store = Arc::clone(&self.inner.blobs);
+        upload::blocking(move || {
+            store
+                .health_check()
+                .map_err(|e| Error::io("writing a probe to the blob store", e))
+        })
+        .await
+    }
+
     /// One media.
     pub async fn get(&self, tenant: TenantId, id: MediaId) -> Result<Media> {
         self.inner

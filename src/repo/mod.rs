@@ -146,7 +146,9 @@ impl Repo {
         let root = match existing {
             Some(f) => FolderId(f.id),
             None => {
-                let id = FolderId::new();
+                // The root's id is the tenant's: replicas starting together
+                // insert the same row, and all but one do nothing.
+                let id = FolderId(tenant.0);
                 folder::Entity::insert(folder::ActiveModel {
                     id: Set(id.0),
                     tenant_id: Set(tenant.0),
@@ -156,6 +158,12 @@ impl Repo {
                     created_at: Set(now),
                     updated_at: Set(now),
                 })
+                .on_conflict(
+                    OnConflict::column(folder::Column::Id)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .do_nothing()
                 .exec(&tx)
                 .await?;
                 id
@@ -243,15 +251,24 @@ impl Repo {
             .collect()
     }
 
-    /// Records a blob's MD5 once it has been computed.
-    pub async fn set_md5(&self, hash: &ContentHash, md5: &str) -> Result<()> {
-        blob::Entity::update_many()
-            .col_expr(blob::Column::Md5, Expr::value(md5))
-            .filter(blob::Column::Hash.eq(hash.to_hex()))
-            .filter(blob::Column::Md5.is_null())
-            .exec(&self.write)
-            .await?;
-        Ok(())
+    /// Records computed MD5s, all in one transaction (one commit however
+    /// many small uploads finished meanwhile).
+    pub async fn set_md5s(&self, digests: &[(ContentHash, String)]) -> Result<()> {
+        let tx = self.write.begin().await?;
+        for (hash, md5) in digests {
+            blob::Entity::update_many()
+                .col_expr(blob::Column::Md5, Expr::value(md5.as_str()))
+                .filter(blob::Column::Hash.eq(hash.to_hex()))
+                .filter(blob::Column::Md5.is_null())
+                .exec(&tx)
+                .await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    /// Checks that the database answers (for the health service).
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.read.ping().await?)
     }
 
     /// Referenced blobs whose MD5 is still missing (after a restart).
