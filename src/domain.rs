@@ -241,14 +241,16 @@ impl Filename {
                 "a filename is required, e.g. \"photo.jpg\"",
             ));
         }
-        if s.len() > MAX_ORIGINAL_FILENAME_BYTES {
-            return Err(Error::invalid(
+        let too_long = |len: usize| {
+            Error::invalid(
                 field,
                 format!(
-                    "the filename is {} bytes long; the limit is {MAX_FILENAME_BYTES} bytes",
-                    s.len()
+                    "the filename is {len} bytes long; the limit is {MAX_FILENAME_BYTES} bytes"
                 ),
-            ));
+            )
+        };
+        if s.len() > MAX_ORIGINAL_FILENAME_BYTES {
+            return Err(too_long(s.len()));
         }
         if let Some(c) = s.chars().find(|c| c.is_control()) {
             return Err(Error::invalid(
@@ -270,13 +272,7 @@ impl Filename {
             ));
         }
         if name.len() > MAX_FILENAME_BYTES {
-            return Err(Error::invalid(
-                field,
-                format!(
-                    "the filename is {} bytes long; the limit is {MAX_FILENAME_BYTES} bytes",
-                    name.len()
-                ),
-            ));
+            return Err(too_long(name.len()));
         }
         Ok(Self {
             name: name.to_string(),

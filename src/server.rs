@@ -115,7 +115,7 @@ async fn watch_health(
     every: std::time::Duration,
 ) {
     let mut serving = true;
-    let mut ticks = tokio::time::interval(every);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticks.tick().await;
         match library.check_health().await {

@@ -106,41 +106,37 @@ async fn health_answers_serving_then_not_serving_on_shutdown() {
 async fn health_follows_the_blob_store() {
     let s = TestServer::spawn_with(|c| c.health_check_secs = 1).await;
     let mut health = HealthClient::new(channel(s.addr).await);
-    let status = |health: &mut HealthClient<tonic::transport::Channel>| {
-        let mut health = health.clone();
-        async move {
-            health
-                .check(HealthCheckRequest {
-                    service: "mediastore.v1.MediaService".into(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        }
-    };
     // The staging directory disappears: the store cannot be written.
     let staging = s.dir.path().join("tmp");
     let moved = s.dir.path().join("tmp-away");
     std::fs::rename(&staging, &moved).unwrap();
-    let mut seen = ServingStatus::Serving as i32;
-    for _ in 0..50 {
-        seen = status(&mut health).await;
-        if seen == ServingStatus::NotServing as i32 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(seen, ServingStatus::NotServing as i32);
+    wait_for_media_status(&mut health, ServingStatus::NotServing).await;
     std::fs::rename(&moved, &staging).unwrap();
+    wait_for_media_status(&mut health, ServingStatus::Serving).await;
+}
+
+/// Polls the media service's health for up to 5 s until it is `want`.
+async fn wait_for_media_status(
+    health: &mut HealthClient<tonic::transport::Channel>,
+    want: ServingStatus,
+) {
+    let mut seen = ServingStatus::Unknown;
     for _ in 0..50 {
-        seen = status(&mut health).await;
-        if seen == ServingStatus::Serving as i32 {
-            break;
+        let status = health
+            .check(HealthCheckRequest {
+                service: "mediastore.v1.MediaService".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        seen = ServingStatus::try_from(status).unwrap();
+        if seen == want {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(seen, ServingStatus::Serving as i32);
+    panic!("health stayed {seen:?}, never {want:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -83,7 +83,7 @@ impl FsBlobStore {
             Err(e)
                 if matches!(
                     e.raw_os_error(),
-                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT)
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
                 ) => {}
             Err(e) => return Err(e),
         }
@@ -190,9 +190,10 @@ impl BlobStore for FsBlobStore {
     }
 
     fn health_check(&self) -> io::Result<()> {
-        let probe = self.staging.join(".health");
-        fs::write(&probe, b"ok")?;
-        fs::remove_file(&probe)
+        // The same path an upload takes, dropped before it gets a name.
+        let mut probe = self.stage()?;
+        probe.write(b"ok")?;
+        probe.sync()
     }
 }
 

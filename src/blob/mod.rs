@@ -68,6 +68,7 @@ pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
     /// Removes staged bytes left by a crash or a killed process. Called at
     /// start-up, before any upload can be in flight.
     fn clean_staging(&self) -> io::Result<usize>;
-    /// Checks that the store can be written (for the health service).
+    /// Checks that the store can be written (for the health service),
+    /// leaving nothing behind.
     fn health_check(&self) -> io::Result<()>;
 }

@@ -119,10 +119,10 @@ impl Repo {
     }
 
     /// Creates the tenant and its root folder if they do not exist yet.
+    /// The root's id is the tenant's, so replicas starting together insert
+    /// the same rows and all but one do nothing.
     pub async fn ensure_tenant(&self, tenant: TenantId, name: &str) -> Result<FolderId> {
-        if let Some(root) = self.root_folder(tenant).await? {
-            return Ok(root);
-        }
+        let root = FolderId(tenant.0);
         let now = now_micros();
         let tx = self.write.begin().await?;
         tenant::Entity::insert(tenant::ActiveModel {
@@ -138,37 +138,23 @@ impl Repo {
         .do_nothing()
         .exec(&tx)
         .await?;
-        let existing = folder::Entity::find()
-            .filter(folder::Column::TenantId.eq(tenant.0))
-            .filter(folder::Column::ParentId.is_null())
-            .one(&tx)
-            .await?;
-        let root = match existing {
-            Some(f) => FolderId(f.id),
-            None => {
-                // The root's id is the tenant's: replicas starting together
-                // insert the same row, and all but one do nothing.
-                let id = FolderId(tenant.0);
-                folder::Entity::insert(folder::ActiveModel {
-                    id: Set(id.0),
-                    tenant_id: Set(tenant.0),
-                    parent_id: Set(None),
-                    name: Set(String::new()),
-                    path: Set("/".to_string()),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                })
-                .on_conflict(
-                    OnConflict::column(folder::Column::Id)
-                        .do_nothing()
-                        .to_owned(),
-                )
+        folder::Entity::insert(folder::ActiveModel {
+            id: Set(root.0),
+            tenant_id: Set(tenant.0),
+            parent_id: Set(None),
+            name: Set(String::new()),
+            path: Set("/".to_string()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(folder::Column::Id)
                 .do_nothing()
-                .exec(&tx)
-                .await?;
-                id
-            }
-        };
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(&tx)
+        .await?;
         tx.commit().await?;
         Ok(root)
     }
