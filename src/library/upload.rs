@@ -93,20 +93,21 @@ impl Library {
 
         let now = now_micros();
         let (year, month) = year_month(now);
+        let title = if spec.title.is_empty() {
+            spec.filename.stem().to_string()
+        } else {
+            spec.title
+        };
         let media = Media {
             id: MediaId::new(),
             tenant: spec.tenant,
             folder,
             blob: received.hash,
             media_type: MediaType::from_mime(&spec.mime_type),
-            title: if spec.title.is_empty() {
-                spec.filename.stem().to_string()
-            } else {
-                spec.title.clone()
-            },
-            filename: spec.filename.name.clone(),
-            original_filename: spec.filename.original.clone(),
-            mime_type: spec.mime_type.clone(),
+            title,
+            filename: spec.filename.name,
+            original_filename: spec.filename.original,
+            mime_type: spec.mime_type,
             size: received.size,
             md5: received.md5.map(|m| m.to_hex()),
             analysis: Analysis {
@@ -115,33 +116,35 @@ impl Library {
                 taken_month: Some(month),
                 ..Analysis::default()
             },
-            tags: spec.tags.clone(),
-            author: spec.author.clone(),
-            copyright: spec.copyright.clone(),
-            metadata: spec.metadata.clone(),
+            tags: spec.tags,
+            author: spec.author,
+            copyright: spec.copyright,
+            metadata: spec.metadata,
             public: spec.public,
             ready: true,
             created_at: now,
             updated_at: now,
-            created_by: spec.created_by.clone(),
             updated_by: spec.created_by.clone(),
+            created_by: spec.created_by,
         };
         let (job, reply) = CommitJob::new(received.staged, media);
         self.inner
             .commits
             .submit(job, receiving)
             .await
-            .map_err(|_| {
-                Error::Unavailable("the server is shutting down; retry the upload".into())
-            })?;
-        let outcome = reply.await.map_err(|_| {
-            Error::Unavailable("the server is shutting down; retry the upload".into())
-        })??;
-        if outcome.media.md5.is_none() {
+            .map_err(|_| shutting_down())?;
+        let outcome = reply.await.map_err(|_| shutting_down())??;
+        // A shared blob already has its MD5, or had it queued by the upload
+        // that stored it (and again at start-up if that was lost).
+        if outcome.media.md5.is_none() && !outcome.deduplicated {
             self.inner.digests.enqueue(outcome.media.blob);
         }
         Ok(outcome)
     }
+}
+
+fn shutting_down() -> Error {
+    Error::Unavailable("the server is shutting down; retry the upload".into())
 }
 
 impl Library {
@@ -279,6 +282,10 @@ where
         .map_err(|e| Error::io("a storage task failed", io::Error::other(e)))?
 }
 
+fn writer_stopped() -> Error {
+    Error::io("staging", io::Error::other("the writer stopped early"))
+}
+
 fn staging_err(e: io::Error) -> Error {
     Error::io("writing the upload to staging", e)
 }
@@ -308,7 +315,8 @@ fn store_small(store: &dyn BlobStore, chunks: &[Bytes], want_md5: bool) -> Resul
 struct Pipeline {
     to_writer: mpsc::Sender<Msg>,
     to_hasher: mpsc::Sender<Msg>,
-    writer: JoinHandle<io::Result<Box<dyn StagedBlob>>>,
+    /// Taken once awaited (a `JoinHandle` must not be polled again).
+    writer: Option<JoinHandle<io::Result<Box<dyn StagedBlob>>>>,
     hasher: JoinHandle<(ContentHash, Option<Md5Digest>)>,
 }
 
@@ -346,7 +354,7 @@ impl Pipeline {
         Self {
             to_writer,
             to_hasher,
-            writer,
+            writer: Some(writer),
             hasher,
         }
     }
@@ -363,10 +371,13 @@ impl Pipeline {
     }
 
     async fn fail(&mut self) -> Error {
-        match (&mut self.writer).await {
-            Ok(Err(e)) => staging_err(e),
-            Ok(Ok(_)) => Error::io("staging", io::Error::other("the writer stopped early")),
-            Err(e) => Error::io("staging", io::Error::other(e)),
+        match self.writer.take() {
+            Some(writer) => match writer.await {
+                Ok(Err(e)) => staging_err(e),
+                Ok(Ok(_)) => writer_stopped(),
+                Err(e) => Error::io("staging", io::Error::other(e)),
+            },
+            None => writer_stopped(),
         }
     }
 
@@ -374,15 +385,19 @@ impl Pipeline {
     async fn abort(self) {
         drop(self.to_writer);
         drop(self.to_hasher);
-        let _ = self.writer.await;
+        if let Some(writer) = self.writer {
+            let _ = writer.await;
+        }
         let _ = self.hasher.await;
     }
 
-    async fn finish(self) -> Result<Received> {
+    async fn finish(mut self) -> Result<Received> {
         let _ = self.to_writer.send(Msg::Finish).await;
         let _ = self.to_hasher.send(Msg::Finish).await;
         let staged = self
             .writer
+            .take()
+            .ok_or_else(writer_stopped)?
             .await
             .map_err(|e| Error::io("staging", io::Error::other(e)))?
             .map_err(staging_err)?;
