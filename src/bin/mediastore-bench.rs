@@ -412,6 +412,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let per_round = args.small_count / args.rounds.max(1);
     let (mut small_secs, mut plain_secs, mut small_n) = (0.0, 0.0, 0usize);
     let (mut server_cpu, mut client_cpu) = (0.0, 0.0);
+    let mut bare_small_secs = 0.0;
     for round in 0..args.rounds.max(1) {
         let cpu_before = cpu_secs(pid);
         let own_before = cpu_secs(std::process::id());
@@ -420,10 +421,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         client_cpu += cpu_secs(std::process::id()) - own_before;
         let plain_dir = work.path().join(format!("plain-{round}"));
         let (pn, psecs) = plain_files(&plain_dir, args.clients, per_round);
+        // Context, not a target: the same calls to the bare sink, i.e. what
+        // gRPC alone allows on this machine.
+        let (bn, bsecs) = small_uploads(sink_addr, args.clients, per_round).await;
+        bare_small_secs += bsecs;
         println!(
-            "small round {round}: {:.0} uploads/s, plain files {:.0}/s",
+            "small round {round}: {:.0} uploads/s, plain files {:.0}/s, bare sink {:.0} calls/s",
             n as f64 / secs,
-            pn as f64 / psecs
+            pn as f64 / psecs,
+            bn as f64 / bsecs
         );
         small_secs += secs;
         plain_secs += psecs;
@@ -431,6 +437,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     }
     let small = small_n as f64 / small_secs;
     let plain = small_n as f64 / plain_secs;
+    let bare_small = small_n as f64 / bare_small_secs;
     let server_cpu_us = server_cpu * 1e6 / small_n as f64;
     let client_cpu_us = client_cpu * 1e6 / small_n as f64;
     let peak_total = peak_rss_kib(pid);
@@ -466,7 +473,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         small / plain
     );
     println!(
-        "(c) CPU per small upload: server {server_cpu_us:.0} µs, benchmark client {client_cpu_us:.0} µs"
+        "(c) CPU per small upload: server {server_cpu_us:.0} µs, benchmark client {client_cpu_us:.0} µs; the same calls to the bare sink: {bare_small:.0}/s"
     );
     println!(
         "| (d) server peak RSS during (a) | {:.1} MiB | | | < 100 MiB |",
