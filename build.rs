@@ -8,6 +8,8 @@ use std::{env, path::PathBuf};
 const PROTOS: &[&str] = &[
     "proto/mediastore/v1/media.proto",
     "proto/mediastore/v1/media_service.proto",
+    "proto/mediastore/v1/folder_service.proto",
+    "proto/mediastore/v1/binding_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

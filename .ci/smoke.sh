@@ -39,7 +39,7 @@ for _ in $(seq 1 300); do
 done
 
 services=$($GRPCURL -plaintext "$addr" list 2>&1)
-for s in mediastore.v1.MediaService grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection; do
+for s in mediastore.v1.MediaService mediastore.v1.FolderService mediastore.v1.BindingService grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection; do
   check "list shows $s" grep -qx "$s" <<<"$services"
 done
 check "describe MediaService" grep -q 'rpc UploadMedia' <<<"$($GRPCURL -plaintext "$addr" describe mediastore.v1.MediaService 2>&1)"
@@ -65,6 +65,17 @@ check "a malformed id is InvalidArgument" grep -q 'Code: InvalidArgument' <<<"$m
 
 deleted=$($GRPCURL -plaintext -d "{\"id\":\"$id\"}" "$addr" mediastore.v1.MediaService/DeleteMedia 2>&1)
 check "delete removes the blob" grep -q '"blobRemoved": true' <<<"$deleted"
+
+created=$($GRPCURL -plaintext -d '{"name":"photos"}' "$addr" mediastore.v1.FolderService/CreateFolder 2>&1)
+check "create a folder" test "$(field 'd["folder"]["path"]' <<<"$created" 2>/dev/null)" = "/photos/"
+found=$($GRPCURL -plaintext -d '{"path":"/photos/"}' "$addr" mediastore.v1.FolderService/GetFolder 2>&1)
+check "find it by path" test "$(field 'd["folder"]["name"]' <<<"$found" 2>/dev/null)" = "photos"
+tree=$($GRPCURL -plaintext -d '{"max_depth":2}' "$addr" mediastore.v1.FolderService/GetFolderTree 2>&1)
+check "the tree holds the root and photos" test "$(field 'len(d["nodes"])' <<<"$tree" 2>/dev/null)" = "2"
+again=$($GRPCURL -plaintext -d '{"header":{"filename":"hello.txt","content_type":"text/plain"}}
+{"chunk":"aGVsbG8K"}' "$addr" mediastore.v1.MediaService/UploadMedia 2>&1)
+search=$($GRPCURL -plaintext -d '{"filter":{"mime_types":["text/*"],"query":"hello"},"order_by":"MEDIA_ORDER_BY_SIZE"}' "$addr" mediastore.v1.MediaService/ListMedia 2>&1)
+check "search finds hello.txt" test "$(field 'd["media"][0]["id"]' <<<"$search" 2>/dev/null)" = "$(field 'd["media"]["id"]' <<<"$again" 2>/dev/null)"
 
 kill -TERM "$pid"
 stopped=1

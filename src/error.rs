@@ -36,6 +36,17 @@ pub enum Error {
         /// The id that was asked for.
         id: String,
     },
+    /// The resource to create already exists, e.g. a sibling folder with
+    /// the same name.
+    #[error("{message}")]
+    AlreadyExists {
+        /// Resource type, e.g. `folder`.
+        kind: &'static str,
+        /// Its name or id.
+        name: String,
+        /// What clashes and what to do.
+        message: String,
+    },
     /// A position lies outside the resource, e.g. a read offset past the end.
     #[error("{message}")]
     OutOfRange {
@@ -100,6 +111,14 @@ impl Error {
         }
     }
 
+    /// A `FailedPrecondition` with a stable `reason`.
+    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
+    }
+
     /// Wraps an I/O error with what the server was doing.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
@@ -113,6 +132,7 @@ impl Error {
         match self {
             Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Self::NotFound { .. } => "NOT_FOUND",
+            Self::AlreadyExists { .. } => "ALREADY_EXISTS",
             Self::OutOfRange { .. } => "OUT_OF_RANGE",
             Self::ResourceExhausted { .. } => "LIMIT_EXCEEDED",
             Self::FailedPrecondition { reason, .. } => reason,
@@ -143,6 +163,10 @@ impl From<Error> for Status {
             Error::NotFound { kind, id } => {
                 details.set_resource_info(*kind, id.clone(), "", "not found");
                 (Code::NotFound, err.to_string())
+            }
+            Error::AlreadyExists { kind, name, .. } => {
+                details.set_resource_info(*kind, name.clone(), "", "already exists");
+                (Code::AlreadyExists, err.to_string())
             }
             Error::OutOfRange { field, message } => {
                 details.add_bad_request_violation(field.clone(), message.clone());

@@ -11,9 +11,15 @@ use crate::{
     config::Config,
     error::{Error, Result},
     library::{Library, Limits},
-    pb::{self, v1::media_service_server::MediaServiceServer},
+    pb::{
+        self,
+        v1::{
+            binding_service_server::BindingServiceServer,
+            folder_service_server::FolderServiceServer, media_service_server::MediaServiceServer,
+        },
+    },
     repo::Repo,
-    service::media::MediaApi,
+    service::{binding::BindingApi, folder::FolderApi, media::MediaApi},
 };
 
 /// Opens the data directory, the database (running migrations) and the
@@ -54,7 +60,7 @@ pub async fn run(
     let window = u32::try_from(config.window_size)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<MediaServiceServer<MediaApi>>().await;
+    set_health(&health, true).await;
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let watcher = tokio::spawn(watch_health(
@@ -62,6 +68,8 @@ pub async fn run(
         library.clone(),
         std::time::Duration::from_secs(config.health_check_secs),
     ));
+    let folders = FolderServiceServer::new(FolderApi::new(library.clone()));
+    let bindings = BindingServiceServer::new(BindingApi::new(library.clone()));
     let media = MediaServiceServer::new(MediaApi::new(library))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
@@ -74,13 +82,16 @@ pub async fn run(
             tracing::info_span!(
                 "rpc",
                 method = %req.uri().path(),
-                media_id = tracing::field::Empty
+                media_id = tracing::field::Empty,
+                folder_id = tracing::field::Empty
             )
         })
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(media)
+        .add_service(folders)
+        .add_service(bindings)
         .serve_with_incoming_shutdown(incoming(listener), async {
             let _ = stop_rx.await;
         });
@@ -95,15 +106,35 @@ pub async fn run(
         "shutting down: no new connections; in-flight requests may finish"
     );
     watcher.abort();
-    health
-        .set_not_serving::<MediaServiceServer<MediaApi>>()
-        .await;
+    set_health(&health, false).await;
     let _ = stop_tx.send(());
     match tokio::time::timeout(config.shutdown_grace(), &mut server).await {
         Ok(res) => res?,
         Err(_) => tracing::warn!("grace period over; abandoning the requests still running"),
     }
     Ok(())
+}
+
+/// Reports every mediastore service as serving or not: they share the
+/// storage, so they are healthy together.
+async fn set_health(health: &tonic_health::server::HealthReporter, serving: bool) {
+    if serving {
+        health.set_serving::<MediaServiceServer<MediaApi>>().await;
+        health.set_serving::<FolderServiceServer<FolderApi>>().await;
+        health
+            .set_serving::<BindingServiceServer<BindingApi>>()
+            .await;
+    } else {
+        health
+            .set_not_serving::<MediaServiceServer<MediaApi>>()
+            .await;
+        health
+            .set_not_serving::<FolderServiceServer<FolderApi>>()
+            .await;
+        health
+            .set_not_serving::<BindingServiceServer<BindingApi>>()
+            .await;
+    }
 }
 
 /// Keeps `grpc.health.v1` truthful: the media service is NOT_SERVING while
@@ -121,14 +152,12 @@ async fn watch_health(
         match library.check_health().await {
             Ok(()) if !serving => {
                 tracing::info!("storage answers again; serving");
-                health.set_serving::<MediaServiceServer<MediaApi>>().await;
+                set_health(&health, true).await;
                 serving = true;
             }
             Err(e) if serving => {
                 tracing::error!(error = %e, "storage check failed; reporting NOT_SERVING");
-                health
-                    .set_not_serving::<MediaServiceServer<MediaApi>>()
-                    .await;
+                set_health(&health, false).await;
                 serving = false;
             }
             _ => {}

@@ -263,7 +263,10 @@ async fn unknown_and_malformed_ids() {
     assert_eq!(err.code(), Code::NotFound);
     let err = s
         .client
-        .delete_media(DeleteMediaRequest { id: unknown })
+        .delete_media(DeleteMediaRequest {
+            id: unknown,
+            force: false,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -285,7 +288,10 @@ async fn unknown_and_malformed_ids() {
         assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
         let err = s
             .client
-            .delete_media(DeleteMediaRequest { id: bad.into() })
+            .delete_media(DeleteMediaRequest {
+                id: bad.into(),
+                force: false,
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
@@ -311,6 +317,7 @@ async fn unknown_and_malformed_ids() {
         .list_media(mediastore::pb::v1::ListMediaRequest {
             page_size: 10,
             page_token: "forged".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -321,6 +328,7 @@ async fn unknown_and_malformed_ids() {
         .list_media(mediastore::pb::v1::ListMediaRequest {
             page_size: -1,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -347,7 +355,10 @@ async fn filenames_are_stored_safely_or_refused() {
         // Nothing was written outside the blob store.
         assert!(!s.dir.path().join(stored).exists());
         s.client
-            .delete_media(DeleteMediaRequest { id: m.id })
+            .delete_media(DeleteMediaRequest {
+                id: m.id,
+                force: false,
+            })
             .await
             .unwrap();
     }

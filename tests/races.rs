@@ -27,7 +27,10 @@ async fn delete_racing_an_upload_of_the_same_bytes_keeps_the_survivor_readable()
         let mut c3 = s.client.clone();
         let id = first.id.clone();
         let (deleted, second) = tokio::join!(
-            async move { c2.delete_media(DeleteMediaRequest { id }).await },
+            async move {
+                c2.delete_media(DeleteMediaRequest { id, force: false })
+                    .await
+            },
             upload(&mut c3, header("b.bin", len), &data),
         );
         deleted.unwrap();
@@ -40,7 +43,10 @@ async fn delete_racing_an_upload_of_the_same_bytes_keeps_the_survivor_readable()
         );
         assert!(s.blob_path(&second.blake3).exists());
         let gone = c
-            .delete_media(DeleteMediaRequest { id: second.id })
+            .delete_media(DeleteMediaRequest {
+                id: second.id,
+                force: false,
+            })
             .await
             .unwrap()
             .into_inner();
@@ -78,7 +84,10 @@ async fn concurrent_identical_uploads_share_one_blob() {
     let mut c = s.client.clone();
     for (n, id) in ids.iter().enumerate() {
         let gone = c
-            .delete_media(DeleteMediaRequest { id: id.clone() })
+            .delete_media(DeleteMediaRequest {
+                id: id.clone(),
+                force: false,
+            })
             .await
             .unwrap()
             .into_inner();
@@ -104,7 +113,7 @@ async fn delete_racing_a_read_gives_all_the_bytes_or_not_found() {
         let rid = id.clone();
         let (got, deleted) = tokio::join!(
             async move { read(&mut reader, &rid, 0, 0).await },
-            deleter.delete_media(DeleteMediaRequest { id }),
+            deleter.delete_media(DeleteMediaRequest { id, force: false }),
         );
         deleted.unwrap();
         match got {

@@ -134,9 +134,10 @@ async fn a_full_disk_mid_upload_is_resource_exhausted_and_leaves_nothing() {
     assert_eq!(blob_files(dir.path()), 0);
     assert!(
         library
-            .list(TenantId::DEFAULT, None, 10)
+            .list(TenantId::DEFAULT, &Default::default(), None, 10, false)
             .await
             .unwrap()
+            .0
             .is_empty()
     );
 

@@ -127,7 +127,10 @@ async fn identical_uploads_share_one_blob_until_both_are_deleted() {
 
     let gone = s
         .client
-        .delete_media(DeleteMediaRequest { id: a.id.clone() })
+        .delete_media(DeleteMediaRequest {
+            id: a.id.clone(),
+            force: false,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -140,7 +143,10 @@ async fn identical_uploads_share_one_blob_until_both_are_deleted() {
 
     let gone = s
         .client
-        .delete_media(DeleteMediaRequest { id: b.id.clone() })
+        .delete_media(DeleteMediaRequest {
+            id: b.id.clone(),
+            force: false,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -180,6 +186,7 @@ async fn small_and_empty_uploads_work_and_list_newest_first() {
             .list_media(mediastore::pb::v1::ListMediaRequest {
                 page_size: 3,
                 page_token: token,
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -485,7 +485,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     );
     for id in uploaded {
         client
-            .delete_media(pb::DeleteMediaRequest { id })
+            .delete_media(pb::DeleteMediaRequest { id, force: false })
             .await
             .map_err(|e| format!("delete: {e}"))?;
     }
@@ -498,6 +498,33 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 #[derive(Debug)]
 struct Sink {
     data: Arc<Vec<Bytes>>,
+}
+
+/// The sink answers only the two streaming calls it measures; every other
+/// call is refused as UNIMPLEMENTED.
+macro_rules! sink_refuses {
+    ($($method:ident($req:ident) -> $resp:ident),* $(,)?) => {
+        // Spelled out as `#[async_trait]` would expand them: the attribute
+        // does not see inside a macro call.
+        $(
+            fn $method<'life0, 'async_trait>(
+                &'life0 self,
+                _request: Request<pb::$req>,
+            ) -> Pin<
+                Box<
+                    dyn std::future::Future<Output = Result<Response<pb::$resp>, Status>>
+                        + Send
+                        + 'async_trait,
+                >,
+            >
+            where
+                'life0: 'async_trait,
+                Self: 'async_trait,
+            {
+                Box::pin(async { Err(Status::unimplemented("the benchmark sink only streams")) })
+            }
+        )*
+    };
 }
 
 #[tonic::async_trait]
@@ -547,26 +574,16 @@ impl MediaService for Sink {
         ))))
     }
 
-    async fn get_media(
-        &self,
-        _request: Request<pb::GetMediaRequest>,
-    ) -> Result<Response<pb::GetMediaResponse>, Status> {
-        Err(Status::unimplemented("the benchmark sink only streams"))
-    }
-
-    async fn list_media(
-        &self,
-        _request: Request<pb::ListMediaRequest>,
-    ) -> Result<Response<pb::ListMediaResponse>, Status> {
-        Err(Status::unimplemented("the benchmark sink only streams"))
-    }
-
-    async fn delete_media(
-        &self,
-        _request: Request<pb::DeleteMediaRequest>,
-    ) -> Result<Response<pb::DeleteMediaResponse>, Status> {
-        Err(Status::unimplemented("the benchmark sink only streams"))
-    }
+    sink_refuses!(
+        get_media(GetMediaRequest) -> GetMediaResponse,
+        batch_get_media(BatchGetMediaRequest) -> BatchGetMediaResponse,
+        list_media(ListMediaRequest) -> ListMediaResponse,
+        update_media(UpdateMediaRequest) -> UpdateMediaResponse,
+        move_media(MoveMediaRequest) -> MoveMediaResponse,
+        batch_move_media(BatchMoveMediaRequest) -> BatchMoveMediaResponse,
+        delete_media(DeleteMediaRequest) -> DeleteMediaResponse,
+        batch_delete_media(BatchDeleteMediaRequest) -> BatchDeleteMediaResponse,
+    );
 }
 
 async fn run_sink(

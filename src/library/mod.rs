@@ -6,18 +6,20 @@
 //! locking that keeps a delete from removing bytes another upload is about
 //! to reference. The gRPC services only translate to and from it.
 
+mod catalog;
 mod commit;
 mod digest;
+mod folders;
 mod upload;
 
 use std::sync::Arc;
 
-pub use self::upload::UploadOutcome;
+pub use self::{catalog::BatchDeletion, folders::MAX_TREE_NODES, upload::UploadOutcome};
 use crate::{
     blob::{BlobReader, BlobStore},
     domain::{ContentHash, FolderId, Media, MediaId, TenantId},
     error::{Error, Result},
-    repo::{Cursor, Repo},
+    repo::Repo,
 };
 
 /// Limits that protect the server from oversized requests.
@@ -94,8 +96,22 @@ impl Library {
     }
 
     async fn recover(&self) -> Result<()> {
-        for hash in self.inner.repo.unreferenced_blobs(10_000).await? {
-            self.release_blob(&hash).await?;
+        let unreferenced = self.inner.repo.unreferenced_blobs(10_000).await?;
+        self.release_blobs(&unreferenced).await?;
+        for (tenant, top) in self.inner.repo.pending_folder_deletions().await? {
+            // Finish in the background: the server can serve meanwhile.
+            let this = self.clone();
+            tokio::spawn(async move {
+                let tomb = crate::domain::FolderPath::tombstone(top);
+                match this.empty_subtree(tenant, &tomb).await {
+                    Ok((media, blobs)) => {
+                        tracing::info!(folder = %top, media, blobs, "finished an interrupted folder deletion")
+                    }
+                    Err(e) => {
+                        tracing::error!(folder = %top, error = %e, "an interrupted folder deletion failed again; it resumes at the next start")
+                    }
+                }
+            });
         }
         for hash in self.inner.repo.blobs_missing_md5(100_000).await? {
             self.inner.digests.enqueue(hash);
@@ -153,16 +169,6 @@ impl Library {
             .get_media(tenant, id)
             .await?
             .ok_or_else(|| Error::not_found("media", id.to_string()))
-    }
-
-    /// A page of media, newest first.
-    pub async fn list(
-        &self,
-        tenant: TenantId,
-        after: Option<Cursor>,
-        limit: u64,
-    ) -> Result<Vec<Media>> {
-        self.inner.repo.list_media(tenant, after, limit).await
     }
 
     /// Opens a media for reading `offset..offset+limit` (`limit` 0: to the
@@ -226,36 +232,41 @@ impl Library {
     }
 
     /// Deletes a media; removes its bytes when no other media shares them.
-    /// Returns whether the bytes were removed.
-    pub async fn delete(&self, tenant: TenantId, id: MediaId) -> Result<bool> {
-        let mut tx = self.inner.repo.begin().await?;
-        let Some((hash, remaining)) = tx.delete_media(tenant, id).await? else {
+    /// Returns whether the bytes were removed. Unless `force`, a bound media
+    /// is refused.
+    pub async fn delete(&self, tenant: TenantId, id: MediaId, force: bool) -> Result<bool> {
+        let done = self.delete_many(tenant, &[id], force).await?;
+        if done.deleted == 0 {
             return Err(Error::not_found("media", id.to_string()));
-        };
-        tx.commit().await?;
-        if remaining > 0 {
-            return Ok(false);
         }
-        self.release_blob(&hash).await
+        Ok(done.blobs > 0)
     }
 
-    /// Removes a blob that no media references. The row is deleted first
-    /// and kept locked while the file goes, so an upload of the same bytes
-    /// either claims the row before (and the file stays) or after (and
+    /// Removes blobs that no media references. Their rows are deleted first
+    /// and kept locked while the files go, so an upload of the same bytes
+    /// either claims a row before (and the file stays) or after (and
     /// publishes its own copy). A crash in between leaves a row without a
     /// file, which the next claim repairs and the next start-up removes.
-    async fn release_blob(&self, hash: &ContentHash) -> Result<bool> {
-        let mut tx = self.inner.repo.begin().await?;
-        if !tx.remove_unused_blob(hash).await? {
-            return Ok(false);
+    /// Returns how many went.
+    async fn release_blobs(&self, hashes: &[ContentHash]) -> Result<u64> {
+        if hashes.is_empty() {
+            return Ok(0);
         }
+        let mut tx = self.inner.repo.begin().await?;
+        let gone = tx.remove_unused_blobs(hashes).await?;
         let store = Arc::clone(&self.inner.blobs);
-        let h = *hash;
-        tokio::task::spawn_blocking(move || store.delete(&h))
-            .await
-            .map_err(|e| Error::io("deleting a blob", std::io::Error::other(e)))?
-            .map_err(|e| Error::io(format!("deleting blob {hash}"), e))?;
+        let files = gone.clone();
+        tokio::task::spawn_blocking(move || {
+            for h in &files {
+                store
+                    .delete(h)
+                    .map_err(|e| Error::io(format!("deleting blob {h}"), e))?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(|e| Error::io("deleting blobs", std::io::Error::other(e)))??;
         tx.commit().await?;
-        Ok(true)
+        Ok(gone.len() as u64)
     }
 }

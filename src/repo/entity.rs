@@ -48,6 +48,14 @@ pub mod folder {
         pub created_at: i64,
         /// µs since the epoch.
         pub updated_at: i64,
+        /// Levels below the root.
+        pub depth: i32,
+        /// Media directly in the folder.
+        pub media_count: i64,
+        /// Their total size.
+        pub size_bytes: i64,
+        /// The folder's subtree is being deleted.
+        pub deleting: bool,
     }
 
     /// No relations are navigated through SeaORM.
@@ -192,6 +200,39 @@ pub mod media_tag {
         /// The media.
         #[sea_orm(primary_key, auto_increment = false)]
         pub media_id: Uuid,
+        /// The media's creation time, µs (for newest-first tag filters).
+        pub created_at: i64,
+    }
+
+    /// No relations are navigated through SeaORM.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `media_bindings`: which object of which module uses a media.
+pub mod media_binding {
+    use sea_orm::entity::prelude::*;
+
+    /// One binding.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "media_bindings")]
+    pub struct Model {
+        /// Owner.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        /// The media used.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub media_id: Uuid,
+        /// The using module.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub module: String,
+        /// The using object.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub object_id: String,
+        /// µs since the epoch.
+        pub created_at: i64,
     }
 
     /// No relations are navigated through SeaORM.

@@ -12,7 +12,11 @@
 //! committer makes that one connection enough. Every tenant-owned query
 //! filters on `tenant_id` first, matching the indexes.
 
+mod bindings;
 pub mod entity;
+mod folders;
+mod media_rows;
+mod query;
 
 use std::{str::FromStr, time::Duration};
 
@@ -20,13 +24,17 @@ use mediastore_migrations::MigratorTrait;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-    TransactionTrait,
+    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use self::entity::{blob, folder, media, media_tag, tenant};
+pub use self::{
+    bindings::BindingScope,
+    media_rows::Removed,
+    query::{FolderScope, sort_value},
+};
 use crate::{
     domain::{Analysis, ContentHash, FolderId, Media, MediaId, MediaType, TenantId, now_micros},
     error::{Error, Result},
@@ -42,16 +50,6 @@ const POSTGRES_CONNECTIONS: u32 = 16;
 /// Media rows per INSERT: 36 columns each keeps a statement far below the
 /// bound-parameter limits of SQLite (32766) and PostgreSQL (65535).
 const INSERT_CHUNK: usize = 200;
-
-/// Where a page of a newest-first listing resumes: strictly after this
-/// (created_at, id) pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    /// `created_at` of the last media returned, µs.
-    pub created_at: i64,
-    /// Id of the last media returned (the tiebreaker).
-    pub id: MediaId,
-}
 
 /// References a batch adds to one blob.
 #[derive(Debug, Clone, Copy)]
@@ -146,6 +144,7 @@ impl Repo {
             path: Set("/".to_string()),
             created_at: Set(now),
             updated_at: Set(now),
+            ..Default::default()
         })
         .on_conflict(
             OnConflict::column(folder::Column::Id)
@@ -180,61 +179,7 @@ impl Repo {
 
     /// One media of the tenant.
     pub async fn get_media(&self, tenant: TenantId, id: MediaId) -> Result<Option<Media>> {
-        let Some(row) = media::Entity::find_by_id(id.0)
-            .filter(media::Column::TenantId.eq(tenant.0))
-            .one(&self.read)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let md5 = blob::Entity::find_by_id(row.blob_hash.clone())
-            .one(&self.read)
-            .await?
-            .and_then(|b| b.md5);
-        Ok(Some(to_domain(row, md5)?))
-    }
-
-    /// A page of the tenant's media, newest first, after `cursor`.
-    pub async fn list_media(
-        &self,
-        tenant: TenantId,
-        cursor: Option<Cursor>,
-        limit: u64,
-    ) -> Result<Vec<Media>> {
-        let mut q = media::Entity::find().filter(media::Column::TenantId.eq(tenant.0));
-        if let Some(c) = cursor {
-            q = q.filter(
-                sea_orm::Condition::any()
-                    .add(media::Column::CreatedAt.lt(c.created_at))
-                    .add(
-                        sea_orm::Condition::all()
-                            .add(media::Column::CreatedAt.eq(c.created_at))
-                            .add(media::Column::Id.lt(c.id.0)),
-                    ),
-            );
-        }
-        let rows = q
-            .order_by_desc(media::Column::CreatedAt)
-            .order_by_desc(media::Column::Id)
-            .limit(limit)
-            .all(&self.read)
-            .await?;
-        let mut hashes: Vec<String> = rows.iter().map(|r| r.blob_hash.clone()).collect();
-        hashes.sort_unstable();
-        hashes.dedup();
-        let md5s: std::collections::HashMap<String, String> = blob::Entity::find()
-            .filter(blob::Column::Hash.is_in(hashes))
-            .all(&self.read)
-            .await?
-            .into_iter()
-            .filter_map(|b| b.md5.map(|m| (b.hash, m)))
-            .collect();
-        rows.into_iter()
-            .map(|r| {
-                let md5 = md5s.get(&r.blob_hash).cloned();
-                to_domain(r, md5)
-            })
-            .collect()
+        Ok(self.get_media_many(tenant, &[id]).await?.pop())
     }
 
     /// Records computed MD5s, all in one transaction (one commit however
@@ -371,7 +316,19 @@ impl WriteTx {
     }
 
     /// Inserts media rows and their tags, a few statements for the lot.
+    /// Fails with NOT_FOUND, before inserting anything, if a target folder
+    /// is gone or being deleted.
     pub async fn insert_media(&mut self, batch: &[&Media]) -> Result<()> {
+        let mut folders: std::collections::BTreeMap<(TenantId, FolderId), (i64, i64)> =
+            Default::default();
+        for m in batch {
+            let c = folders.entry((m.tenant, m.folder)).or_default();
+            c.0 += 1;
+            c.1 += to_i64(m.size);
+        }
+        for ((tenant, folder), (count, bytes)) in folders {
+            self.count_in_folder(tenant, folder, count, bytes).await?;
+        }
         // Each statement stays under SQLite's 32766 bound parameters.
         for part in batch.chunks(INSERT_CHUNK) {
             media::Entity::insert_many(part.iter().map(|m| to_row(m)))
@@ -385,6 +342,7 @@ impl WriteTx {
                     tenant_id: Set(m.tenant.0),
                     tag: Set(t.clone()),
                     media_id: Set(m.id.0),
+                    created_at: Set(m.created_at),
                 })
             })
             .collect();
@@ -396,66 +354,52 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Deletes a media and drops its blob reference. Returns the blob's
-    /// hash and its remaining reference count, or `None` if the tenant has
-    /// no such media.
-    pub async fn delete_media(
+    /// Deletes the rows of these blobs that nothing references, holding
+    /// their locks until commit so no upload can claim them meanwhile.
+    /// Returns the blobs whose rows went: the caller removes their bytes
+    /// before committing.
+    pub async fn remove_unused_blobs(
         &mut self,
-        tenant: TenantId,
-        id: MediaId,
-    ) -> Result<Option<(ContentHash, i64)>> {
-        let Some(row) = media::Entity::find_by_id(id.0)
-            .filter(media::Column::TenantId.eq(tenant.0))
-            .one(&self.tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        media_tag::Entity::delete_many()
-            .filter(media_tag::Column::MediaId.eq(id.0))
-            .exec(&self.tx)
-            .await?;
-        let deleted = media::Entity::delete_many()
-            .filter(media::Column::Id.eq(id.0))
-            .filter(media::Column::TenantId.eq(tenant.0))
-            .exec(&self.tx)
-            .await?;
-        if deleted.rows_affected == 0 {
-            // A concurrent delete won the race.
-            return Ok(None);
+        hashes: &[ContentHash],
+    ) -> Result<Vec<ContentHash>> {
+        let backend = self.tx.get_database_backend();
+        let mut removed = Vec::new();
+        for part in hashes.chunks(INSERT_CHUNK) {
+            let (list, values) = placeholders(1, part.iter().map(|h| h.to_hex().into()));
+            let rows = self
+                .tx
+                .query_all(Statement::from_sql_and_values(
+                    backend,
+                    format!(
+                        "DELETE FROM blobs WHERE hash IN ({list}) AND refcount <= 0 RETURNING hash"
+                    ),
+                    values,
+                ))
+                .await?;
+            for row in rows {
+                removed.push(parse_hash(&row.try_get_by_index::<String>(0)?)?);
+            }
         }
-        blob::Entity::update_many()
-            .col_expr(
-                blob::Column::Refcount,
-                Expr::col(blob::Column::Refcount).sub(1),
-            )
-            .filter(blob::Column::Hash.eq(row.blob_hash.clone()))
-            .exec(&self.tx)
-            .await?;
-        let remaining = blob::Entity::find_by_id(row.blob_hash.clone())
-            .one(&self.tx)
-            .await?
-            .map_or(0, |b| b.refcount);
-        Ok(Some((parse_hash(&row.blob_hash)?, remaining)))
-    }
-
-    /// Deletes the blob's row if nothing references it, holding the row's
-    /// lock until commit so no upload can claim it meanwhile. Returns true
-    /// when the row was deleted: the caller then removes the bytes before
-    /// committing.
-    pub async fn remove_unused_blob(&mut self, hash: &ContentHash) -> Result<bool> {
-        let res = blob::Entity::delete_many()
-            .filter(blob::Column::Hash.eq(hash.to_hex()))
-            .filter(blob::Column::Refcount.lte(0))
-            .exec(&self.tx)
-            .await?;
-        Ok(res.rows_affected > 0)
+        Ok(removed)
     }
 
     /// Commits.
     pub async fn commit(self) -> Result<()> {
         Ok(self.tx.commit().await?)
     }
+}
+
+/// `$first, $first+1, ...` for the values, and the values.
+fn placeholders(
+    first: usize,
+    values: impl Iterator<Item = sea_orm::Value>,
+) -> (String, Vec<sea_orm::Value>) {
+    let values: Vec<sea_orm::Value> = values.collect();
+    let list = (first..first + values.len())
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (list, values)
 }
 
 fn sqlx_err(e: sqlx::Error) -> Error {

@@ -6,8 +6,9 @@ use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 
 use crate::{
     domain::{
-        ContentHash, Filename, FolderId, MAX_CREDIT_CHARS, MAX_METADATA_BYTES, MAX_TITLE_CHARS,
-        Md5Digest, Media, MediaType, TenantId, UploadSpec, check_text, normalize_tags,
+        Binding, ContentHash, Filename, Folder, FolderId, MAX_CREDIT_CHARS, MAX_METADATA_BYTES,
+        MAX_TITLE_CHARS, Md5Digest, Media, MediaPatch, MediaType, TenantId, UploadSpec, check_text,
+        normalize_tags,
     },
     error::{Error, Result},
     pb::v1 as pb,
@@ -150,6 +151,72 @@ fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> Struct {
             .iter()
             .map(|(k, v)| (k.clone(), json_to_value(v)))
             .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// The change an `UpdateMedia` asks for: the masked fields of `m`,
+/// validated as an upload header's are.
+pub fn media_patch(m: pb::Media, paths: &std::collections::HashSet<String>) -> Result<MediaPatch> {
+    if paths.is_empty() {
+        return Err(Error::invalid(
+            "update_mask",
+            "name the fields to change in update_mask, e.g. paths: [\"title\", \"tags\"]",
+        ));
+    }
+    let mut patch = MediaPatch {
+        updated_by: "anonymous".to_string(),
+        ..Default::default()
+    };
+    if paths.contains("title") {
+        check_text("media.title", &m.title, MAX_TITLE_CHARS)?;
+        patch.title = Some(m.title.trim().to_string());
+    }
+    if paths.contains("tags") {
+        patch.tags = Some(normalize_tags("media.tags", &m.tags)?);
+    }
+    if paths.contains("author") {
+        check_text("media.author", &m.author, MAX_CREDIT_CHARS)?;
+        patch.author = Some(non_empty(&m.author).map(str::to_string));
+    }
+    if paths.contains("copyright") {
+        check_text("media.copyright", &m.copyright, MAX_CREDIT_CHARS)?;
+        patch.copyright = Some(non_empty(&m.copyright).map(str::to_string));
+    }
+    if paths.contains("metadata") {
+        patch.metadata = Some(
+            m.metadata
+                .map(|s| struct_to_json("media.metadata", s))
+                .transpose()?,
+        );
+    }
+    if paths.contains("public") {
+        patch.public = Some(m.public);
+    }
+    Ok(patch)
+}
+
+/// A domain folder as the API shows it.
+pub fn folder_to_pb(f: Folder) -> pb::Folder {
+    pb::Folder {
+        id: f.id.to_string(),
+        parent_id: f.parent.map(|p| p.to_string()).unwrap_or_default(),
+        name: f.name,
+        path: f.path.as_str().to_string(),
+        depth: f.depth,
+        media_count: f.media_count,
+        size_bytes: f.size_bytes,
+        create_time: Some(timestamp(f.created_at)),
+        update_time: Some(timestamp(f.updated_at)),
+    }
+}
+
+/// A domain binding as the API shows it.
+pub fn binding_to_pb(b: Binding) -> pb::Binding {
+    pb::Binding {
+        media_id: b.key.media.to_string(),
+        module: b.key.module,
+        object_id: b.key.object_id,
+        create_time: Some(timestamp(b.created_at)),
     }
 }
 

@@ -5,13 +5,22 @@ use std::pin::Pin;
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert::media_to_pb, download, page_token, tenant_of, upload};
-use crate::{domain::MediaId, library::Library, pb::v1 as pb, repo::Cursor};
+use super::{
+    convert::{self, media_to_pb},
+    download, page_token,
+    query::{self, MEDIA_FIELDS},
+    tenant_of, upload,
+};
+use crate::{
+    domain::{MediaId, PageCursor},
+    error::Error,
+    library::Library,
+    pb::v1 as pb,
+    repo::sort_value,
+};
 
-/// Page size when the request leaves it at 0.
-pub const DEFAULT_PAGE_SIZE: u64 = 50;
-/// Largest page; larger requests are cut to it (AIP-158).
-pub const MAX_PAGE_SIZE: u64 = 1000;
+/// Fields `UpdateMedia` may change.
+const UPDATABLE: &[&str] = &["title", "tags", "author", "copyright", "metadata", "public"];
 
 /// The service implementation.
 #[derive(Debug, Clone)]
@@ -74,43 +83,145 @@ impl pb::media_service_server::MediaService for MediaApi {
         }))
     }
 
+    async fn batch_get_media(
+        &self,
+        request: Request<pb::BatchGetMediaRequest>,
+    ) -> Result<Response<pb::BatchGetMediaResponse>, Status> {
+        let tenant = tenant_of(&request);
+        let ids = query::batch_ids("ids", &request.get_ref().ids)?;
+        let (found, missing) = self.library.get_many(tenant, &ids).await?;
+        Ok(Response::new(pb::BatchGetMediaResponse {
+            media: found.into_iter().map(media_to_pb).collect(),
+            not_found_ids: missing.iter().map(ToString::to_string).collect(),
+        }))
+    }
+
     async fn list_media(
         &self,
         request: Request<pb::ListMediaRequest>,
     ) -> Result<Response<pb::ListMediaResponse>, Status> {
         let tenant = tenant_of(&request);
         let req = request.into_inner();
-        let page_size = match req.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n < 0 => {
-                return Err(crate::error::Error::invalid(
-                    "page_size",
-                    format!("page_size {n} is negative; use 1-{MAX_PAGE_SIZE}, or 0 for {DEFAULT_PAGE_SIZE}"),
-                )
-                .into());
-            }
-            n => (n as u64).min(MAX_PAGE_SIZE),
-        };
-        let after = page_token::decode("page_token", &req.page_token)?;
+        let page_size = query::page_size("page_size", req.page_size)?;
+        let q = query::media_query(&req)?;
+        let fingerprint = page_token::fingerprint(&format!("{q:?}"));
+        let after = page_token::decode_media("page_token", &req.page_token, fingerprint)?;
+        let keep = query::mask_paths("read_mask", req.read_mask.as_ref(), MEDIA_FIELDS)?;
         // One extra row tells whether another page exists.
-        let mut items = self.library.list(tenant, after, page_size + 1).await?;
+        let (mut items, total) = self
+            .library
+            .list(
+                tenant,
+                &q,
+                after.as_ref(),
+                page_size + 1,
+                req.include_total_size,
+            )
+            .await?;
         let next_page_token = if items.len() as u64 > page_size {
             items.truncate(page_size as usize);
             items
                 .last()
                 .map(|m| {
-                    page_token::encode(&Cursor {
-                        created_at: m.created_at,
-                        id: m.id,
-                    })
+                    page_token::encode_media(
+                        fingerprint,
+                        &PageCursor {
+                            value: sort_value(q.order, m),
+                            id: m.id,
+                        },
+                    )
                 })
                 .unwrap_or_default()
         } else {
             String::new()
         };
+        let media = items
+            .into_iter()
+            .map(|m| {
+                let mut m = media_to_pb(m);
+                if !keep.is_empty() {
+                    query::apply_read_mask(&mut m, &keep);
+                }
+                m
+            })
+            .collect();
         Ok(Response::new(pb::ListMediaResponse {
-            media: items.into_iter().map(media_to_pb).collect(),
+            media,
             next_page_token,
+            total_size: total.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+        }))
+    }
+
+    async fn update_media(
+        &self,
+        request: Request<pb::UpdateMediaRequest>,
+    ) -> Result<Response<pb::UpdateMediaResponse>, Status> {
+        let tenant = tenant_of(&request);
+        let req = request.into_inner();
+        let media = req.media.ok_or_else(|| {
+            Error::invalid("media", "send the media with its id and the new values")
+        })?;
+        let id = MediaId::parse("media.id", &media.id)?;
+        record_media_id(&id);
+        let paths = query::mask_paths("update_mask", req.update_mask.as_ref(), UPDATABLE)?;
+        let patch = convert::media_patch(media, &paths)?;
+        let media = self.library.update(tenant, id, patch).await?;
+        Ok(Response::new(pb::UpdateMediaResponse {
+            media: Some(media_to_pb(media)),
+        }))
+    }
+
+    async fn move_media(
+        &self,
+        request: Request<pb::MoveMediaRequest>,
+    ) -> Result<Response<pb::MoveMediaResponse>, Status> {
+        let tenant = tenant_of(&request);
+        let req = request.get_ref();
+        let id = MediaId::parse("id", &req.id)?;
+        record_media_id(&id);
+        let dest = query::optional_folder("folder_id", &req.folder_id)?;
+        let (_, missing) = self.library.move_media(tenant, &[id], dest).await?;
+        if !missing.is_empty() {
+            return Err(Error::not_found("media", id.to_string()).into());
+        }
+        let media = self.library.get(tenant, id).await?;
+        Ok(Response::new(pb::MoveMediaResponse {
+            media: Some(media_to_pb(media)),
+        }))
+    }
+
+    async fn batch_move_media(
+        &self,
+        request: Request<pb::BatchMoveMediaRequest>,
+    ) -> Result<Response<pb::BatchMoveMediaResponse>, Status> {
+        let tenant = tenant_of(&request);
+        let req = request.get_ref();
+        let ids = query::batch_ids("ids", &req.ids)?;
+        let dest = query::optional_folder("folder_id", &req.folder_id)?;
+        let (moved, missing) = self.library.move_media(tenant, &ids, dest).await?;
+        Ok(Response::new(pb::BatchMoveMediaResponse {
+            moved_count: moved,
+            not_found_ids: missing.iter().map(ToString::to_string).collect(),
+        }))
+    }
+
+    async fn batch_delete_media(
+        &self,
+        request: Request<pb::BatchDeleteMediaRequest>,
+    ) -> Result<Response<pb::BatchDeleteMediaResponse>, Status> {
+        let tenant = tenant_of(&request);
+        let req = request.get_ref();
+        let ids = query::batch_ids("ids", &req.ids)?;
+        let done = self.library.delete_many(tenant, &ids, req.force).await?;
+        tracing::info!(
+            deleted = done.deleted,
+            removed_blobs = done.blobs,
+            "media deleted"
+        );
+        Ok(Response::new(pb::BatchDeleteMediaResponse {
+            deleted_count: done.deleted,
+            not_found_ids: done.not_found.iter().map(ToString::to_string).collect(),
+            removed_blobs: done.blobs,
         }))
     }
 
@@ -121,7 +232,10 @@ impl pb::media_service_server::MediaService for MediaApi {
         let tenant = tenant_of(&request);
         let id = MediaId::parse("id", &request.get_ref().id)?;
         record_media_id(&id);
-        let blob_removed = self.library.delete(tenant, id).await?;
+        let blob_removed = self
+            .library
+            .delete(tenant, id, request.get_ref().force)
+            .await?;
         tracing::info!(media_id = %id, blob_removed, "media deleted");
         Ok(Response::new(pb::DeleteMediaResponse { blob_removed }))
     }

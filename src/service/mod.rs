@@ -1,9 +1,12 @@
 //! gRPC services: translate protobuf to domain calls and back, nothing more.
 
+pub mod binding;
 pub mod convert;
 mod download;
+pub mod folder;
 pub mod media;
 mod page_token;
+mod query;
 mod upload;
 
 use tonic::Request;

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use mediastore::{
     config::Config,
+    library::Library,
     pb::v1::{
         self as pb, ReadMediaRequest, UploadHeader, UploadMediaRequest,
         media_service_client::MediaServiceClient, upload_media_request::Data,
@@ -109,6 +110,8 @@ pub struct TestServer {
     pub client: MediaServiceClient<Channel>,
     /// The server's configuration.
     pub config: Config,
+    /// The server's library, for seeding rows directly.
+    pub library: Library,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _db: Option<PgDatabase>,
@@ -132,6 +135,7 @@ impl TestServer {
         config.health_check_secs = 3600;
         tweak(&mut config);
         let library = server::open_library(&config).await.unwrap();
+        let lib = library.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -149,6 +153,7 @@ impl TestServer {
             dir,
             client,
             config,
+            library: lib,
             stop: Some(stop),
             task: Some(task),
             _db: db,
@@ -345,6 +350,7 @@ pub async fn list_all(client: &mut MediaServiceClient<Channel>) -> Vec<pb::Media
             .list_media(pb::ListMediaRequest {
                 page_size: 100,
                 page_token: token,
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -4,10 +4,15 @@
 //! past that point a `MediaId` is a real UUID, a `Filename` is safe to show,
 //! and a `ContentHash` is 32 bytes, so inner layers never re-check.
 
+mod binding;
+mod folder;
+mod query;
+
 use std::fmt;
 
 use uuid::Uuid;
 
+pub use self::{binding::*, folder::*, query::*};
 use crate::error::{Error, Result};
 
 /// Longest stored file name, in bytes (the common file-system limit).
@@ -26,7 +31,7 @@ pub const MAX_CREDIT_CHARS: usize = 1000;
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 
 /// Owner of folders and media. Every row and every query carries one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(pub Uuid);
 
 impl TenantId {

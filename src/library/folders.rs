@@ -1,0 +1,176 @@
+//! Folder operations, and the batched deletion of a folder's content.
+
+use super::Library;
+use crate::{
+    domain::{
+        Folder, FolderDeletion, FolderId, FolderName, FolderPath, MAX_FOLDER_DEPTH, TenantId,
+    },
+    error::{Error, Result},
+};
+
+/// Most folders one tree response holds; a larger subtree must be asked
+/// for level by level (`max_depth`) or branch by branch.
+pub const MAX_TREE_NODES: u64 = 20_000;
+/// Media deleted per transaction while a folder's content goes: small
+/// enough that other writers wait at most a few milliseconds, large enough
+/// that a tree of 100,000 media takes a few hundred transactions.
+const DELETE_BATCH: u64 = 500;
+
+impl Library {
+    /// The tenant's root folder, with its counters.
+    pub async fn root(&self, tenant: TenantId) -> Result<Folder> {
+        let id = self.root_folder(tenant).await?;
+        self.folder(tenant, id).await
+    }
+
+    /// One live folder.
+    pub async fn folder(&self, tenant: TenantId, id: FolderId) -> Result<Folder> {
+        self.inner
+            .repo
+            .folder(tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found("folder", id.to_string()))
+    }
+
+    /// The folder at `path`.
+    pub async fn folder_at(&self, tenant: TenantId, path: &FolderPath) -> Result<Folder> {
+        self.inner
+            .repo
+            .folder_by_path(tenant, path)
+            .await?
+            .ok_or_else(|| Error::not_found("folder", path.as_str()))
+    }
+
+    /// `id`, or the tenant's root when `None`.
+    pub async fn folder_or_root(&self, tenant: TenantId, id: Option<FolderId>) -> Result<FolderId> {
+        match id {
+            Some(id) => Ok(id),
+            None => self.root_folder(tenant).await,
+        }
+    }
+
+    /// A folder and the folders below it, `levels` deep (0: all, up to the
+    /// maximum depth), in path order.
+    pub async fn folder_tree(
+        &self,
+        tenant: TenantId,
+        top: Option<FolderId>,
+        levels: u32,
+    ) -> Result<Vec<Folder>> {
+        let top = self.folder_or_root(tenant, top).await?;
+        let top = self.folder(tenant, top).await?;
+        let levels = if levels == 0 {
+            MAX_FOLDER_DEPTH
+        } else {
+            levels
+        };
+        let nodes = self
+            .inner
+            .repo
+            .folder_tree(tenant, &top, levels, MAX_TREE_NODES + 1)
+            .await?;
+        if nodes.len() as u64 > MAX_TREE_NODES {
+            return Err(Error::ResourceExhausted {
+                subject: "folder_tree_nodes".into(),
+                message: format!(
+                    "{} holds more than {MAX_TREE_NODES} folders within {levels} levels; \
+                     ask for fewer levels (max_depth) or for a subfolder",
+                    top.path.as_str()
+                ),
+            });
+        }
+        Ok(nodes)
+    }
+
+    /// Creates a folder.
+    pub async fn create_folder(
+        &self,
+        tenant: TenantId,
+        parent: Option<FolderId>,
+        name: &FolderName,
+    ) -> Result<Folder> {
+        let parent = self.folder_or_root(tenant, parent).await?;
+        let mut tx = self.inner.repo.begin().await?;
+        let f = tx.create_folder(tenant, parent, name).await?;
+        tx.commit().await?;
+        Ok(f)
+    }
+
+    /// Renames a folder.
+    pub async fn rename_folder(
+        &self,
+        tenant: TenantId,
+        id: FolderId,
+        name: &FolderName,
+    ) -> Result<Folder> {
+        let mut tx = self.inner.repo.begin().await?;
+        let f = tx.rename_folder(tenant, id, name).await?;
+        tx.commit().await?;
+        Ok(f)
+    }
+
+    /// Moves a folder under another.
+    pub async fn move_folder(
+        &self,
+        tenant: TenantId,
+        id: FolderId,
+        new_parent: Option<FolderId>,
+    ) -> Result<Folder> {
+        let new_parent = self.folder_or_root(tenant, new_parent).await?;
+        let mut tx = self.inner.repo.begin().await?;
+        let f = tx.move_folder(tenant, id, new_parent).await?;
+        tx.commit().await?;
+        Ok(f)
+    }
+
+    /// Deletes a folder and everything in it. The subtree leaves the
+    /// namespace in one short transaction; its media then go in batches,
+    /// in a task of their own, so a client that gives up waiting does not
+    /// stop the deletion halfway (a restart resumes it, see `recover`).
+    pub async fn delete_folder(
+        &self,
+        tenant: TenantId,
+        id: FolderId,
+        force: bool,
+    ) -> Result<FolderDeletion> {
+        let mut tx = self.inner.repo.begin().await?;
+        let (tomb, folders) = tx.begin_folder_deletion(tenant, id, force).await?;
+        tx.commit().await?;
+        let this = self.clone();
+        let (media, blobs) = tokio::spawn(async move { this.empty_subtree(tenant, &tomb).await })
+            .await
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "the folder deletion stopped: {e}; it resumes at the next start"
+                ))
+            })??;
+        Ok(FolderDeletion {
+            folders,
+            media,
+            blobs,
+        })
+    }
+
+    /// Deletes a tombstoned subtree's media batch by batch, then its
+    /// folders. Returns the media and blobs removed.
+    pub(super) async fn empty_subtree(
+        &self,
+        tenant: TenantId,
+        tomb: &FolderPath,
+    ) -> Result<(u64, u64)> {
+        let (mut media, mut blobs) = (0, 0);
+        loop {
+            let mut tx = self.inner.repo.begin().await?;
+            let ids = tx.media_in_subtree(tenant, tomb, DELETE_BATCH).await?;
+            if ids.is_empty() {
+                tx.remove_folders(tenant, tomb).await?;
+                tx.commit().await?;
+                return Ok((media, blobs));
+            }
+            let removed = tx.delete_media(tenant, &ids, true).await?;
+            tx.commit().await?;
+            media += removed.deleted.len() as u64;
+            blobs += self.release_blobs(&removed.unreferenced).await?;
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The one media query engine: folder scope, typed filters, sort orders and
+//! keyset pages, for `ListMedia` and every other listing.
+//!
+//! Every query starts with `tenant_id` and, in the default order, walks an
+//! index in order and stops after one page; a page never uses OFFSET.
+
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+    sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr},
+};
+
+use super::{
+    Repo,
+    entity::{folder, media, media_tag},
+};
+use crate::{
+    domain::{
+        FolderId, FolderPath, Media, MediaFilter, MediaQuery, PageCursor, SortKey, SortValue,
+        TenantId, TimeRange,
+    },
+    error::Result,
+};
+
+/// Which folders a query covers, resolved from `MediaQuery::folder`.
+#[derive(Debug, Clone)]
+pub enum FolderScope {
+    /// Every media of the tenant.
+    All,
+    /// One folder's direct media.
+    Folder(FolderId),
+    /// A folder's media and its subfolders', by path range.
+    Subtree(FolderPath),
+}
+
+impl Repo {
+    /// One page of media matching `query`, after `cursor`.
+    pub async fn list_media(
+        &self,
+        tenant: TenantId,
+        scope: &FolderScope,
+        query: &MediaQuery,
+        cursor: Option<&PageCursor>,
+        limit: u64,
+    ) -> Result<Vec<Media>> {
+        let mut q = matching(tenant, scope, &query.filter);
+        let key = sort_expr(query.order);
+        if let Some(c) = cursor {
+            q = q.filter(after(key.clone(), query.ascending, c));
+        }
+        let order = if query.ascending {
+            Order::Asc
+        } else {
+            Order::Desc
+        };
+        let rows = q
+            .order_by(key, order.clone())
+            .order_by(media::Column::Id, order)
+            .limit(limit)
+            .all(&self.read)
+            .await?;
+        self.with_md5(rows).await
+    }
+
+    /// How many media match `query` (all pages).
+    pub async fn count_media(
+        &self,
+        tenant: TenantId,
+        scope: &FolderScope,
+        query: &MediaQuery,
+    ) -> Result<u64> {
+        Ok(matching(tenant, scope, &query.filter)
+            .count(&self.read)
+            .await?)
+    }
+}
+
+/// The row's value of a sort key, for the next page's cursor.
+pub fn sort_value(order: SortKey, m: &Media) -> SortValue {
+    match order {
+        SortKey::Created => SortValue::Int(m.created_at),
+        SortKey::Updated => SortValue::Int(m.updated_at),
+        SortKey::Taken => SortValue::Int(m.analysis.taken_at.unwrap_or(m.created_at)),
+        SortKey::Size => SortValue::Int(i64::try_from(m.size).unwrap_or(i64::MAX)),
+        SortKey::Title => SortValue::Text(m.title.clone()),
+        SortKey::Filename => SortValue::Text(m.filename.clone()),
+    }
+}
+
+fn sort_expr(order: SortKey) -> SimpleExpr {
+    use media::Column as C;
+    match order {
+        SortKey::Created => Expr::col(C::CreatedAt).into(),
+        SortKey::Updated => Expr::col(C::UpdatedAt).into(),
+        // Matches the expression index `media_tenant_taken`.
+        SortKey::Taken => {
+            Func::coalesce([Expr::col(C::TakenAt).into(), Expr::col(C::CreatedAt).into()]).into()
+        }
+        SortKey::Size => Expr::col(C::SizeBytes).into(),
+        SortKey::Title => Expr::col(C::Title).into(),
+        SortKey::Filename => Expr::col(C::Filename).into(),
+    }
+}
+
+/// Rows strictly after the cursor in the listing's order.
+fn after(key: SimpleExpr, ascending: bool, c: &PageCursor) -> Condition {
+    let value: sea_orm::Value = match &c.value {
+        SortValue::Int(v) => (*v).into(),
+        SortValue::Text(s) => s.clone().into(),
+    };
+    let id = Expr::col(media::Column::Id);
+    let key = Expr::expr(key);
+    let (beyond, id_beyond) = if ascending {
+        (key.clone().gt(value.clone()), id.gt(c.id.0))
+    } else {
+        (key.clone().lt(value.clone()), id.lt(c.id.0))
+    };
+    Condition::any()
+        .add(beyond)
+        .add(Condition::all().add(key.eq(value)).add(id_beyond))
+}
+
+/// Media of the tenant in scope that pass the filter.
+fn matching(tenant: TenantId, scope: &FolderScope, f: &MediaFilter) -> Select<media::Entity> {
+    use media::Column as C;
+    let mut q = media::Entity::find().filter(C::TenantId.eq(tenant.0));
+    q = match scope {
+        FolderScope::All => q,
+        FolderScope::Folder(id) => q.filter(C::FolderId.eq(id.0)),
+        FolderScope::Subtree(path) => {
+            let (low, high) = path.subtree_range();
+            q.filter(
+                C::FolderId.in_subquery(
+                    Query::select()
+                        .column(folder::Column::Id)
+                        .from(folder::Entity)
+                        .and_where(folder::Column::TenantId.eq(tenant.0))
+                        .and_where(folder::Column::Path.gte(low))
+                        .and_where(folder::Column::Path.lt(high))
+                        .to_owned(),
+                ),
+            )
+        }
+    };
+    if !f.types.is_empty() {
+        q = q.filter(C::MediaType.is_in(f.types.iter().map(|t| *t as i16)));
+    }
+    if !f.mime_types.is_empty() || !f.mime_prefixes.is_empty() {
+        let mut any = Condition::any();
+        if !f.mime_types.is_empty() {
+            any = any.add(C::MimeType.is_in(f.mime_types.iter().cloned()));
+        }
+        for prefix in &f.mime_prefixes {
+            any = any.add(Expr::col(C::MimeType).like(contains_pattern(prefix, false)));
+        }
+        q = q.filter(any);
+    }
+    if !f.tags_any.is_empty() {
+        q = q.filter(C::Id.in_subquery(tagged(tenant, |s| {
+            s.and_where(media_tag::Column::Tag.is_in(f.tags_any.iter().cloned()));
+        })));
+    }
+    for tag in &f.tags_all {
+        q = q.filter(C::Id.in_subquery(tagged(tenant, |s| {
+            s.and_where(media_tag::Column::Tag.eq(tag.as_str()));
+        })));
+    }
+    if let Some(y) = f.year {
+        q = q.filter(C::TakenYear.eq(y));
+    }
+    if let Some(m) = f.month {
+        q = q.filter(C::TakenMonth.eq(m));
+    }
+    q = time_range(q, C::CreatedAt, f.created);
+    q = time_range(q, C::TakenAt, f.taken);
+    for (col, b) in [
+        (C::SizeBytes, f.size),
+        (C::Width, f.width),
+        (C::Height, f.height),
+    ] {
+        if let Some(min) = b.min {
+            q = q.filter(col.gte(min));
+        }
+        if let Some(max) = b.max {
+            q = q.filter(col.lte(max));
+        }
+    }
+    if let Some(text) = &f.text {
+        let lower = |c: C| Expr::expr(Func::lower(Expr::col(c)));
+        q = q.filter(
+            Condition::any()
+                .add(lower(C::Title).like(contains_pattern(text, true)))
+                .add(lower(C::Filename).like(contains_pattern(text, true)))
+                .add(C::Id.in_subquery(tagged(tenant, |s| {
+                    s.and_where(
+                        Expr::expr(Func::lower(Expr::col(media_tag::Column::Tag)))
+                            .like(contains_pattern(text, true)),
+                    );
+                }))),
+        );
+    }
+    q
+}
+
+/// `SELECT media_id FROM media_tags WHERE tenant_id = ? AND <more>`.
+fn tagged(
+    tenant: TenantId,
+    more: impl FnOnce(&mut sea_orm::sea_query::SelectStatement),
+) -> sea_orm::sea_query::SelectStatement {
+    let mut s = Query::select()
+        .column(media_tag::Column::MediaId)
+        .from(media_tag::Entity)
+        .and_where(media_tag::Column::TenantId.eq(tenant.0))
+        .to_owned();
+    more(&mut s);
+    s
+}
+
+fn time_range(q: Select<media::Entity>, col: media::Column, r: TimeRange) -> Select<media::Entity> {
+    let q = match r.start {
+        Some(s) => q.filter(col.gte(s)),
+        None => q,
+    };
+    match r.end {
+        Some(e) => q.filter(col.lt(e)),
+        None => q,
+    }
+}
+
+/// A LIKE pattern matching `text` literally: anywhere (`infix`) or as a
+/// prefix.
+fn contains_pattern(text: &str, infix: bool) -> LikeExpr {
+    let mut escaped = String::with_capacity(text.len() + 2);
+    if infix {
+        escaped.push('%');
+    }
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    LikeExpr::new(escaped).escape('\\')
+}
