@@ -204,9 +204,17 @@ pub mod media_tag {
         pub created_at: i64,
     }
 
-    /// No relations are navigated through SeaORM.
+    /// A tag filter in the default order is a join that walks this table.
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
+    pub enum Relation {
+        /// The tagged media.
+        #[sea_orm(
+            belongs_to = "super::media::Entity",
+            from = "Column::MediaId",
+            to = "super::media::Column::Id"
+        )]
+        Media,
+    }
 
     impl ActiveModelBehavior for ActiveModel {}
 }

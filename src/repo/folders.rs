@@ -8,7 +8,7 @@
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    QuerySelect, QueryTrait, Statement,
     sea_query::{Expr, Query},
 };
 
@@ -59,18 +59,25 @@ impl Repo {
         levels: u32,
         limit: u64,
     ) -> Result<Vec<Folder>> {
-        let (low, high) = top.path.subtree_range();
-        live(tenant)
-            .filter(folder::Column::Path.gte(low))
-            .filter(folder::Column::Path.lt(high))
-            .filter(folder::Column::Depth.lte(to_i32(top.depth + levels)))
-            .order_by_asc(folder::Column::Path)
-            .limit(limit)
+        tree(tenant, top, levels, limit)
             .all(&self.read)
             .await?
             .into_iter()
             .map(to_folder)
             .collect()
+    }
+
+    /// The database's plan for [`Repo::folder_tree`].
+    pub async fn explain_folder_tree(
+        &self,
+        tenant: TenantId,
+        top: &Folder,
+        levels: u32,
+        limit: u64,
+    ) -> Result<Vec<String>> {
+        let backend = self.read.get_database_backend();
+        self.explain(tree(tenant, top, levels, limit).build(backend))
+            .await
     }
 
     /// Top folders of subtrees whose deletion started but did not finish
@@ -431,6 +438,22 @@ impl WriteTx {
         }
         Ok(())
     }
+}
+
+/// `top` and its live subtree, `levels` deep, in path order.
+fn tree(
+    tenant: TenantId,
+    top: &Folder,
+    levels: u32,
+    limit: u64,
+) -> sea_orm::Select<folder::Entity> {
+    let (low, high) = top.path.subtree_range();
+    live(tenant)
+        .filter(folder::Column::Path.gte(low))
+        .filter(folder::Column::Path.lt(high))
+        .filter(folder::Column::Depth.lte(to_i32(top.depth + levels)))
+        .order_by_asc(folder::Column::Path)
+        .limit(limit)
 }
 
 /// The tenant's live folders.

@@ -166,11 +166,9 @@ impl WriteTx {
             f.1 -= size;
             *blobs.entry(hash.clone()).or_default() += 1;
         }
-        for (folder, (count, bytes)) in folders {
-            self.count_in_folder(tenant, folder, count, bytes).await?;
-        }
         let mut unreferenced = Vec::new();
-        // In hash order, like claims, so concurrent writers lock alike.
+        // Blobs first, in hash order, then folders: the order an upload's
+        // commit locks them in, so the two never deadlock.
         for (hash, n) in blobs {
             let rows = self
                 .tx
@@ -187,6 +185,9 @@ impl WriteTx {
             if left <= 0 {
                 unreferenced.push(parse_hash(&hash)?);
             }
+        }
+        for (folder, (count, bytes)) in folders {
+            self.count_in_folder(tenant, folder, count, bytes).await?;
         }
         let deleted: Vec<MediaId> = gone.iter().map(|g| g.0).collect();
         let not_found = ids
@@ -272,7 +273,7 @@ impl WriteTx {
         Ok((found.len() as u64, not_found))
     }
 
-    /// Applies a patch to one media. Returns the media's id if it exists.
+    /// Applies a patch to one media; NOT_FOUND if the tenant has none.
     pub async fn update_media(
         &mut self,
         tenant: TenantId,

@@ -11,6 +11,10 @@
 //! the process instead of failing with `SQLITE_BUSY`, and the group
 //! committer makes that one connection enough. Every tenant-owned query
 //! filters on `tenant_id` first, matching the indexes.
+//!
+//! On PostgreSQL, write transactions lock rows in one order so that they
+//! never deadlock: the tenant row (structural folder changes only), then
+//! media rows, then blob rows in hash order, then folder rows (counters).
 
 mod bindings;
 pub mod entity;
@@ -168,10 +172,11 @@ impl Repo {
             .map(|f| FolderId(f.id)))
     }
 
-    /// Whether the tenant has this folder.
+    /// Whether the tenant has this folder, live (not being deleted).
     pub async fn folder_exists(&self, tenant: TenantId, id: FolderId) -> Result<bool> {
         Ok(folder::Entity::find_by_id(id.0)
             .filter(folder::Column::TenantId.eq(tenant.0))
+            .filter(folder::Column::Deleting.eq(false))
             .one(&self.read)
             .await?
             .is_some())
@@ -195,6 +200,14 @@ impl Repo {
                 .await?;
         }
         Ok(tx.commit().await?)
+    }
+
+    /// Refreshes the planner's statistics, as PostgreSQL's autovacuum does
+    /// on its own after large changes; for admin tools, benchmarks and tests
+    /// that load many rows at once and query at once.
+    pub async fn analyze(&self) -> Result<()> {
+        self.write.execute_unprepared("ANALYZE").await?;
+        Ok(())
     }
 
     /// Checks that the database answers (for the health service).

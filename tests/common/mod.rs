@@ -125,6 +125,12 @@ impl TestServer {
 
     /// Starts a server after `tweak` has adjusted the configuration.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        // The server's warnings and errors go to the test's output, which
+        // nextest shows when a test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().unwrap();
         let (url, db) = test_database(dir.path()).await;
         let mut config = Config::with_data_dir(dir.path());
