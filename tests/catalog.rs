@@ -113,6 +113,23 @@ async fn update_changes_only_the_masked_fields() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.media.len(), 1, "the new tags are searchable");
+    // Text search follows the edit: the new title and tags are found (and
+    // the filename, which did not change).
+    for (query, found) in [("beac", 1), ("SUN", 1), ("photo", 1), ("nothing", 0)] {
+        let listed = s
+            .client
+            .list_media(pb::ListMediaRequest {
+                filter: Some(pb::MediaFilter {
+                    query: query.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(listed.media.len(), found, "query {query:?}");
+    }
 
     for (paths, field) in [
         (vec!["filename"], "update_mask.paths[0]"),

@@ -377,6 +377,9 @@ async fn counters_follow_uploads_moves_and_deletes() {
     let mut f = folders(&s).await;
     let a = create(&mut f, "", "a").await.unwrap();
     let b = create(&mut f, "", "b").await.unwrap();
+    // A tree read now is cached; every change below must show through it.
+    let warm = tree(&mut f, "", 1).await.unwrap();
+    assert_eq!(warm.len(), 3);
     let mut ids = Vec::new();
     for (i, len) in [100usize, 250].into_iter().enumerate() {
         let mut h = header(&format!("f{i}.bin"), len);
@@ -392,6 +395,13 @@ async fn counters_follow_uploads_moves_and_deletes() {
     }
     let got = by_id(&mut f, &a.id).await.unwrap();
     assert_eq!((got.media_count, got.size_bytes), (2, 350));
+    let t = tree(&mut f, &a.id, 0).await.unwrap();
+    let top = t[0].folder.as_ref().unwrap();
+    assert_eq!(
+        (top.media_count, top.size_bytes),
+        (2, 350),
+        "the tree after uploads"
+    );
     s.client
         .move_media(pb::MoveMediaRequest {
             id: ids[1].clone(),
@@ -419,6 +429,22 @@ async fn counters_follow_uploads_moves_and_deletes() {
         .unwrap();
     let got = by_id(&mut f, &a.id).await.unwrap();
     assert_eq!((got.media_count, got.size_bytes), (0, 0));
+    let t = tree(&mut f, "", 1).await.unwrap();
+    let a_node = t
+        .iter()
+        .find(|n| n.folder.as_ref().unwrap().id == a.id)
+        .unwrap();
+    assert_eq!(
+        a_node.folder.as_ref().unwrap().media_count,
+        0,
+        "the tree after a delete"
+    );
+    create(&mut f, &b.id, "new").await.unwrap();
+    assert_eq!(
+        tree(&mut f, "", 0).await.unwrap().len(),
+        4,
+        "the tree after a create"
+    );
 }
 
 #[tokio::test]

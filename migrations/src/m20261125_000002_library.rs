@@ -62,6 +62,43 @@ const COMMON: &[&str] = &[
     "CREATE INDEX media_tenant_filename ON media (tenant_id, filename, id)",
 ];
 
+/// Text search over title, filename and tags on PostgreSQL: a trigram index
+/// on one lower-cased expression (fields joined by U+0001, which no field
+/// may contain, so a match never spans two fields). `LIKE '%word%'` on
+/// that same expression uses it.
+const POSTGRES_TEXT: &[&str] = &[
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX media_text_trgm ON media USING gin \
+     ((LOWER(title || CHR(1) || filename || CHR(1) || tags::text)) gin_trgm_ops)",
+];
+
+/// Text search on SQLite: an FTS5 table with the trigram tokenizer (so any
+/// substring of 3 or more characters matches, ignoring case), kept by
+/// triggers. FTS5 keys its rows by its own integer ids, which VACUUM keeps;
+/// `media_text_key` maps each media to its row for updates and deletes.
+const SQLITE_TEXT: &[&str] = &[
+    "CREATE VIRTUAL TABLE media_text USING fts5(\
+       media_id UNINDEXED, title, filename, tags, tokenize = 'trigram')",
+    "CREATE TABLE media_text_key (media_id BLOB PRIMARY KEY, text_rowid INTEGER NOT NULL)",
+    "CREATE TRIGGER media_text_insert AFTER INSERT ON media BEGIN \
+       INSERT INTO media_text (media_id, title, filename, tags) \
+         VALUES (new.id, new.title, new.filename, new.tags); \
+       INSERT INTO media_text_key (media_id, text_rowid) VALUES (new.id, last_insert_rowid()); \
+     END",
+    "CREATE TRIGGER media_text_delete AFTER DELETE ON media BEGIN \
+       DELETE FROM media_text WHERE rowid = \
+         (SELECT text_rowid FROM media_text_key WHERE media_id = old.id); \
+       DELETE FROM media_text_key WHERE media_id = old.id; \
+     END",
+    "CREATE TRIGGER media_text_update AFTER UPDATE OF title, filename, tags ON media BEGIN \
+       UPDATE media_text SET title = new.title, filename = new.filename, tags = new.tags \
+         WHERE rowid = (SELECT text_rowid FROM media_text_key WHERE media_id = new.id); \
+     END",
+    "INSERT INTO media_text (media_id, title, filename, tags) \
+       SELECT id, title, filename, tags FROM media",
+    "INSERT INTO media_text_key (media_id, text_rowid) SELECT media_id, rowid FROM media_text",
+];
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -73,6 +110,14 @@ impl MigrationTrait for Migration {
                 .await?;
         }
         for sql in COMMON {
+            db.execute_unprepared(sql).await?;
+        }
+        let text: &[&str] = if manager.get_database_backend() == DatabaseBackend::Postgres {
+            POSTGRES_TEXT
+        } else {
+            SQLITE_TEXT
+        };
+        for sql in text {
             db.execute_unprepared(sql).await?;
         }
 
@@ -131,6 +176,19 @@ impl MigrationTrait for Migration {
             .drop_table(Table::drop().table(MediaBindings::Table).to_owned())
             .await?;
         let db = manager.get_connection();
+        if manager.get_database_backend() == DatabaseBackend::Postgres {
+            db.execute_unprepared("DROP INDEX media_text_trgm").await?;
+        } else {
+            for sql in [
+                "DROP TRIGGER media_text_update",
+                "DROP TRIGGER media_text_delete",
+                "DROP TRIGGER media_text_insert",
+                "DROP TABLE media_text_key",
+                "DROP TABLE media_text",
+            ] {
+                db.execute_unprepared(sql).await?;
+            }
+        }
         for index in [
             "media_tenant_filename",
             "media_tenant_title",

@@ -90,6 +90,7 @@ impl Library {
         let mut tx = self.inner.repo.begin().await?;
         let moved = tx.move_media(tenant, ids, dest).await?;
         tx.commit().await?;
+        self.folders_changed(tenant);
         Ok(moved)
     }
 
@@ -104,6 +105,7 @@ impl Library {
         let mut tx = self.inner.repo.begin().await?;
         let removed = tx.delete_media(tenant, ids, force).await?;
         tx.commit().await?;
+        self.folders_changed(tenant);
         let blobs = self.release_blobs(&removed.unreferenced).await?;
         Ok(BatchDeletion {
             deleted: removed.deleted.len() as u64,

@@ -64,6 +64,9 @@ struct Inner {
     /// Each tenant's root folder, which never changes once created: saves
     /// a query on every upload to the root.
     roots: std::sync::RwLock<std::collections::HashMap<TenantId, FolderId>>,
+    /// Each tenant's folder tree, read from the database at most once a
+    /// second while nothing in this process changes it.
+    trees: folders::TreeCache,
 }
 
 impl Library {
@@ -89,6 +92,7 @@ impl Library {
                 commits,
                 digests,
                 roots: Default::default(),
+                trees: Default::default(),
             }),
         };
         library.recover().await?;

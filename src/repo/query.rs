@@ -8,7 +8,7 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, JoinType, Order,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait, Select,
     Statement,
-    sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr},
+    sea_query::{Alias, Expr, Func, LikeExpr, Query, SimpleExpr},
 };
 
 use super::{
@@ -44,7 +44,8 @@ impl Repo {
         cursor: Option<&PageCursor>,
         limit: u64,
     ) -> Result<Vec<Media>> {
-        let rows = page(tenant, scope, query, cursor, limit)
+        let text = self.text_mode(&query.filter).await?;
+        let rows = page(tenant, scope, query, text, cursor, limit)
             .all(&self.read)
             .await?;
         self.with_md5(rows).await
@@ -60,7 +61,8 @@ impl Repo {
         limit: u64,
     ) -> Result<Vec<String>> {
         let backend = self.read.get_database_backend();
-        self.explain(page(tenant, scope, query, None, limit).build(backend))
+        let text = self.text_mode(&query.filter).await?;
+        self.explain(page(tenant, scope, query, text, None, limit).build(backend))
             .await
     }
 
@@ -90,10 +92,70 @@ impl Repo {
         scope: &FolderScope,
         query: &MediaQuery,
     ) -> Result<u64> {
-        Ok(matching(tenant, scope, &query.filter)
+        let text = self.text_mode(&query.filter).await?;
+        Ok(matching(tenant, scope, &query.filter, text)
             .count(&self.read)
             .await?)
     }
+}
+
+/// How a text query is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextMode {
+    /// `LIKE` over the columns: queries under 3 characters, which no
+    /// trigram index can serve.
+    Like,
+    /// PostgreSQL: `LIKE` on the expression `media_text_trgm` indexes.
+    Trigram,
+    /// SQLite, the FTS5 trigram table; `sparse` when few media match, so
+    /// the page is built from the matches (sorted) rather than by walking
+    /// the sort index until enough of them turn up.
+    Fts {
+        /// Fewer than [`SPARSE_MATCHES`] matches.
+        sparse: bool,
+    },
+}
+
+/// Below this many matches, a text query sorts its matches; above, it
+/// walks the sort index (where matches are then dense enough).
+const SPARSE_MATCHES: i64 = 2000;
+
+/// Shortest query a trigram index serves.
+const TRIGRAM: usize = 3;
+
+impl Repo {
+    async fn text_mode(&self, f: &MediaFilter) -> Result<TextMode> {
+        let Some(text) = &f.text else {
+            return Ok(TextMode::Like);
+        };
+        if text.chars().count() < TRIGRAM {
+            return Ok(TextMode::Like);
+        }
+        let backend = self.read.get_database_backend();
+        if backend == DatabaseBackend::Postgres {
+            return Ok(TextMode::Trigram);
+        }
+        let row = self
+            .read
+            .query_one(Statement::from_sql_and_values(
+                backend,
+                "SELECT COUNT(*) FROM (SELECT 1 FROM media_text WHERE media_text MATCH $1 LIMIT $2)",
+                [fts_phrase(text).into(), SPARSE_MATCHES.into()],
+            ))
+            .await?;
+        let n: i64 = match row {
+            Some(r) => r.try_get_by_index(0)?,
+            None => 0,
+        };
+        Ok(TextMode::Fts {
+            sparse: n < SPARSE_MATCHES,
+        })
+    }
+}
+
+/// An FTS5 query matching `text` as a literal substring.
+fn fts_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
 }
 
 /// The statement for one page of `query` after `cursor`.
@@ -101,6 +163,7 @@ fn page(
     tenant: TenantId,
     scope: &FolderScope,
     query: &MediaQuery,
+    text: TextMode,
     cursor: Option<&PageCursor>,
     limit: u64,
 ) -> Select<media::Entity> {
@@ -115,7 +178,7 @@ fn page(
     // instead would scan past every untagged media.
     let (q, key, id): (Select<media::Entity>, SimpleExpr, SimpleExpr) = match driving_tag(query) {
         Some((tag, rest)) => (
-            matching(tenant, scope, &rest)
+            matching(tenant, scope, &rest, text)
                 .join_rev(JoinType::InnerJoin, media_tag::Relation::Media.def())
                 .filter(media_tag::Column::TenantId.eq(tenant.0))
                 .filter(media_tag::Column::Tag.eq(tag)),
@@ -123,8 +186,15 @@ fn page(
             Expr::col((media_tag::Entity, media_tag::Column::MediaId)).into(),
         ),
         None => (
-            matching(tenant, scope, &query.filter),
-            sort_expr(query.order),
+            matching(tenant, scope, &query.filter, text),
+            match text {
+                // `+key` is the key, but SQLite can no longer walk an index
+                // for it: it fetches the few matches by id and sorts them.
+                TextMode::Fts { sparse: true } => {
+                    Expr::cust_with_expr("+$1", sort_expr(query.order))
+                }
+                _ => sort_expr(query.order),
+            },
             Expr::col((media::Entity, media::Column::Id)).into(),
         ),
     };
@@ -199,7 +269,12 @@ fn after(key: SimpleExpr, id: SimpleExpr, ascending: bool, c: &PageCursor) -> Co
 }
 
 /// Media of the tenant in scope that pass the filter.
-fn matching(tenant: TenantId, scope: &FolderScope, f: &MediaFilter) -> Select<media::Entity> {
+fn matching(
+    tenant: TenantId,
+    scope: &FolderScope,
+    f: &MediaFilter,
+    text_mode: TextMode,
+) -> Select<media::Entity> {
     use media::Column as C;
     let mut q = media::Entity::find().filter(C::TenantId.eq(tenant.0));
     q = match scope {
@@ -264,18 +339,38 @@ fn matching(tenant: TenantId, scope: &FolderScope, f: &MediaFilter) -> Select<me
         }
     }
     if let Some(text) = &f.text {
-        let lower = |c: C| Expr::expr(Func::lower(Expr::col(c)));
-        q = q.filter(
-            Condition::any()
-                .add(lower(C::Title).like(contains_pattern(text, true)))
-                .add(lower(C::Filename).like(contains_pattern(text, true)))
-                .add(C::Id.in_subquery(tagged(tenant, |s| {
-                    s.and_where(
-                        Expr::expr(Func::lower(Expr::col(media_tag::Column::Tag)))
-                            .like(contains_pattern(text, true)),
-                    );
-                }))),
-        );
+        q = q.filter(match text_mode {
+            TextMode::Like => {
+                let lower = |c: C| Expr::expr(Func::lower(Expr::col(c)));
+                Condition::any()
+                    .add(lower(C::Title).like(contains_pattern(text, true)))
+                    .add(lower(C::Filename).like(contains_pattern(text, true)))
+                    .add(C::Id.in_subquery(tagged(tenant, |s| {
+                        s.and_where(
+                            Expr::expr(Func::lower(Expr::col(media_tag::Column::Tag)))
+                                .like(contains_pattern(text, true)),
+                        );
+                    })))
+            }
+            TextMode::Trigram => Condition::all().add(
+                Expr::cust(
+                    r#"LOWER("media"."title" || CHR(1) || "media"."filename" || CHR(1) || "media"."tags"::text)"#,
+                )
+                .like(contains_pattern(text, true)),
+            ),
+            TextMode::Fts { .. } => Condition::all().add(
+                C::Id.in_subquery(
+                    Query::select()
+                        .column(Alias::new("media_id"))
+                        .from(Alias::new("media_text"))
+                        .and_where(Expr::cust_with_values(
+                            "media_text MATCH ?",
+                            [fts_phrase(text)],
+                        ))
+                        .to_owned(),
+                ),
+            ),
+        });
     }
     q
 }
