@@ -14,7 +14,7 @@ cargo build --quiet --bin mediastore || exit 1
 tmp=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 addr=127.0.0.1:$port
-target/debug/mediastore --listen "$addr" --data-dir "$tmp/data" >"$tmp/server.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/debug/mediastore" --listen "$addr" --data-dir "$tmp/data" >"$tmp/server.log" 2>&1 &
 pid=$!
 cleanup() { kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
