@@ -53,6 +53,11 @@ struct Args {
     /// Directory for the temporary data directory.
     #[arg(long, default_value = ".")]
     dir: std::path::PathBuf,
+    /// Data directory to keep after the run; a later run given the same
+    /// directory (and database) measures the library seeded there instead
+    /// of seeding again.
+    #[arg(long)]
+    keep_dir: Option<std::path::PathBuf>,
 }
 
 /// Tags in the vocabulary; tag `i` is drawn with a skew towards small `i`.
@@ -100,25 +105,44 @@ fn word(i: u64) -> String {
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
     let work = tempfile::tempdir_in(&args.dir)?;
-    let mut config = Config::with_data_dir(work.path());
+    let data_dir = args
+        .keep_dir
+        .clone()
+        .unwrap_or_else(|| work.path().to_path_buf());
+    let mut config = Config::with_data_dir(&data_dir);
     config.database_url = args.database_url.clone();
     config.health_check_secs = 3600;
     let library = server::open_library(&config).await?;
     let tenant = TenantId::DEFAULT;
 
-    let started = Instant::now();
-    let folders = seed_folders(&library, args.folders).await?;
-    println!(
-        "seeded {} folders in {:.1?}",
-        folders.len(),
-        started.elapsed()
-    );
-    let started = Instant::now();
-    let ids = seed_media(&library, &folders, args.media).await?;
-    println!("seeded {} media in {:.1?}", ids.len(), started.elapsed());
-    // What autovacuum (PostgreSQL) or a periodic ANALYZE (SQLite) does
-    // after a load like this one.
-    library.repo().analyze().await?;
+    let existing = library.folder_tree(tenant, None, 0).await?;
+    let (folders, ids) = if existing.len() > 1 {
+        let folders: Vec<FolderId> = existing[1..].iter().map(|f| f.id).collect();
+        let (some, _) = library
+            .list(tenant, &MediaQuery::default(), None, 1000, false)
+            .await?;
+        println!(
+            "reusing the {} folders seeded in {}",
+            folders.len(),
+            data_dir.display()
+        );
+        (folders, some.iter().map(|m| m.id).collect::<Vec<_>>())
+    } else {
+        let started = Instant::now();
+        let folders = seed_folders(&library, args.folders).await?;
+        println!(
+            "seeded {} folders in {:.1?}",
+            folders.len(),
+            started.elapsed()
+        );
+        let started = Instant::now();
+        let ids = seed_media(&library, &folders, args.media).await?;
+        println!("seeded {} media in {:.1?}", ids.len(), started.elapsed());
+        // What autovacuum (PostgreSQL) or a periodic ANALYZE (SQLite) does
+        // after a load like this one.
+        library.repo().analyze().await?;
+        (folders, ids)
+    };
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -235,6 +259,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!(
         "GetFolderTree in process (no gRPC): p50 {:.2} ms",
         ms(inproc[10])
+    );
+    // And the protobuf work of one tree response, each way.
+    let nodes = library.folder_tree(tenant, None, 0).await?;
+    let t = Instant::now();
+    let response = pb::GetFolderTreeResponse {
+        nodes: nodes
+            .into_iter()
+            .map(|f| pb::FolderTreeNode {
+                level: f.depth,
+                folder: Some(mediastore::service::convert::folder_to_pb(f)),
+            })
+            .collect(),
+    };
+    let converted = t.elapsed();
+    let t = Instant::now();
+    let bytes = prost::Message::encode_to_vec(&response);
+    let encoded = t.elapsed();
+    let t = Instant::now();
+    let decoded: pb::GetFolderTreeResponse = prost::Message::decode(bytes.as_slice())?;
+    println!(
+        "tree response: {} nodes, {} bytes; convert {:.2} ms, encode {:.2} ms, decode {:.2} ms",
+        decoded.nodes.len(),
+        bytes.len(),
+        ms(converted),
+        ms(encoded),
+        ms(t.elapsed())
     );
 
     let base = results[0].1.p50;
