@@ -266,10 +266,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let response = pb::GetFolderTreeResponse {
         nodes: nodes
             .into_iter()
-            .map(|f| pb::FolderTreeNode {
-                level: f.depth,
-                folder: Some(mediastore::service::convert::folder_to_pb(f)),
-            })
+            .map(|f| mediastore::service::convert::tree_node_to_pb(f, 0))
             .collect(),
     };
     let converted = t.elapsed();

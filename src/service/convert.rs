@@ -210,6 +210,18 @@ pub fn folder_to_pb(f: Folder) -> pb::Folder {
     }
 }
 
+/// A folder as a tree node, `base` being the depth of the tree's top.
+pub fn tree_node_to_pb(f: Folder, base: u32) -> pb::FolderTreeNode {
+    pb::FolderTreeNode {
+        id: f.id.to_string(),
+        parent_id: f.parent.map(|p| p.to_string()).unwrap_or_default(),
+        name: f.name,
+        level: f.depth.saturating_sub(base),
+        media_count: f.media_count,
+        size_bytes: f.size_bytes,
+    }
+}
+
 /// A domain binding as the API shows it.
 pub fn binding_to_pb(b: Binding) -> pb::Binding {
     pb::Binding {

@@ -2,7 +2,11 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{convert::folder_to_pb, query::optional_folder, tenant_of};
+use super::{
+    convert::{folder_to_pb, tree_node_to_pb},
+    query::optional_folder,
+    tenant_of,
+};
 use crate::{
     domain::{FolderId, FolderName, FolderPath, MAX_FOLDER_DEPTH},
     error::Error,
@@ -88,10 +92,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
         Ok(Response::new(pb::GetFolderTreeResponse {
             nodes: folders
                 .into_iter()
-                .map(|f| pb::FolderTreeNode {
-                    level: f.depth - base,
-                    folder: Some(folder_to_pb(f)),
-                })
+                .map(|f| tree_node_to_pb(f, base))
                 .collect(),
         }))
     }
