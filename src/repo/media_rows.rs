@@ -117,7 +117,6 @@ impl WriteTx {
             }
         }
         let backend = self.tx.get_database_backend();
-        let mut gone = Vec::with_capacity(ids.len());
         for part in ids.chunks(INSERT_CHUNK) {
             let uuids = || part.iter().map(|id| id.0);
             if force {
@@ -132,30 +131,26 @@ impl WriteTx {
                 .filter(media_tag::Column::MediaId.is_in(uuids()))
                 .exec(&self.tx)
                 .await?;
-            // RETURNING: only rows this transaction really deleted count, so
-            // a concurrent delete of the same media never drops a blob
-            // reference twice.
-            let (list, mut values) = placeholders(2, uuids().map(Into::into));
-            values.insert(0, tenant.0.into());
-            let rows = self
-                .tx
-                .query_all(Statement::from_sql_and_values(
-                    backend,
-                    format!(
-                        "DELETE FROM media WHERE tenant_id = $1 AND id IN ({list}) \
-                         RETURNING id, folder_id, blob_hash, size_bytes"
-                    ),
-                    values,
-                ))
-                .await?;
-            for row in rows {
-                gone.push((
-                    MediaId(row.try_get_by_index(0)?),
-                    FolderId(row.try_get_by_index(1)?),
-                    row.try_get_by_index::<String>(2)?,
-                    row.try_get_by_index::<i64>(3)?,
-                ));
-            }
+        }
+        // RETURNING: only rows this transaction really deleted count, so a
+        // concurrent delete of the same media never drops a blob reference
+        // twice.
+        let rows = self
+            .by_tenant_and_ids(tenant, ids, |list| {
+                format!(
+                    "DELETE FROM media WHERE tenant_id = $1 AND id IN ({list}) \
+                     RETURNING id, folder_id, blob_hash, size_bytes"
+                )
+            })
+            .await?;
+        let mut gone = Vec::with_capacity(rows.len());
+        for row in rows {
+            gone.push((
+                MediaId(row.try_get_by_index(0)?),
+                FolderId(row.try_get_by_index(1)?),
+                row.try_get_by_index::<String>(2)?,
+                row.try_get_by_index::<i64>(3)?,
+            ));
         }
 
         let mut folders: BTreeMap<FolderId, (i64, i64)> = BTreeMap::new();
@@ -218,28 +213,21 @@ impl WriteTx {
         } else {
             ""
         };
-        let mut found = Vec::with_capacity(ids.len());
-        for part in ids.chunks(INSERT_CHUNK) {
-            let (list, mut values) = placeholders(2, part.iter().map(|id| id.0.into()));
-            values.insert(0, tenant.0.into());
-            let rows = self
-                .tx
-                .query_all(Statement::from_sql_and_values(
-                    backend,
-                    format!(
-                        "SELECT id, folder_id, size_bytes FROM media \
-                         WHERE tenant_id = $1 AND id IN ({list}){lock}"
-                    ),
-                    values,
-                ))
-                .await?;
-            for row in rows {
-                found.push((
-                    MediaId(row.try_get_by_index(0)?),
-                    FolderId(row.try_get_by_index(1)?),
-                    row.try_get_by_index::<i64>(2)?,
-                ));
-            }
+        let rows = self
+            .by_tenant_and_ids(tenant, ids, |list| {
+                format!(
+                    "SELECT id, folder_id, size_bytes FROM media \
+                     WHERE tenant_id = $1 AND id IN ({list}){lock}"
+                )
+            })
+            .await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            found.push((
+                MediaId(row.try_get_by_index(0)?),
+                FolderId(row.try_get_by_index(1)?),
+                row.try_get_by_index::<i64>(2)?,
+            ));
         }
         let not_found = ids
             .iter()
@@ -329,6 +317,28 @@ impl WriteTx {
         }
         media::Entity::update(am).exec(&self.tx).await?;
         Ok(())
+    }
+
+    /// Runs `sql(list)` for the ids in chunks, `$1` being the tenant and
+    /// `list` the ids' placeholders, and returns every row.
+    async fn by_tenant_and_ids(
+        &mut self,
+        tenant: TenantId,
+        ids: &[MediaId],
+        sql: impl Fn(&str) -> String,
+    ) -> Result<Vec<sea_orm::QueryResult>> {
+        let backend = self.tx.get_database_backend();
+        let mut out = Vec::with_capacity(ids.len());
+        for part in ids.chunks(INSERT_CHUNK) {
+            let (list, mut values) = placeholders(2, part.iter().map(|id| id.0.into()));
+            values.insert(0, tenant.0.into());
+            out.extend(
+                self.tx
+                    .query_all(Statement::from_sql_and_values(backend, sql(&list), values))
+                    .await?,
+            );
+        }
+        Ok(out)
     }
 
     /// Up to `limit` media of a tombstoned subtree, for a delete batch.
