@@ -7,7 +7,7 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait, Statement,
     sea_query::{Expr, Query},
 };
@@ -28,12 +28,7 @@ use crate::{
 impl Repo {
     /// A live folder of the tenant.
     pub async fn folder(&self, tenant: TenantId, id: FolderId) -> Result<Option<Folder>> {
-        live(tenant)
-            .filter(folder::Column::Id.eq(id.0))
-            .one(&self.read)
-            .await?
-            .map(to_folder)
-            .transpose()
+        live_folder(&self.read, tenant, id).await
     }
 
     /// A live folder of the tenant, by path.
@@ -42,12 +37,11 @@ impl Repo {
         tenant: TenantId,
         path: &FolderPath,
     ) -> Result<Option<Folder>> {
-        live(tenant)
+        Ok(live(tenant)
             .filter(folder::Column::Path.eq(path.as_str()))
             .one(&self.read)
             .await?
-            .map(to_folder)
-            .transpose()
+            .map(to_folder))
     }
 
     /// `top` and the live folders below it down to `levels` levels, in path
@@ -59,12 +53,12 @@ impl Repo {
         levels: u32,
         limit: u64,
     ) -> Result<Vec<Folder>> {
-        tree(tenant, top, levels, limit)
+        Ok(tree(tenant, top, levels, limit)
             .all(&self.read)
             .await?
             .into_iter()
             .map(to_folder)
-            .collect()
+            .collect())
     }
 
     /// The database's plan for [`Repo::folder_tree`].
@@ -111,12 +105,8 @@ impl WriteTx {
 
     /// A live folder, read inside the transaction.
     pub async fn folder(&mut self, tenant: TenantId, id: FolderId) -> Result<Folder> {
-        live(tenant)
-            .filter(folder::Column::Id.eq(id.0))
-            .one(&self.tx)
+        live_folder(&self.tx, tenant, id)
             .await?
-            .map(to_folder)
-            .transpose()?
             .ok_or_else(|| Error::not_found("folder", id.to_string()))
     }
 
@@ -236,10 +226,8 @@ impl WriteTx {
         let name = FolderName::parse("name", &f.name)?;
         self.check_free(tenant, &parent, &name).await?;
         // The deepest folder of the subtree must stay within the limit.
-        let (low, high) = f.path.subtree_range();
         let deepest = live(tenant)
-            .filter(folder::Column::Path.gte(low))
-            .filter(folder::Column::Path.lt(high))
+            .filter(in_subtree(&f.path))
             .order_by_desc(folder::Column::Depth)
             .one(&self.tx)
             .await?
@@ -347,7 +335,6 @@ impl WriteTx {
         let f = self.folder(tenant, id).await?;
         self.parent_of(tenant, &f, "deleted").await?;
         if !force {
-            let (low, high) = f.path.subtree_range();
             let bound = media_binding::Entity::find()
                 .filter(media_binding::Column::TenantId.eq(tenant.0))
                 .filter(
@@ -360,11 +347,8 @@ impl WriteTx {
                                 Expr::col((folder::Entity, folder::Column::Id))
                                     .equals((media::Entity, media::Column::FolderId)),
                             )
-                            .and_where(
-                                Expr::col((folder::Entity, folder::Column::TenantId)).eq(tenant.0),
-                            )
-                            .and_where(Expr::col((folder::Entity, folder::Column::Path)).gte(low))
-                            .and_where(Expr::col((folder::Entity, folder::Column::Path)).lt(high))
+                            .and_where(folder::Column::TenantId.eq(tenant.0))
+                            .cond_where(in_subtree(&f.path))
                             .to_owned(),
                     ),
                 )
@@ -379,12 +363,10 @@ impl WriteTx {
         let count = self
             .rewrite_subtree(tenant, &f.path, tomb.as_str(), 0)
             .await?;
-        let (low, high) = tomb.subtree_range();
         folder::Entity::update_many()
             .col_expr(folder::Column::Deleting, true.into())
             .filter(folder::Column::TenantId.eq(tenant.0))
-            .filter(folder::Column::Path.gte(low))
-            .filter(folder::Column::Path.lt(high))
+            .filter(in_subtree(&tomb))
             .exec(&self.tx)
             .await?;
         folder::Entity::update_many()
@@ -398,11 +380,9 @@ impl WriteTx {
     /// Last step of a delete: removes the (by now empty) folders of a
     /// tombstoned subtree. Returns how many went.
     pub async fn remove_folders(&mut self, tenant: TenantId, tomb: &FolderPath) -> Result<u64> {
-        let (low, high) = tomb.subtree_range();
         let res = folder::Entity::delete_many()
             .filter(folder::Column::TenantId.eq(tenant.0))
-            .filter(folder::Column::Path.gte(low))
-            .filter(folder::Column::Path.lt(high))
+            .filter(in_subtree(tomb))
             .exec(&self.tx)
             .await?;
         Ok(res.rows_affected)
@@ -422,11 +402,11 @@ impl WriteTx {
         let res = folder::Entity::update_many()
             .col_expr(
                 folder::Column::MediaCount,
-                sea_orm::sea_query::Expr::col(folder::Column::MediaCount).add(count),
+                Expr::col(folder::Column::MediaCount).add(count),
             )
             .col_expr(
                 folder::Column::SizeBytes,
-                sea_orm::sea_query::Expr::col(folder::Column::SizeBytes).add(bytes),
+                Expr::col(folder::Column::SizeBytes).add(bytes),
             )
             .filter(folder::Column::TenantId.eq(tenant.0))
             .filter(folder::Column::Id.eq(id.0))
@@ -447,13 +427,33 @@ fn tree(
     levels: u32,
     limit: u64,
 ) -> sea_orm::Select<folder::Entity> {
-    let (low, high) = top.path.subtree_range();
     live(tenant)
-        .filter(folder::Column::Path.gte(low))
-        .filter(folder::Column::Path.lt(high))
+        .filter(in_subtree(&top.path))
         .filter(folder::Column::Depth.lte(to_i32(top.depth + levels)))
         .order_by_asc(folder::Column::Path)
         .limit(limit)
+}
+
+/// One live folder of the tenant, through `conn`.
+async fn live_folder(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    id: FolderId,
+) -> Result<Option<Folder>> {
+    Ok(live(tenant)
+        .filter(folder::Column::Id.eq(id.0))
+        .one(conn)
+        .await?
+        .map(to_folder))
+}
+
+/// Folders at `path` and below it: one byte range of paths (see
+/// [`FolderPath::subtree_range`]).
+pub(super) fn in_subtree(path: &FolderPath) -> Condition {
+    let (low, high) = path.subtree_range();
+    Condition::all()
+        .add(folder::Column::Path.gte(low))
+        .add(folder::Column::Path.lt(high))
 }
 
 /// The tenant's live folders.
@@ -477,8 +477,8 @@ fn to_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
-pub(super) fn to_folder(r: folder::Model) -> Result<Folder> {
-    Ok(Folder {
+fn to_folder(r: folder::Model) -> Folder {
+    Folder {
         id: FolderId(r.id),
         parent: r.parent_id.map(FolderId),
         name: r.name,
@@ -488,5 +488,5 @@ pub(super) fn to_folder(r: folder::Model) -> Result<Folder> {
         size_bytes: u64::try_from(r.size_bytes).unwrap_or(0),
         created_at: r.created_at,
         updated_at: r.updated_at,
-    })
+    }
 }

@@ -174,12 +174,7 @@ impl Repo {
 
     /// Whether the tenant has this folder, live (not being deleted).
     pub async fn folder_exists(&self, tenant: TenantId, id: FolderId) -> Result<bool> {
-        Ok(folder::Entity::find_by_id(id.0)
-            .filter(folder::Column::TenantId.eq(tenant.0))
-            .filter(folder::Column::Deleting.eq(false))
-            .one(&self.read)
-            .await?
-            .is_some())
+        Ok(self.folder(tenant, id).await?.is_some())
     }
 
     /// One media of the tenant.

@@ -14,6 +14,7 @@ use sea_orm::{
 use super::{
     Repo,
     entity::{folder, media, media_tag},
+    folders::in_subtree,
 };
 use crate::{
     domain::{
@@ -280,20 +281,16 @@ fn matching(
     q = match scope {
         FolderScope::All => q,
         FolderScope::Folder(id) => q.filter(C::FolderId.eq(id.0)),
-        FolderScope::Subtree(path) => {
-            let (low, high) = path.subtree_range();
-            q.filter(
-                C::FolderId.in_subquery(
-                    Query::select()
-                        .column(folder::Column::Id)
-                        .from(folder::Entity)
-                        .and_where(folder::Column::TenantId.eq(tenant.0))
-                        .and_where(folder::Column::Path.gte(low))
-                        .and_where(folder::Column::Path.lt(high))
-                        .to_owned(),
-                ),
-            )
-        }
+        FolderScope::Subtree(path) => q.filter(
+            C::FolderId.in_subquery(
+                Query::select()
+                    .column(folder::Column::Id)
+                    .from(folder::Entity)
+                    .and_where(folder::Column::TenantId.eq(tenant.0))
+                    .cond_where(in_subtree(path))
+                    .to_owned(),
+            ),
+        ),
     };
     if !f.types.is_empty() {
         q = q.filter(C::MediaType.is_in(f.types.iter().map(|t| *t as i16)));
