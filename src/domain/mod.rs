@@ -86,6 +86,17 @@ macro_rules! uuid_id {
 uuid_id!(MediaId, "media");
 uuid_id!(FolderId, "folder");
 
+/// The ids of `asked` that are not among `found`, in `asked`'s order: what
+/// a batch call reports as not found.
+pub fn missing_ids(asked: &[MediaId], found: impl IntoIterator<Item = MediaId>) -> Vec<MediaId> {
+    let found: std::collections::HashSet<MediaId> = found.into_iter().collect();
+    asked
+        .iter()
+        .filter(|id| !found.contains(id))
+        .copied()
+        .collect()
+}
+
 /// Shortens client input quoted back in an error message.
 pub fn truncate_for_message(s: &str) -> String {
     const MAX: usize = 80;

@@ -4,7 +4,8 @@
 use super::Library;
 use crate::{
     domain::{
-        Binding, BindingKey, FolderId, Media, MediaId, MediaPatch, MediaQuery, PageCursor, TenantId,
+        Binding, BindingKey, FolderId, Media, MediaId, MediaPatch, MediaQuery, PageCursor,
+        TenantId, missing_ids,
     },
     error::{Error, Result},
     repo::{BindingScope, FolderScope},
@@ -29,11 +30,7 @@ impl Library {
         ids: &[MediaId],
     ) -> Result<(Vec<Media>, Vec<MediaId>)> {
         let found = self.inner.repo.get_media_many(tenant, ids).await?;
-        let missing = ids
-            .iter()
-            .filter(|id| !found.iter().any(|m| m.id == **id))
-            .copied()
-            .collect();
+        let missing = missing_ids(ids, found.iter().map(|m| m.id));
         Ok((found, missing))
     }
 

@@ -5,6 +5,8 @@
 //! single writer anyway), so two concurrent moves can never build a cycle
 //! out of two checks that each passed alone.
 
+use std::collections::BTreeMap;
+
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
@@ -415,6 +417,30 @@ impl WriteTx {
             .await?;
         if res.rows_affected == 0 && count > 0 {
             return Err(Error::not_found("folder", id.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Changes to folders' media counts and sizes within one transaction,
+/// summed per folder so that each folder is updated once, in folder order.
+#[derive(Debug, Default)]
+pub(super) struct FolderCounts(BTreeMap<(TenantId, FolderId), (i64, i64)>);
+
+impl FolderCounts {
+    /// Adds `count` media of `bytes` bytes (negative to remove) to `folder`.
+    pub(super) fn add(&mut self, tenant: TenantId, folder: FolderId, count: i64, bytes: i64) {
+        let c = self.0.entry((tenant, folder)).or_default();
+        c.0 += count;
+        c.1 += bytes;
+    }
+}
+
+impl WriteTx {
+    /// Writes the summed changes (see [`WriteTx::count_in_folder`]).
+    pub(super) async fn apply_counts(&mut self, counts: FolderCounts) -> Result<()> {
+        for ((tenant, folder), (count, bytes)) in counts.0 {
+            self.count_in_folder(tenant, folder, count, bytes).await?;
         }
         Ok(())
     }

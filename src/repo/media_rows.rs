@@ -10,10 +10,13 @@ use sea_orm::{
 use super::{
     INSERT_CHUNK, Repo, WriteTx,
     entity::{blob, media, media_binding, media_tag},
-    parse_hash, placeholders, to_domain, to_i64,
+    folders::FolderCounts,
+    parse_hash, placeholders, tag_rows, to_domain, to_i64,
 };
 use crate::{
-    domain::{ContentHash, FolderId, Media, MediaId, MediaPatch, TenantId, now_micros},
+    domain::{
+        ContentHash, FolderId, Media, MediaId, MediaPatch, TenantId, missing_ids, now_micros,
+    },
     error::{Error, Result},
 };
 
@@ -153,12 +156,10 @@ impl WriteTx {
             ));
         }
 
-        let mut folders: BTreeMap<FolderId, (i64, i64)> = BTreeMap::new();
+        let mut counts = FolderCounts::default();
         let mut blobs: BTreeMap<String, i64> = BTreeMap::new();
         for (_, folder, hash, size) in &gone {
-            let f = folders.entry(*folder).or_default();
-            f.0 -= 1;
-            f.1 -= size;
+            counts.add(tenant, *folder, -1, -size);
             *blobs.entry(hash.clone()).or_default() += 1;
         }
         let mut unreferenced = Vec::new();
@@ -181,15 +182,9 @@ impl WriteTx {
                 unreferenced.push(parse_hash(&hash)?);
             }
         }
-        for (folder, (count, bytes)) in folders {
-            self.count_in_folder(tenant, folder, count, bytes).await?;
-        }
+        self.apply_counts(counts).await?;
         let deleted: Vec<MediaId> = gone.iter().map(|g| g.0).collect();
-        let not_found = ids
-            .iter()
-            .filter(|id| !deleted.contains(id))
-            .copied()
-            .collect();
+        let not_found = missing_ids(ids, deleted.iter().copied());
         Ok(Removed {
             deleted,
             not_found,
@@ -229,25 +224,15 @@ impl WriteTx {
                 row.try_get_by_index::<i64>(2)?,
             ));
         }
-        let not_found = ids
-            .iter()
-            .filter(|id| !found.iter().any(|f| f.0 == **id))
-            .copied()
-            .collect();
+        let not_found = missing_ids(ids, found.iter().map(|f| f.0));
         let moving: Vec<&(MediaId, FolderId, i64)> =
             found.iter().filter(|(_, from, _)| *from != dest).collect();
-        let mut folders: BTreeMap<FolderId, (i64, i64)> = BTreeMap::new();
+        let mut counts = FolderCounts::default();
         for (_, from, size) in &moving {
-            let f = folders.entry(*from).or_default();
-            f.0 -= 1;
-            f.1 -= size;
-            let t = folders.entry(dest).or_default();
-            t.0 += 1;
-            t.1 += size;
+            counts.add(tenant, *from, -1, -size);
+            counts.add(tenant, dest, 1, *size);
         }
-        for (folder, (count, bytes)) in folders {
-            self.count_in_folder(tenant, folder, count, bytes).await?;
-        }
+        self.apply_counts(counts).await?;
         let now = now_micros();
         for part in moving.chunks(INSERT_CHUNK) {
             media::Entity::update_many()
@@ -304,14 +289,9 @@ impl WriteTx {
                 .exec(&self.tx)
                 .await?;
             if !tags.is_empty() {
-                media_tag::Entity::insert_many(tags.iter().map(|t| media_tag::ActiveModel {
-                    tenant_id: Set(tenant.0),
-                    tag: Set(t.clone()),
-                    media_id: Set(id.0),
-                    created_at: Set(row.created_at),
-                }))
-                .exec_without_returning(&self.tx)
-                .await?;
+                media_tag::Entity::insert_many(tag_rows(tenant, id, row.created_at, &tags))
+                    .exec_without_returning(&self.tx)
+                    .await?;
             }
             am.tags = Set(serde_json::Value::from(tags));
         }

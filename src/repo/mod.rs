@@ -33,11 +33,14 @@ use sea_orm::{
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use self::entity::{blob, folder, media, media_tag, tenant};
 pub use self::{
     bindings::BindingScope,
     media_rows::Removed,
     query::{FolderScope, sort_value},
+};
+use self::{
+    entity::{blob, folder, media, media_tag, tenant},
+    folders::FolderCounts,
 };
 use crate::{
     domain::{Analysis, ContentHash, FolderId, Media, MediaId, MediaType, TenantId, now_micros},
@@ -327,16 +330,11 @@ impl WriteTx {
     /// Fails with NOT_FOUND, before inserting anything, if a target folder
     /// is gone or being deleted.
     pub async fn insert_media(&mut self, batch: &[&Media]) -> Result<()> {
-        let mut folders: std::collections::BTreeMap<(TenantId, FolderId), (i64, i64)> =
-            Default::default();
+        let mut counts = FolderCounts::default();
         for m in batch {
-            let c = folders.entry((m.tenant, m.folder)).or_default();
-            c.0 += 1;
-            c.1 += to_i64(m.size);
+            counts.add(m.tenant, m.folder, 1, to_i64(m.size));
         }
-        for ((tenant, folder), (count, bytes)) in folders {
-            self.count_in_folder(tenant, folder, count, bytes).await?;
-        }
+        self.apply_counts(counts).await?;
         // Each statement stays under SQLite's 32766 bound parameters.
         for part in batch.chunks(INSERT_CHUNK) {
             media::Entity::insert_many(part.iter().map(|m| to_row(m)))
@@ -345,14 +343,7 @@ impl WriteTx {
         }
         let tags: Vec<media_tag::ActiveModel> = batch
             .iter()
-            .flat_map(|m| {
-                m.tags.iter().map(|t| media_tag::ActiveModel {
-                    tenant_id: Set(m.tenant.0),
-                    tag: Set(t.clone()),
-                    media_id: Set(m.id.0),
-                    created_at: Set(m.created_at),
-                })
-            })
+            .flat_map(|m| tag_rows(m.tenant, m.id, m.created_at, &m.tags))
             .collect();
         for part in tags.chunks(INSERT_CHUNK * 10) {
             media_tag::Entity::insert_many(part.to_vec())
@@ -395,6 +386,22 @@ impl WriteTx {
     pub async fn commit(self) -> Result<()> {
         Ok(self.tx.commit().await?)
     }
+}
+
+/// The `media_tags` rows of one media (they carry its creation time for
+/// newest-first tag filters).
+fn tag_rows<'a>(
+    tenant: TenantId,
+    media: MediaId,
+    created_at: i64,
+    tags: &'a [String],
+) -> impl Iterator<Item = media_tag::ActiveModel> + 'a {
+    tags.iter().map(move |t| media_tag::ActiveModel {
+        tenant_id: Set(tenant.0),
+        tag: Set(t.clone()),
+        media_id: Set(media.0),
+        created_at: Set(created_at),
+    })
 }
 
 /// `$first, $first+1, ...` for the values, and the values.
