@@ -91,15 +91,9 @@ impl pb::binding_service_server::BindingService for BindingApi {
             .library
             .bindings(tenant, &scope, after.as_ref(), limit + 1)
             .await?;
-        let next_page_token = if items.len() as u64 > limit {
-            items.truncate(limit as usize);
-            items
-                .last()
-                .map(|b| page_token::encode_binding(fingerprint, &b.key))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = page_token::next_page(&mut items, limit, |b| {
+            page_token::encode_binding(fingerprint, &b.key)
+        });
         Ok(Response::new(pb::ListBindingsResponse {
             bindings: items.into_iter().map(binding_to_pb).collect(),
             next_page_token,

@@ -118,23 +118,15 @@ impl pb::media_service_server::MediaService for MediaApi {
                 req.include_total_size,
             )
             .await?;
-        let next_page_token = if items.len() as u64 > page_size {
-            items.truncate(page_size as usize);
-            items
-                .last()
-                .map(|m| {
-                    page_token::encode_media(
-                        fingerprint,
-                        &PageCursor {
-                            value: sort_value(q.order, m),
-                            id: m.id,
-                        },
-                    )
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = page_token::next_page(&mut items, page_size, |m| {
+            page_token::encode_media(
+                fingerprint,
+                &PageCursor {
+                    value: sort_value(q.order, m),
+                    id: m.id,
+                },
+            )
+        });
         let media = items
             .into_iter()
             .map(|m| {

@@ -17,6 +17,17 @@ use crate::{
 const PREFIX: &str = "v2.";
 const CHECK: usize = 8;
 
+/// Cuts a page fetched with one row more than `page_size` (that extra row
+/// tells whether another page exists) and returns the next page's token,
+/// made from the page's last row by `encode`, or "" on the last page.
+pub fn next_page<T>(items: &mut Vec<T>, page_size: u64, encode: impl Fn(&T) -> String) -> String {
+    if items.len() as u64 <= page_size {
+        return String::new();
+    }
+    items.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+    items.last().map(encode).unwrap_or_default()
+}
+
 /// Encodes where the next page of a media query starts.
 pub fn encode_media(fingerprint: [u8; 8], c: &PageCursor) -> String {
     let (kind, value) = match &c.value {
