@@ -172,60 +172,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let leaf = |r: &mut Rng| folders[r.below(folders.len() as u64) as usize].to_string();
     results.push((
         "folder listing, 50 newest",
-        measure(n, || {
-            let req = pb::ListMediaRequest {
-                folder_id: leaf(&mut rng),
-                page_size: 50,
-                ..Default::default()
-            };
-            let mut c = media.clone();
-            async move { page(&mut c, req, false).await }
+        pages(n, &media, false, || pb::ListMediaRequest {
+            folder_id: leaf(&mut rng),
+            ..Default::default()
         })
         .await?,
     ));
     results.push((
         "recursive listing from the root, 50 newest",
-        measure(n, || {
-            let req = pb::ListMediaRequest {
-                folder_id: root.to_string(),
-                recursive: true,
-                page_size: 50,
-                ..Default::default()
-            };
-            let mut c = media.clone();
-            async move { page(&mut c, req, true).await }
+        pages(n, &media, true, || pb::ListMediaRequest {
+            folder_id: root.to_string(),
+            recursive: true,
+            ..Default::default()
         })
         .await?,
     ));
     results.push((
         "tag filter (one of the 100 commonest tags), 50 newest",
-        measure(n, || {
-            let req = pb::ListMediaRequest {
-                filter: Some(pb::MediaFilter {
-                    tags_any: vec![tag(rng.below(100))],
-                    ..Default::default()
-                }),
-                page_size: 50,
+        pages(n, &media, true, || pb::ListMediaRequest {
+            filter: Some(pb::MediaFilter {
+                tags_any: vec![tag(rng.below(100))],
                 ..Default::default()
-            };
-            let mut c = media.clone();
-            async move { page(&mut c, req, true).await }
+            }),
+            ..Default::default()
         })
         .await?,
     ));
     results.push((
         "text query (one title word), 50 newest",
-        measure(n, || {
-            let req = pb::ListMediaRequest {
-                filter: Some(pb::MediaFilter {
-                    query: word(rng.below(WORDS)),
-                    ..Default::default()
-                }),
-                page_size: 50,
+        pages(n, &media, false, || pb::ListMediaRequest {
+            filter: Some(pb::MediaFilter {
+                query: word(rng.below(WORDS)),
                 ..Default::default()
-            };
-            let mut c = media.clone();
-            async move { page(&mut c, req, false).await }
+            }),
+            ..Default::default()
         })
         .await?,
     ));
@@ -380,6 +360,25 @@ where
         p50: at(0.50),
         p99: at(0.99),
     })
+}
+
+/// Times `n` pages of 50 of the requests `make` builds; with `full`, every
+/// page must come back full.
+async fn pages(
+    n: usize,
+    client: &MediaServiceClient<Channel>,
+    full: bool,
+    mut make: impl FnMut() -> pb::ListMediaRequest,
+) -> Result<Stats, BoxError> {
+    measure(n, || {
+        let req = pb::ListMediaRequest {
+            page_size: 50,
+            ..make()
+        };
+        let mut c = client.clone();
+        async move { page(&mut c, req, full).await }
+    })
+    .await
 }
 
 /// One page; a page expected to be full must be.
