@@ -29,6 +29,22 @@ async fn create(f: &mut Folders, parent: &str, name: &str) -> Result<pb::Folder,
     .map(|r| r.into_inner().folder.unwrap())
 }
 
+async fn rename(f: &mut Folders, id: String, name: String) -> Result<pb::Folder, tonic::Status> {
+    f.rename_folder(RenameFolderRequest { id, name })
+        .await
+        .map(|r| r.into_inner().folder.unwrap())
+}
+
+async fn move_to(
+    f: &mut Folders,
+    id: String,
+    new_parent_id: String,
+) -> Result<pb::Folder, tonic::Status> {
+    f.move_folder(MoveFolderRequest { id, new_parent_id })
+        .await
+        .map(|r| r.into_inner().folder.unwrap())
+}
+
 async fn by_path(f: &mut Folders, path: &str) -> Result<pb::Folder, tonic::Status> {
     f.get_folder(GetFolderRequest {
         lookup: Some(Lookup::Path(path.into())),
@@ -92,19 +108,9 @@ async fn root_exists_once_and_refuses_changes() {
     assert_eq!(by_path(&mut f, "/").await.unwrap().id, r.id);
     let a = create(&mut f, "", "a").await.unwrap();
 
-    let err = f
-        .rename_folder(RenameFolderRequest {
-            id: r.id.clone(),
-            name: "x".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = rename(&mut f, r.id.clone(), "x".into()).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    let err = f
-        .move_folder(MoveFolderRequest {
-            id: r.id.clone(),
-            new_parent_id: a.id.clone(),
-        })
+    let err = move_to(&mut f, r.id.clone(), a.id.clone())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
@@ -155,19 +161,11 @@ async fn unknown_and_malformed_folders_are_refused() {
         create(&mut f, &unknown, "x").await.unwrap_err().code(),
         Code::NotFound
     );
-    let err = f
-        .rename_folder(RenameFolderRequest {
-            id: unknown.clone(),
-            name: "x".into(),
-        })
+    let err = rename(&mut f, unknown.clone(), "x".into())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = f
-        .move_folder(MoveFolderRequest {
-            id: a.id.clone(),
-            new_parent_id: unknown.clone(),
-        })
+    let err = move_to(&mut f, a.id.clone(), unknown.clone())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -219,13 +217,7 @@ async fn invalid_names_are_refused_by_each_rule() {
         let err = create(&mut f, "", bad).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}");
         assert_eq!(bad_field(&err).as_deref(), Some("name"), "{bad:?}");
-        let err = f
-            .rename_folder(RenameFolderRequest {
-                id: a.id.clone(),
-                name: bad.into(),
-            })
-            .await
-            .unwrap_err();
+        let err = rename(&mut f, a.id.clone(), bad.into()).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "rename {bad:?}");
     }
     create(&mut f, "", &"x".repeat(255)).await.unwrap();
@@ -243,19 +235,9 @@ async fn sibling_names_clash_on_create_rename_and_move() {
 
     let err = create(&mut f, "", "a").await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
-    let err = f
-        .rename_folder(RenameFolderRequest {
-            id: b.id.clone(),
-            name: "a".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = rename(&mut f, b.id.clone(), "a".into()).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
-    let err = f
-        .move_folder(MoveFolderRequest {
-            id: a_in_b.id.clone(),
-            new_parent_id: String::new(),
-        })
+    let err = move_to(&mut f, a_in_b.id.clone(), String::new())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
@@ -272,11 +254,7 @@ async fn moves_into_itself_or_below_are_refused() {
     let b = create(&mut f, &a.id, "b").await.unwrap();
     let c = create(&mut f, &b.id, "c").await.unwrap();
     for target in [&a.id, &b.id, &c.id] {
-        let err = f
-            .move_folder(MoveFolderRequest {
-                id: a.id.clone(),
-                new_parent_id: target.clone(),
-            })
+        let err = move_to(&mut f, a.id.clone(), target.clone())
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
@@ -295,16 +273,7 @@ async fn renames_and_moves_carry_the_subtree() {
     // A sibling whose name starts like "a" must not be touched.
     let ab = create(&mut f, "", "ab").await.unwrap();
 
-    let renamed = f
-        .rename_folder(RenameFolderRequest {
-            id: a.id.clone(),
-            name: "z".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .folder
-        .unwrap();
+    let renamed = rename(&mut f, a.id.clone(), "z".into()).await.unwrap();
     assert_eq!(renamed.path, "/z/");
     assert_eq!(by_id(&mut f, &c.id).await.unwrap().path, "/z/b/c/");
     assert_eq!(by_id(&mut f, &ab.id).await.unwrap().path, "/ab/");
@@ -313,31 +282,15 @@ async fn renames_and_moves_carry_the_subtree() {
         Code::NotFound
     );
 
-    let moved = f
-        .move_folder(MoveFolderRequest {
-            id: b.id.clone(),
-            new_parent_id: other.id.clone(),
-        })
+    let moved = move_to(&mut f, b.id.clone(), other.id.clone())
         .await
-        .unwrap()
-        .into_inner()
-        .folder
         .unwrap();
     assert_eq!((moved.path.as_str(), moved.depth), ("/other/b/", 2));
     assert_eq!(moved.parent_id, other.id);
     let c2 = by_id(&mut f, &c.id).await.unwrap();
     assert_eq!((c2.path.as_str(), c2.depth), ("/other/b/c/", 3));
     // And back up to the root.
-    let up = f
-        .move_folder(MoveFolderRequest {
-            id: c.id.clone(),
-            new_parent_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .folder
-        .unwrap();
+    let up = move_to(&mut f, c.id.clone(), String::new()).await.unwrap();
     assert_eq!((up.path.as_str(), up.depth), ("/c/", 1));
 }
 
