@@ -22,10 +22,10 @@ use clap::Parser;
 use mediastore::{
     config::Config,
     domain::{
-        Analysis, ContentHash, FolderId, FolderName, Media, MediaFilter, MediaId, MediaQuery,
-        MediaType, TenantId, now_micros, year_month,
+        Analysis, ContentHash, FolderId, FolderName, MAX_FOLDER_DEPTH, Media, MediaFilter, MediaId,
+        MediaQuery, MediaType, TenantId, now_micros, year_month,
     },
-    library::Library,
+    library::{Library, MAX_TREE_NODES},
     pb::v1::{
         self as pb, folder_service_client::FolderServiceClient,
         media_service_client::MediaServiceClient,
@@ -320,7 +320,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let top = library.folder(tenant, root).await?;
     println!("plan, folder tree:");
-    for line in repo.explain_folder_tree(tenant, &top, 256, 20_001).await? {
+    for line in repo
+        .explain_folder_tree(tenant, &top, MAX_FOLDER_DEPTH, MAX_TREE_NODES + 1)
+        .await?
+    {
         println!("    {line}");
     }
     Ok(())

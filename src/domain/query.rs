@@ -1,7 +1,7 @@
 //! Media queries: which media a listing returns, in which order, and where
 //! a page resumes.
 
-use super::{FolderId, MediaId, MediaType};
+use super::{FolderId, Media, MediaId, MediaType};
 
 /// Most tags in a `tags_all` filter (each one is a join).
 pub const MAX_TAGS_ALL: usize = 20;
@@ -26,6 +26,22 @@ pub enum SortKey {
     Title,
     /// Display filename.
     Filename,
+}
+
+impl SortKey {
+    /// The media's value of this key, for the next page's cursor; the
+    /// repository sorts by the same expressions (`Taken` falls back to the
+    /// creation time there too).
+    pub fn value_of(self, m: &Media) -> SortValue {
+        match self {
+            SortKey::Created => SortValue::Int(m.created_at),
+            SortKey::Updated => SortValue::Int(m.updated_at),
+            SortKey::Taken => SortValue::Int(m.analysis.taken_at.unwrap_or(m.created_at)),
+            SortKey::Size => SortValue::Int(i64::try_from(m.size).unwrap_or(i64::MAX)),
+            SortKey::Title => SortValue::Text(m.title.clone()),
+            SortKey::Filename => SortValue::Text(m.filename.clone()),
+        }
+    }
 }
 
 /// A sort key's value in one row, as a page cursor holds it.

@@ -33,11 +33,7 @@ use sea_orm::{
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use self::{
-    bindings::BindingScope,
-    media_rows::Removed,
-    query::{FolderScope, sort_value},
-};
+pub use self::{bindings::BindingScope, media_rows::Removed, query::FolderScope};
 use self::{
     entity::{blob, folder, media, media_tag, tenant},
     folders::FolderCounts,

@@ -224,18 +224,6 @@ fn driving_tag(query: &MediaQuery) -> Option<(String, MediaFilter)> {
     }
 }
 
-/// The row's value of a sort key, for the next page's cursor.
-pub fn sort_value(order: SortKey, m: &Media) -> SortValue {
-    match order {
-        SortKey::Created => SortValue::Int(m.created_at),
-        SortKey::Updated => SortValue::Int(m.updated_at),
-        SortKey::Taken => SortValue::Int(m.analysis.taken_at.unwrap_or(m.created_at)),
-        SortKey::Size => SortValue::Int(i64::try_from(m.size).unwrap_or(i64::MAX)),
-        SortKey::Title => SortValue::Text(m.title.clone()),
-        SortKey::Filename => SortValue::Text(m.filename.clone()),
-    }
-}
-
 fn sort_expr(order: SortKey) -> SimpleExpr {
     use media::Column as C;
     match order {

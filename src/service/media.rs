@@ -16,7 +16,6 @@ use crate::{
     error::Error,
     library::Library,
     pb::v1 as pb,
-    repo::sort_value,
 };
 
 /// Fields `UpdateMedia` may change.
@@ -122,7 +121,7 @@ impl pb::media_service_server::MediaService for MediaApi {
             page_token::encode_media(
                 fingerprint,
                 &PageCursor {
-                    value: sort_value(q.order, m),
+                    value: q.order.value_of(m),
                     id: m.id,
                 },
             )
