@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, bad_field, channel, content, header, upload};
+use common::{TestServer, bad_field, channel, content, header, seed_rows, upload};
 use mediastore::pb::v1::{
     self as pb, CreateFolderRequest, DeleteFolderRequest, GetFolderRequest, GetFolderTreeRequest,
     GetMediaRequest, MoveFolderRequest, RenameFolderRequest,
@@ -511,46 +511,21 @@ async fn bound_media_block_deletes_unless_forced() {
 /// Seeds `n` media rows straight through the repository, alternating
 /// between `folders` and between the blobs of `templates`.
 async fn seed(s: &TestServer, templates: &[mediastore::domain::Media], folders: &[&str], n: usize) {
-    use mediastore::{
-        domain::{FolderId, MediaId},
-        repo::BlobClaim,
-    };
+    use mediastore::domain::{FolderId, MediaId};
     let folders: Vec<FolderId> = folders
         .iter()
         .map(|f| FolderId(f.parse().unwrap()))
         .collect();
-    let mut claims: Vec<&mediastore::domain::Media> = templates.iter().collect();
-    claims.sort_by_key(|m| m.blob);
-    let per_batch = 1000;
-    let mut made = 0;
-    while made < n {
-        let batch = per_batch.min(n - made);
-        let rows: Vec<mediastore::domain::Media> = (0..batch)
-            .map(|i| {
-                let mut m = templates[(made + i) % templates.len()].clone();
-                m.id = MediaId::new();
-                m.folder = folders[(made + i) % folders.len()];
-                m.created_at += (made + i) as i64;
-                m
-            })
-            .collect();
-        let mut tx = s.library.repo().begin().await.unwrap();
-        let claims: Vec<BlobClaim<'_>> = claims
-            .iter()
-            .map(|t| BlobClaim {
-                hash: t.blob,
-                size: t.size,
-                md5: None,
-                count: rows.iter().filter(|r| r.blob == t.blob).count() as i64,
-            })
-            .collect();
-        tx.claim_blobs(&claims).await.unwrap();
-        tx.insert_media(&rows.iter().collect::<Vec<_>>())
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        made += batch;
-    }
+    let rows: Vec<mediastore::domain::Media> = (0..n)
+        .map(|i| {
+            let mut m = templates[i % templates.len()].clone();
+            m.id = MediaId::new();
+            m.folder = folders[i % folders.len()];
+            m.created_at += i as i64;
+            m
+        })
+        .collect();
+    seed_rows(s, &rows).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

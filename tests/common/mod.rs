@@ -401,3 +401,32 @@ pub fn md5_hex(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Inserts media rows straight through the repository, 1000 per
+/// transaction, claiming their blobs (which must exist) as uploads do.
+pub async fn seed_rows(s: &TestServer, rows: &[mediastore::domain::Media]) {
+    use mediastore::repo::BlobClaim;
+    for batch in rows.chunks(1000) {
+        let mut hashes: Vec<_> = batch.iter().map(|m| m.blob).collect();
+        hashes.sort();
+        hashes.dedup();
+        let claims: Vec<BlobClaim<'_>> = hashes
+            .iter()
+            .map(|h| {
+                let first = batch.iter().find(|m| m.blob == *h).unwrap();
+                BlobClaim {
+                    hash: first.blob,
+                    size: first.size,
+                    md5: None,
+                    count: batch.iter().filter(|m| m.blob == *h).count() as i64,
+                }
+            })
+            .collect();
+        let mut tx = s.library.repo().begin().await.unwrap();
+        tx.claim_blobs(&claims).await.unwrap();
+        tx.insert_media(&batch.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+}
