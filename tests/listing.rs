@@ -1278,3 +1278,94 @@ async fn tag_filters_page_newest_first_in_both_directions() {
     want.reverse();
     assert_eq!(ids(&walk(&mut s.client, req).await), want);
 }
+
+/// Text queries in creation order page exactly as sorting every match
+/// would: ties within one microsecond break by id, and media whose time
+/// falls outside the text index's time order (before 1970, or more than
+/// 1024 in one microsecond) are neither missed nor repeated. On SQLite
+/// this drives the walk of the FTS5 index in creation order, with and
+/// without another condition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_query_pages_in_creation_order_are_exact_at_ties_and_odd_times() {
+    use mediastore::domain::{MediaId, TenantId};
+    let mut s = TestServer::spawn().await;
+    let first = up(&mut s.client, "template.bin", 100, |_| {}).await;
+    let template = s
+        .library
+        .get(TenantId::DEFAULT, MediaId(first.id.parse().unwrap()))
+        .await
+        .unwrap();
+    let base = template.created_at + 1_000_000;
+    let row = |title: &str, created_at: i64| {
+        let mut r = template.clone();
+        r.id = MediaId::new();
+        r.title = title.into();
+        r.created_at = created_at;
+        r
+    };
+    let mut rows = Vec::new();
+    for i in 0..60 {
+        let title = if i % 3 == 0 { "plain" } else { "a Needle here" };
+        rows.push(row(title, base + i * 10));
+    }
+    // Ids grow with creation (UUIDv7); inserting a microsecond's media in
+    // reverse makes the index's order within it the opposite of id order.
+    rows.extend((0..25).map(|_| row("needle tie", base + 305)).rev());
+    let crowd: Vec<_> = (0..1030)
+        .map(|i| {
+            row(
+                if i % 2 == 0 { "needle crowd" } else { "other" },
+                base + 415,
+            )
+        })
+        .collect();
+    rows.extend(crowd.into_iter().rev());
+    rows.extend((0..5).map(|i| row("old needle", -1000 - i)));
+    seed_rows(&s, &rows).await;
+
+    let mut expected: Vec<_> = rows
+        .iter()
+        .filter(|r| r.title.to_lowercase().contains("needle"))
+        .map(|r| (r.created_at, r.id.0))
+        .collect();
+    expected.sort();
+    let newest_first: Vec<String> = expected
+        .iter()
+        .rev()
+        .map(|(_, id)| id.to_string())
+        .collect();
+    let oldest_first: Vec<String> = expected.iter().map(|(_, id)| id.to_string()).collect();
+    let root = FolderServiceClient::new(channel(s.addr).await)
+        .get_root_folder(GetRootFolderRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .folder
+        .unwrap();
+    for folder_id in [String::new(), root.id] {
+        for (ascending, want) in [(false, &newest_first), (true, &oldest_first)] {
+            for page_size in [7, 50, 1000] {
+                let got = walk(
+                    &mut s.client,
+                    ListMediaRequest {
+                        page_size,
+                        folder_id: folder_id.clone(),
+                        filter: Some(MediaFilter {
+                            query: "NEEDLE".into(),
+                            ..Default::default()
+                        }),
+                        order_by: MediaOrderBy::CreateTime as i32,
+                        ascending,
+                        ..Default::default()
+                    },
+                )
+                .await;
+                assert_eq!(
+                    &ids(&got),
+                    want,
+                    "folder {folder_id:?}, ascending {ascending}, page size {page_size}"
+                );
+            }
+        }
+    }
+}

@@ -76,7 +76,7 @@ const POSTGRES_TEXT: &[&str] = &[
 /// substring of 3 or more characters matches, ignoring case), kept by
 /// triggers. FTS5 keys its rows by its own integer ids, which VACUUM keeps;
 /// `media_text_key` maps each media to its row for updates and deletes.
-const SQLITE_TEXT: &[&str] = &[
+pub(crate) const SQLITE_TEXT: &[&str] = &[
     "CREATE VIRTUAL TABLE media_text USING fts5(\
        media_id UNINDEXED, title, filename, tags, tokenize = 'trigram')",
     "CREATE TABLE media_text_key (media_id BLOB PRIMARY KEY, text_rowid INTEGER NOT NULL)",
@@ -97,6 +97,15 @@ const SQLITE_TEXT: &[&str] = &[
     "INSERT INTO media_text (media_id, title, filename, tags) \
        SELECT id, title, filename, tags FROM media",
     "INSERT INTO media_text_key (media_id, text_rowid) SELECT media_id, rowid FROM media_text",
+];
+
+/// Undoes [`SQLITE_TEXT`].
+pub(crate) const SQLITE_TEXT_DROP: &[&str] = &[
+    "DROP TRIGGER media_text_update",
+    "DROP TRIGGER media_text_delete",
+    "DROP TRIGGER media_text_insert",
+    "DROP TABLE media_text_key",
+    "DROP TABLE media_text",
 ];
 
 #[async_trait::async_trait]
@@ -179,13 +188,7 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() == DatabaseBackend::Postgres {
             db.execute_unprepared("DROP INDEX media_text_trgm").await?;
         } else {
-            for sql in [
-                "DROP TRIGGER media_text_update",
-                "DROP TRIGGER media_text_delete",
-                "DROP TRIGGER media_text_insert",
-                "DROP TABLE media_text_key",
-                "DROP TABLE media_text",
-            ] {
+            for sql in SQLITE_TEXT_DROP {
                 db.execute_unprepared(sql).await?;
             }
         }

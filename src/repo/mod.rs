@@ -196,11 +196,17 @@ impl Repo {
         Ok(tx.commit().await?)
     }
 
-    /// Refreshes the planner's statistics, as PostgreSQL's autovacuum does
-    /// on its own after large changes; for admin tools, benchmarks and tests
-    /// that load many rows at once and query at once.
+    /// Does what PostgreSQL's autovacuum does on its own after large
+    /// changes, for admin tools, benchmarks and tests that load many rows
+    /// at once and query at once: refreshes the planner's statistics and,
+    /// on PostgreSQL, vacuums, which also merges the text index's pending
+    /// list (every search scans that list until it is merged).
     pub async fn analyze(&self) -> Result<()> {
-        self.write.execute_unprepared("ANALYZE").await?;
+        let sql = match self.write.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => "VACUUM (ANALYZE)",
+            _ => "ANALYZE",
+        };
+        self.write.execute_unprepared(sql).await?;
         Ok(())
     }
 

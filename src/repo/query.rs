@@ -24,6 +24,9 @@ use crate::{
     error::Result,
 };
 
+mod fts_walk;
+mod trigram_sparse;
+
 /// Which folders a query covers, resolved from `MediaQuery::folder`.
 #[derive(Debug, Clone)]
 pub enum FolderScope {
@@ -45,10 +48,22 @@ impl Repo {
         cursor: Option<&PageCursor>,
         limit: u64,
     ) -> Result<Vec<Media>> {
-        let text = self.text_mode(&query.filter).await?;
-        let rows = page(tenant, scope, query, text, cursor, limit)
-            .all(&self.read)
-            .await?;
+        let text = self.text_mode(scope, query).await?;
+        if text == TextMode::Trigram
+            && walkable(query)
+            && let Some(page) = self
+                .trigram_page(tenant, scope, query, cursor, limit)
+                .await?
+        {
+            return Ok(page);
+        }
+        let rows = if text == TextMode::FtsWalk {
+            self.fts_walk(tenant, scope, query, cursor, limit).await?
+        } else {
+            page(tenant, scope, query, text, cursor, limit)
+                .all(&self.read)
+                .await?
+        };
         self.with_md5(rows).await
     }
 
@@ -62,9 +77,16 @@ impl Repo {
         limit: u64,
     ) -> Result<Vec<String>> {
         let backend = self.read.get_database_backend();
-        let text = self.text_mode(&query.filter).await?;
-        self.explain(page(tenant, scope, query, text, None, limit).build(backend))
-            .await
+        let text = self.text_mode(scope, query).await?;
+        let q = if text == TextMode::FtsWalk {
+            self.fts_walk_statement(tenant, scope, query, limit)
+        } else if text == TextMode::Trigram && walkable(query) {
+            // The page then comes by id, unless the text is common.
+            trigram_sparse::trigram_hits(tenant, scope, query, None)
+        } else {
+            page(tenant, scope, query, text, None, limit)
+        };
+        self.explain(q.build(backend)).await
     }
 
     /// The database's plan for a statement, one line per step.
@@ -93,7 +115,7 @@ impl Repo {
         scope: &FolderScope,
         query: &MediaQuery,
     ) -> Result<u64> {
-        let text = self.text_mode(&query.filter).await?;
+        let text = self.text_mode(scope, query).await?;
         Ok(matching(tenant, scope, &query.filter, text)
             .count(&self.read)
             .await?)
@@ -115,6 +137,10 @@ enum TextMode {
         /// Fewer than [`SPARSE_MATCHES`] matches.
         sparse: bool,
     },
+    /// SQLite, creation order, when nothing but the text narrows the query
+    /// or few media match: walk the FTS5 index in creation order and stop
+    /// after a page ([`fts_walk`]).
+    FtsWalk,
 }
 
 /// Below this many matches, a text query sorts its matches; above, it
@@ -125,7 +151,8 @@ const SPARSE_MATCHES: i64 = 2000;
 const TRIGRAM: usize = 3;
 
 impl Repo {
-    async fn text_mode(&self, f: &MediaFilter) -> Result<TextMode> {
+    async fn text_mode(&self, scope: &FolderScope, query: &MediaQuery) -> Result<TextMode> {
+        let f = &query.filter;
         let Some(text) = &f.text else {
             return Ok(TextMode::Like);
         };
@@ -135,6 +162,17 @@ impl Repo {
         let backend = self.read.get_database_backend();
         if backend == DatabaseBackend::Postgres {
             return Ok(TextMode::Trigram);
+        }
+        // A walk in creation order finds a page as soon as it has passed
+        // that many matches; it stays short unless other conditions reject
+        // most matches, which only happens when there are some.
+        let walkable = walkable(query);
+        let text_only = MediaFilter {
+            text: None,
+            ..f.clone()
+        } == MediaFilter::default();
+        if walkable && text_only && matches!(scope, FolderScope::All) {
+            return Ok(TextMode::FtsWalk);
         }
         let row = self
             .read
@@ -148,10 +186,19 @@ impl Repo {
             Some(r) => r.try_get_by_index(0)?,
             None => 0,
         };
-        Ok(TextMode::Fts {
-            sparse: n < SPARSE_MATCHES,
+        let sparse = n < SPARSE_MATCHES;
+        Ok(if sparse && walkable {
+            TextMode::FtsWalk
+        } else {
+            TextMode::Fts { sparse }
         })
     }
+}
+
+/// Whether a text query can be answered in creation order from the text
+/// index alone: creation order, and no tag to walk instead.
+fn walkable(query: &MediaQuery) -> bool {
+    query.order == SortKey::Created && driving_tag(query).is_none()
 }
 
 /// An FTS5 query matching `text` as a literal substring.
@@ -257,6 +304,16 @@ fn after(key: SimpleExpr, id: SimpleExpr, ascending: bool, c: &PageCursor) -> Co
         .add(Condition::all().add(key.eq(value)).add(id_beyond))
 }
 
+/// Rows strictly after the cursor in creation order.
+fn created_after(ascending: bool, c: &PageCursor) -> Condition {
+    after(
+        Expr::col((media::Entity, media::Column::CreatedAt)).into(),
+        Expr::col((media::Entity, media::Column::Id)).into(),
+        ascending,
+        c,
+    )
+}
+
 /// Media of the tenant in scope that pass the filter.
 fn matching(
     tenant: TenantId,
@@ -343,7 +400,7 @@ fn matching(
                 )
                 .like(contains_pattern(text, true)),
             ),
-            TextMode::Fts { .. } => Condition::all().add(
+            TextMode::Fts { .. } | TextMode::FtsWalk => Condition::all().add(
                 C::Id.in_subquery(
                     Query::select()
                         .column(Alias::new("media_id"))
