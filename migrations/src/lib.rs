@@ -12,7 +12,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_foundation;
 mod m20261125_000002_library;
-mod m20261125_000003_text_by_time;
+mod m20261125_000003_text_search;
 
 /// Runs every migration in order; the server applies pending ones at start-up.
 #[derive(Debug)]
@@ -24,7 +24,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_foundation::Migration),
             Box::new(m20261125_000002_library::Migration),
-            Box::new(m20261125_000003_text_by_time::Migration),
+            Box::new(m20261125_000003_text_search::Migration),
         ]
     }
 }

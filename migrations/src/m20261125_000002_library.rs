@@ -66,7 +66,7 @@ const COMMON: &[&str] = &[
 /// on one lower-cased expression (fields joined by U+0001, which no field
 /// may contain, so a match never spans two fields). `LIKE '%word%'` on
 /// that same expression uses it.
-const POSTGRES_TEXT: &[&str] = &[
+pub(crate) const POSTGRES_TEXT: &[&str] = &[
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     "CREATE INDEX media_text_trgm ON media USING gin \
      ((LOWER(title || CHR(1) || filename || CHR(1) || tags::text)) gin_trgm_ops)",

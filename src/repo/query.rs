@@ -128,7 +128,8 @@ enum TextMode {
     /// `LIKE` over the columns: queries under 3 characters, which no
     /// trigram index can serve.
     Like,
-    /// PostgreSQL: `LIKE` on the expression `media_text_trgm` indexes.
+    /// PostgreSQL: `LIKE` on the generated column `search_text` (title,
+    /// filename and tags, lower-cased), which `media_search_trgm` indexes.
     Trigram,
     /// SQLite, the FTS5 trigram table; `sparse` when few media match, so
     /// the page is built from the matches (sorted) rather than by walking
@@ -395,10 +396,8 @@ fn matching(
                     })))
             }
             TextMode::Trigram => Condition::all().add(
-                Expr::cust(
-                    r#"LOWER("media"."title" || CHR(1) || "media"."filename" || CHR(1) || "media"."tags"::text)"#,
-                )
-                .like(contains_pattern(text, true)),
+                Expr::col((media::Entity, Alias::new("search_text")))
+                    .like(contains_pattern(text, true)),
             ),
             TextMode::Fts { .. } | TextMode::FtsWalk => Condition::all().add(
                 C::Id.in_subquery(

@@ -3,7 +3,7 @@
 //!
 //! The migration gives each media's text row an id in
 //! `[created_at * 1024, created_at * 1024 + 1023]` (see
-//! `m20261125_000003_text_by_time`), so row-id order is creation order to
+//! `m20261125_000003_text_search`), so row-id order is creation order to
 //! the microsecond. FTS5 walks a match's row ids in either direction and
 //! stops when the page is full: a page costs about the same whether 100 or
 //! 100,000 media match, where sorting every match cost time in proportion
