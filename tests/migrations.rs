@@ -1,6 +1,8 @@
 //! Migrations undo and redo cleanly on a database that holds media, and
 //! the text index rebuilt by the redo finds what it found before.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 mod common;
 
 use common::*;
