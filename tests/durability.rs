@@ -14,7 +14,6 @@ mod common;
 
 use std::{
     collections::{HashMap, HashSet},
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -22,37 +21,6 @@ use std::{
 use bytes::Bytes;
 use common::*;
 use mediastore::pb::v1::{UploadMediaRequest, upload_media_request::Data};
-
-/// Kills the child process when dropped, so a failing test leaves no server.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_process(dir: &std::path::Path, db_url: &str, port: u16) -> ServerProcess {
-    let child = Command::new(env!("CARGO_BIN_EXE_mediastore"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--database-url", db_url, "--log", "warn"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the mediastore binary");
-    ServerProcess(child)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 const CLIENTS: usize = 20;
 const CHUNK: usize = 256 * 1024;
@@ -63,7 +31,7 @@ async fn sigkill_during_twenty_uploads_loses_nothing_acknowledged() {
     let (db_url, _db) = test_database(dir.path()).await;
     let port = free_port();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut server = start_process(dir.path(), &db_url, port);
+    let mut server = start_process(dir.path(), &db_url, port, &[]);
     let client = connect(addr).await;
 
     // hash -> size of every upload whose bytes were all sent, and the ids
@@ -136,7 +104,7 @@ async fn sigkill_during_twenty_uploads_loses_nothing_acknowledged() {
     std::fs::write(dir.path().join("tmp").join("leftover.part"), b"partial").unwrap();
     let staged_before = count_files(&dir.path().join("tmp"));
 
-    let _server = start_process(dir.path(), &db_url, port);
+    let _server = start_process(dir.path(), &db_url, port, &[]);
     let mut client = connect(addr).await;
     let listed = list_all(&mut client).await;
     assert_eq!(

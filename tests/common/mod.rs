@@ -430,3 +430,42 @@ pub async fn seed_rows(s: &TestServer, rows: &[mediastore::domain::Media]) {
         tx.commit().await.unwrap();
     }
 }
+
+/// Kills the child process when dropped, so a failing test leaves no server.
+pub struct ServerProcess(pub std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the real `mediastore` binary on `port` with `extra` flags.
+pub fn start_process(
+    dir: &std::path::Path,
+    db_url: &str,
+    port: u16,
+    extra: &[&str],
+) -> ServerProcess {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mediastore"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--database-url", db_url, "--log", "warn"])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start the mediastore binary");
+    ServerProcess(child)
+}
+
+/// A port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
