@@ -67,6 +67,18 @@ pub struct Config {
     /// HTTP/2 flow-control window per stream and per connection.
     #[arg(long, env = "MEDIASTORE_WINDOW_SIZE", default_value = DEFAULT_WINDOW_SIZE, value_parser = parse_size)]
     pub window_size: u64,
+    /// Seconds a resumable upload may take, from its start, before it is
+    /// discarded unfinished (default: a week, as Google Cloud Storage).
+    #[arg(long, env = "MEDIASTORE_UPLOAD_EXPIRY_SECS", default_value_t = 7 * 24 * 3600)]
+    pub upload_expiry_secs: u64,
+    /// How long a resumable upload's writing stream keeps its hold without
+    /// news (it renews it every second while bytes flow); a stream of a
+    /// server that died gives way to a new one after this.
+    #[arg(long, env = "MEDIASTORE_UPLOAD_HOLD_SECS", default_value_t = 30)]
+    pub upload_hold_secs: u64,
+    /// Seconds between sweeps that discard expired resumable uploads.
+    #[arg(long, env = "MEDIASTORE_UPLOAD_SWEEP_SECS", default_value_t = 60)]
+    pub upload_sweep_secs: u64,
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "MEDIASTORE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -119,6 +131,13 @@ impl Config {
         }
         if self.health_check_secs == 0 {
             return Err("--health-check-secs must be at least 1".into());
+        }
+        if self.upload_expiry_secs == 0 || self.upload_hold_secs == 0 || self.upload_sweep_secs == 0
+        {
+            return Err(
+                "--upload-expiry-secs, --upload-hold-secs and --upload-sweep-secs must be at least 1"
+                    .into(),
+            );
         }
         if self.max_upload_size == 0 {
             return Err("--max-upload-size must be more than 0".into());

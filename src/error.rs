@@ -71,6 +71,10 @@ pub enum Error {
         /// What a person can do about it.
         message: String,
     },
+    /// Another request holds what this one needs (e.g. a second stream
+    /// writing to the same resumable upload); retry after it ends.
+    #[error("{0}")]
+    Aborted(String),
     /// Stored bytes are missing or no longer match their hash.
     #[error("{0}")]
     DataLoss(String),
@@ -136,6 +140,7 @@ impl Error {
             Self::OutOfRange { .. } => "OUT_OF_RANGE",
             Self::ResourceExhausted { .. } => "LIMIT_EXCEEDED",
             Self::FailedPrecondition { reason, .. } => reason,
+            Self::Aborted(_) => "CONFLICT",
             Self::DataLoss(_) => "DATA_LOSS",
             Self::Cancelled(_) => "CANCELLED",
             Self::Unavailable(_) => "UNAVAILABLE",
@@ -184,6 +189,7 @@ impl From<Error> for Status {
                 tracing::error!(error = %err, "data loss");
                 (Code::DataLoss, err.to_string())
             }
+            Error::Aborted(_) => (Code::Aborted, err.to_string()),
             Error::Cancelled(_) => (Code::Cancelled, err.to_string()),
             Error::Unavailable(_) => (Code::Unavailable, err.to_string()),
             Error::Io { source, .. } if is_disk_full(source) => {

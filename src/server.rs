@@ -1,7 +1,7 @@
 //! Builds and runs the gRPC server: the services, health, reflection,
 //! transport settings and graceful shutdown.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
@@ -16,10 +16,11 @@ use crate::{
         v1::{
             binding_service_server::BindingServiceServer,
             folder_service_server::FolderServiceServer, media_service_server::MediaServiceServer,
+            upload_service_server::UploadServiceServer,
         },
     },
     repo::Repo,
-    service::{binding::BindingApi, folder::FolderApi, media::MediaApi},
+    service::{binding::BindingApi, folder::FolderApi, media::MediaApi, resumable::UploadApi},
 };
 
 /// Opens the data directory, the database (running migrations) and the
@@ -43,6 +44,9 @@ pub async fn open_library(config: &Config) -> Result<Library> {
         blobs,
         Limits {
             max_upload_size: config.max_upload_size,
+            upload_expiry: Duration::from_secs(config.upload_expiry_secs),
+            upload_hold: Duration::from_secs(config.upload_hold_secs),
+            upload_sweep: Duration::from_secs(config.upload_sweep_secs),
         },
     )
     .await
@@ -70,6 +74,9 @@ pub async fn run(
     ));
     let folders = FolderServiceServer::new(FolderApi::new(library.clone()));
     let bindings = BindingServiceServer::new(BindingApi::new(library.clone()));
+    let uploads = UploadServiceServer::new(UploadApi::new(library.clone()))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
     let media = MediaServiceServer::new(MediaApi::new(library))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
@@ -92,6 +99,7 @@ pub async fn run(
         .add_service(media)
         .add_service(folders)
         .add_service(bindings)
+        .add_service(uploads)
         .serve_with_incoming_shutdown(incoming(listener), async {
             let _ = stop_rx.await;
         });
@@ -124,6 +132,7 @@ async fn set_health(health: &tonic_health::server::HealthReporter, serving: bool
         health
             .set_serving::<BindingServiceServer<BindingApi>>()
             .await;
+        health.set_serving::<UploadServiceServer<UploadApi>>().await;
     } else {
         health
             .set_not_serving::<MediaServiceServer<MediaApi>>()
@@ -133,6 +142,9 @@ async fn set_health(health: &tonic_health::server::HealthReporter, serving: bool
             .await;
         health
             .set_not_serving::<BindingServiceServer<BindingApi>>()
+            .await;
+        health
+            .set_not_serving::<UploadServiceServer<UploadApi>>()
             .await;
     }
 }

@@ -19,7 +19,7 @@ use std::{
 use bytes::Bytes;
 use common::*;
 use mediastore::{
-    blob::{BlobReader, BlobStore, StagedBlob, fs::FsBlobStore},
+    blob::{BlobReader, BlobStore, StagedBlob, UploadFile, fs::FsBlobStore},
     domain::{ContentHash, TenantId},
     library::{Library, Limits},
     repo::Repo,
@@ -82,6 +82,18 @@ impl BlobStore for FullDisk {
     fn clean_staging(&self) -> io::Result<usize> {
         self.inner.clean_staging()
     }
+    fn create_upload(&self, id: &str) -> io::Result<()> {
+        self.inner.create_upload(id)
+    }
+    fn open_upload(&self, id: &str, held: u64) -> io::Result<Box<dyn UploadFile>> {
+        self.inner.open_upload(id, held)
+    }
+    fn remove_upload(&self, id: &str) -> io::Result<()> {
+        self.inner.remove_upload(id)
+    }
+    fn upload_files(&self) -> io::Result<Vec<String>> {
+        self.inner.upload_files()
+    }
     fn health_check(&self) -> io::Result<()> {
         self.inner.health_check()
     }
@@ -106,15 +118,9 @@ async fn a_full_disk_mid_upload_is_resource_exhausted_and_leaves_nothing() {
         inner: FsBlobStore::open(dir.path()).unwrap(),
         full: Arc::clone(&full),
     };
-    let library = Library::start(
-        repo,
-        Arc::new(store),
-        Limits {
-            max_upload_size: 1 << 30,
-        },
-    )
-    .await
-    .unwrap();
+    let library = Library::start(repo, Arc::new(store), Limits::new(1 << 30))
+        .await
+        .unwrap();
 
     let data = content("full", 8 * MIB);
     let chunks = || {

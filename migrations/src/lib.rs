@@ -13,6 +13,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_foundation;
 mod m20261125_000002_library;
 mod m20261125_000003_text_search;
+mod m20261125_000004_uploads;
 
 /// Runs every migration in order; the server applies pending ones at start-up.
 #[derive(Debug)]
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_foundation::Migration),
             Box::new(m20261125_000002_library::Migration),
             Box::new(m20261125_000003_text_search::Migration),
+            Box::new(m20261125_000004_uploads::Migration),
         ]
     }
 }

@@ -12,6 +12,9 @@
 //!   system lacks `O_TMPFILE`, staging falls back to `tmp/<uuid>.part`
 //!   files published by `rename`, which start-up removes after a crash.
 //!
+//! - `uploads/<upload id>`: the bytes of an unfinished resumable upload;
+//!   renamed into `blobs/` when it finishes.
+//!
 //! Durability per batch: the blobs are linked to their names, then one
 //! barrier makes bytes and names durable together: one `syncfs` for a large
 //! batch, or fsyncs of the few files and directories of a small one. A
@@ -28,7 +31,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{BlobReader, BlobStore, StagedBlob};
+use super::{BlobReader, BlobStore, StagedBlob, UploadFile};
 use crate::domain::ContentHash;
 
 /// Start kernel writeback after this many unflushed bytes, so the final
@@ -46,6 +49,8 @@ pub struct FsBlobStore {
     blobs: PathBuf,
     /// `<data>/tmp`.
     staging: PathBuf,
+    /// `<data>/uploads`.
+    uploads: PathBuf,
 }
 
 impl FsBlobStore {
@@ -53,8 +58,13 @@ impl FsBlobStore {
     pub fn open(data_dir: &Path) -> io::Result<Self> {
         let blobs = data_dir.join("blobs");
         let staging = data_dir.join("tmp");
+        let uploads = data_dir.join("uploads");
         fs::create_dir_all(&blobs)?;
         fs::create_dir_all(&staging)?;
+        if !uploads.is_dir() {
+            fs::create_dir(&uploads)?;
+            sync_dir(data_dir)?;
+        }
         let mut created = false;
         for shard in 0..=255u8 {
             let dir = blobs.join(format!("{shard:02x}"));
@@ -67,7 +77,11 @@ impl FsBlobStore {
             sync_dir(&blobs)?;
             sync_dir(data_dir)?;
         }
-        Ok(Self { blobs, staging })
+        Ok(Self {
+            blobs,
+            staging,
+            uploads,
+        })
     }
 
     /// A staged file: unnamed if the file system allows, else named.
@@ -99,6 +113,17 @@ impl FsBlobStore {
 
     fn shard_dir(&self, hash: &ContentHash) -> PathBuf {
         self.blobs.join(format!("{:02x}", hash.0[0]))
+    }
+
+    /// Where the bytes of upload `id` live; `id` must be a plain name.
+    fn upload_path(&self, id: &str) -> io::Result<PathBuf> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{id:?} is not an upload id"),
+            ));
+        }
+        Ok(self.uploads.join(id))
     }
 
     /// Where the blob named `hash` lives.
@@ -189,6 +214,57 @@ impl BlobStore for FsBlobStore {
         Ok(removed)
     }
 
+    fn create_upload(&self, id: &str) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.upload_path(id)?)?;
+        file.sync_all()?;
+        sync_dir(&self.uploads)
+    }
+
+    fn open_upload(&self, id: &str, held: u64) -> io::Result<Box<dyn UploadFile>> {
+        let path = self.upload_path(id)?;
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let len = file.metadata()?.len();
+        if len < held {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "upload file {} has {len} bytes, fewer than the {held} recorded",
+                    path.display()
+                ),
+            ));
+        }
+        if len > held {
+            file.set_len(held)?;
+        }
+        Ok(Box::new(FsUpload {
+            file,
+            path,
+            len: held,
+            flushed_to: held,
+        }))
+    }
+
+    fn remove_upload(&self, id: &str) -> io::Result<()> {
+        match fs::remove_file(self.upload_path(id)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn upload_files(&self) -> io::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.uploads)? {
+            if let Some(name) = entry?.file_name().to_str() {
+                ids.push(name.to_string());
+            }
+        }
+        Ok(ids)
+    }
+
     fn health_check(&self) -> io::Result<()> {
         // The same path an upload takes, dropped before it gets a name.
         let mut probe = self.stage()?;
@@ -272,6 +348,50 @@ impl Drop for FsStaged {
         if let Some(path) = &self.path {
             let _ = fs::remove_file(path);
         }
+    }
+}
+
+/// The file of a resumable upload.
+#[derive(Debug)]
+struct FsUpload {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    /// Bytes already handed to kernel writeback.
+    flushed_to: u64,
+}
+
+impl UploadFile for FsUpload {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(data, self.len)?;
+        self.len += data.len() as u64;
+        if self.len - self.flushed_to >= WRITEBACK_STEP {
+            start_writeback(&self.file, self.flushed_to, self.len - self.flushed_to);
+            self.flushed_to = self.len;
+        }
+        Ok(())
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.file.read_at(buf, offset)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn into_staged(self: Box<Self>) -> Box<dyn StagedBlob> {
+        Box::new(FsStaged {
+            file: self.file,
+            path: Some(self.path),
+            len: self.len,
+            flushed_to: self.len,
+            synced: true,
+        })
     }
 }
 

@@ -12,6 +12,9 @@
 //! The API is blocking: callers run it on Tokio's blocking pool, where file
 //! I/O belongs. The local directory store is [`fs::FsBlobStore`]; an
 //! S3-compatible store implements the same traits.
+//!
+//! Resumable uploads keep their bytes in an [`UploadFile`] each, named by
+//! the upload, which becomes a staged blob when the upload finishes.
 
 pub mod fs;
 
@@ -36,6 +39,25 @@ pub trait StagedBlob: Send + Sync + fmt::Debug {
     fn sync(&mut self) -> io::Result<()>;
     /// For the store that made it, to recover its own type in `publish`.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+/// The file of a resumable upload: the bytes received so far, kept across
+/// streams and restarts until the upload finishes or is discarded.
+pub trait UploadFile: Send + Sync + fmt::Debug {
+    /// Bytes in the file.
+    fn len(&self) -> u64;
+    /// True when nothing has been written.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Appends bytes.
+    fn append(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Reads up to `buf.len()` bytes at `offset`; 0 means end of file.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Makes every byte written so far durable.
+    fn sync(&mut self) -> io::Result<()>;
+    /// The (synced) bytes as a staged blob, for [`BlobStore::publish`].
+    fn into_staged(self: Box<Self>) -> Box<dyn StagedBlob>;
 }
 
 /// Random access to one stored blob.
@@ -68,6 +90,16 @@ pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
     /// Removes staged bytes left by a crash or a killed process. Called at
     /// start-up, before any upload can be in flight.
     fn clean_staging(&self) -> io::Result<usize>;
+    /// Creates the empty file of upload `id`, durably.
+    fn create_upload(&self, id: &str) -> io::Result<()>;
+    /// Opens the file of upload `id`, cut to `held` bytes: bytes past what
+    /// was recorded as durable were never acknowledged. A missing file, or
+    /// one shorter than `held`, is `ErrorKind::NotFound` / `InvalidData`.
+    fn open_upload(&self, id: &str, held: u64) -> io::Result<Box<dyn UploadFile>>;
+    /// Removes the file of upload `id`; an absent file is not an error.
+    fn remove_upload(&self, id: &str) -> io::Result<()>;
+    /// Ids of every upload file present.
+    fn upload_files(&self) -> io::Result<Vec<String>>;
     /// Checks that the store can be written (for the health service),
     /// leaving nothing behind.
     fn health_check(&self) -> io::Result<()>;

@@ -7,12 +7,13 @@
 mod binding;
 mod folder;
 mod query;
+mod upload;
 
 use std::fmt;
 
 use uuid::Uuid;
 
-pub use self::{binding::*, folder::*, query::*};
+pub use self::{binding::*, folder::*, query::*, upload::*};
 use crate::error::{Error, Result};
 
 /// Longest stored file name, in bytes (the common file-system limit).
@@ -31,7 +32,9 @@ pub const MAX_CREDIT_CHARS: usize = 1000;
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 
 /// Owner of folders and media. Every row and every query carries one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct TenantId(pub Uuid);
 
 impl TenantId {
@@ -43,7 +46,10 @@ impl TenantId {
 macro_rules! uuid_id {
     ($name:ident, $kind:literal) => {
         #[doc = concat!("Id of a ", $kind, ": a UUIDv7, so ids sort by creation time.")]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize,
+            serde::Deserialize,
+        )]
         pub struct $name(pub Uuid);
 
         impl $name {
@@ -85,6 +91,7 @@ macro_rules! uuid_id {
 
 uuid_id!(MediaId, "media");
 uuid_id!(FolderId, "folder");
+uuid_id!(UploadId, "upload");
 
 /// The ids of `asked` that are not among `found`, in `asked`'s order: what
 /// a batch call reports as not found.
@@ -110,7 +117,9 @@ pub fn truncate_for_message(s: &str) -> String {
 }
 
 /// BLAKE3 hash of a blob's content: its name in the blob store.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ContentHash(pub [u8; 32]);
 
 impl ContentHash {
@@ -154,7 +163,7 @@ impl fmt::Display for ContentHash {
 }
 
 /// MD5 of a blob's content, kept because the seed APIs expose it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Md5Digest(pub [u8; 16]);
 
 impl Md5Digest {
@@ -240,7 +249,7 @@ impl MediaType {
 /// Blobs are named by hash, so a name is never used as a path. Still, names
 /// are stored without control characters, bounded, and reduced to their last
 /// path component, so no client of ours can be tricked by one either.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Filename {
     /// The last path component, shown as the media's name.
     pub name: String,
@@ -355,8 +364,9 @@ pub fn normalize_tags(field: &str, tags: &[String]) -> Result<Vec<String>> {
 }
 
 /// A validated upload header: everything needed to create the media once
-/// its bytes are stored.
-#[derive(Debug, Clone)]
+/// its bytes are stored. Serialisable, because a resumable upload keeps
+/// it until it finishes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UploadSpec {
     /// Tenant that will own the media.
     pub tenant: TenantId,

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::upload::{UploadOutcome, blocking};
 use crate::{
     blob::{BlobStore, StagedBlob},
-    domain::Media,
+    domain::{Media, UploadId},
     error::{Error, Result},
     repo::{BlobClaim, Repo},
 };
@@ -46,6 +46,8 @@ const QUEUE_DEPTH: usize = 1024;
 pub(super) struct CommitJob {
     staged: Box<dyn StagedBlob>,
     media: Media,
+    /// The resumable upload this finishes, if any.
+    upload: Option<UploadId>,
     reply: oneshot::Sender<Result<UploadOutcome>>,
 }
 
@@ -54,12 +56,14 @@ impl CommitJob {
     pub(super) fn new(
         staged: Box<dyn StagedBlob>,
         media: Media,
+        upload: Option<UploadId>,
     ) -> (Self, oneshot::Receiver<Result<UploadOutcome>>) {
         let (reply, rx) = oneshot::channel();
         (
             Self {
                 staged,
                 media,
+                upload,
                 reply,
             },
             rx,
@@ -216,6 +220,13 @@ async fn commit_batch(
     let rows: Vec<&Media> = jobs.iter().map(|j| &j.media).collect();
     if let Err(e) = tx.insert_media(&rows).await {
         return Err(Retry::Each(jobs, e));
+    }
+    for job in &jobs {
+        if let Some(upload) = job.upload
+            && let Err(e) = tx.finish_upload(upload, job.media.id).await
+        {
+            return Err(Retry::Each(jobs, e));
+        }
     }
 
     // Then the bytes: new blobs are made durable and named, once for the

@@ -10,11 +10,17 @@ mod catalog;
 mod commit;
 mod digest;
 mod folders;
+mod resumable;
 mod upload;
 
 use std::sync::Arc;
 
-pub use self::{catalog::BatchDeletion, folders::MAX_TREE_NODES, upload::UploadOutcome};
+pub use self::{
+    catalog::BatchDeletion,
+    folders::MAX_TREE_NODES,
+    resumable::{UploadProgress, UploadWrite},
+    upload::UploadOutcome,
+};
 use crate::{
     blob::{BlobReader, BlobStore},
     domain::{ContentHash, FolderId, Media, MediaId, TenantId},
@@ -27,6 +33,24 @@ use crate::{
 pub struct Limits {
     /// Largest accepted upload, in bytes.
     pub max_upload_size: u64,
+    /// Time a resumable upload has to finish.
+    pub upload_expiry: std::time::Duration,
+    /// How long a resumable upload's writing stream holds it without news.
+    pub upload_hold: std::time::Duration,
+    /// Time between sweeps of expired resumable uploads.
+    pub upload_sweep: std::time::Duration,
+}
+
+impl Limits {
+    /// The defaults, with `max_upload_size`.
+    pub fn new(max_upload_size: u64) -> Self {
+        Self {
+            max_upload_size,
+            upload_expiry: std::time::Duration::from_secs(7 * 24 * 3600),
+            upload_hold: std::time::Duration::from_secs(30),
+            upload_sweep: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 /// What a read will send.
@@ -67,6 +91,8 @@ struct Inner {
     /// Each tenant's folder tree, read from the database at most once a
     /// second while nothing in this process changes it.
     trees: folders::TreeCache,
+    /// Running hashes of resumable uploads between their streams.
+    uploads: resumable::Hashes,
 }
 
 impl Library {
@@ -93,6 +119,7 @@ impl Library {
                 digests,
                 roots: Default::default(),
                 trees: Default::default(),
+                uploads: Default::default(),
             }),
         };
         library.recover().await?;
@@ -117,6 +144,7 @@ impl Library {
                 }
             });
         }
+        self.recover_uploads().await?;
         for hash in self.inner.repo.blobs_missing_md5(100_000).await? {
             self.inner.digests.enqueue(hash);
         }

@@ -16,12 +16,15 @@ use futures_util::{Stream, StreamExt};
 use md5::Digest as _;
 use tokio::{sync::mpsc, task::JoinHandle};
 
-use super::{Library, commit::CommitJob};
+use super::{
+    Library,
+    commit::{CommitJob, Receiving},
+};
 use crate::{
     blob::{BlobStore, StagedBlob},
     domain::{
-        Analysis, ContentHash, Md5Digest, Media, MediaId, MediaType, UploadSpec, now_micros,
-        year_month,
+        Analysis, ContentHash, FolderId, Md5Digest, Media, MediaId, MediaType, UploadId,
+        UploadSpec, now_micros, year_month,
     },
     error::{Error, Result},
 };
@@ -50,11 +53,11 @@ enum Msg {
 }
 
 /// Bytes staged durably, with their hashes.
-struct Received {
-    staged: Box<dyn StagedBlob>,
-    hash: ContentHash,
-    md5: Option<Md5Digest>,
-    size: u64,
+pub(super) struct Received {
+    pub(super) staged: Box<dyn StagedBlob>,
+    pub(super) hash: ContentHash,
+    pub(super) md5: Option<Md5Digest>,
+    pub(super) size: u64,
 }
 
 impl Library {
@@ -64,6 +67,25 @@ impl Library {
     where
         S: Stream<Item = Result<Bytes>> + Unpin + Send,
     {
+        let folder = self.check_upload(&spec).await?;
+        let receiving = self.inner.commits.receiving();
+        let want_md5 = spec.expected_md5.is_some();
+        let received = match self.receive(&spec, &mut chunks, want_md5).await? {
+            Staging::Small(small) => {
+                let store = Arc::clone(&self.inner.blobs);
+                blocking(move || store_small(store.as_ref(), &small, want_md5)).await?
+            }
+            Staging::Piped(p) => p.finish().await?,
+        };
+        verify(&spec, received.hash, received.md5)?;
+        self.store_received(spec, folder, received, None, receiving)
+            .await
+    }
+
+    /// Checks what can be checked of an upload before its bytes: the
+    /// folder exists and the declared size is within the limit. Returns
+    /// the folder.
+    pub(super) async fn check_upload(&self, spec: &UploadSpec) -> Result<FolderId> {
         let folder = match spec.folder {
             Some(f) => {
                 if !self.inner.repo.folder_exists(spec.tenant, f).await? {
@@ -79,18 +101,21 @@ impl Library {
         {
             return Err(too_large(declared, max));
         }
+        Ok(folder)
+    }
 
-        let receiving = self.inner.commits.receiving();
-        let want_md5 = spec.expected_md5.is_some();
-        let received = match self.receive(&spec, &mut chunks, want_md5).await? {
-            Staging::Small(small) => {
-                let store = Arc::clone(&self.inner.blobs);
-                blocking(move || store_small(store.as_ref(), &small, want_md5)).await?
-            }
-            Staging::Piped(p) => p.finish().await?,
-        };
-        verify(&spec, &received)?;
-
+    /// Creates the media for bytes received and verified: the one path by
+    /// which both plain and resumable uploads end. `upload` is the
+    /// resumable upload this finishes, marked finished in the same
+    /// transaction as the media is inserted.
+    pub(super) async fn store_received(
+        &self,
+        spec: UploadSpec,
+        folder: FolderId,
+        received: Received,
+        upload: Option<UploadId>,
+        receiving: Receiving,
+    ) -> Result<UploadOutcome> {
         let now = now_micros();
         let (year, month) = year_month(now);
         let title = if spec.title.is_empty() {
@@ -127,7 +152,7 @@ impl Library {
             updated_by: spec.created_by.clone(),
             created_by: spec.created_by,
         };
-        let (job, reply) = CommitJob::new(received.staged, media);
+        let (job, reply) = CommitJob::new(received.staged, media, upload);
         self.inner
             .commits
             .submit(job, receiving)
@@ -236,7 +261,7 @@ enum Staging {
     Piped(Pipeline),
 }
 
-fn too_large(size: u64, max: u64) -> Error {
+pub(super) fn too_large(size: u64, max: u64) -> Error {
     Error::ResourceExhausted {
         subject: "max_upload_size".into(),
         message: format!(
@@ -245,19 +270,19 @@ fn too_large(size: u64, max: u64) -> Error {
     }
 }
 
-fn verify(spec: &UploadSpec, r: &Received) -> Result<()> {
+/// Checks the hashes of received bytes against those the header expects.
+pub(super) fn verify(spec: &UploadSpec, hash: ContentHash, md5: Option<Md5Digest>) -> Result<()> {
     if let Some(expected) = spec.expected_blake3
-        && expected != r.hash
+        && expected != hash
     {
         return Err(Error::invalid(
             "header.expected_blake3",
             format!(
-                "the received bytes have BLAKE3 {}, not the expected {expected}; the upload was discarded",
-                r.hash
+                "the received bytes have BLAKE3 {hash}, not the expected {expected}; the upload was discarded"
             ),
         ));
     }
-    if let (Some(expected), Some(got)) = (spec.expected_md5, r.md5)
+    if let (Some(expected), Some(got)) = (spec.expected_md5, md5)
         && expected != got
     {
         return Err(Error::invalid(

@@ -249,3 +249,45 @@ pub mod media_binding {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `uploads`: resumable uploads.
+pub mod upload {
+    use sea_orm::entity::prelude::*;
+
+    /// One resumable upload.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "uploads")]
+    pub struct Model {
+        /// Upload id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// Owner.
+        pub tenant_id: Uuid,
+        /// The validated header, as JSON.
+        pub spec: String,
+        /// Declared size, if any.
+        pub declared_size: Option<i64>,
+        /// Bytes held durably.
+        pub committed_size: i64,
+        /// `UploadState` as a number.
+        pub state: i16,
+        /// The media, once finished.
+        pub media_id: Option<Uuid>,
+        /// µs since the epoch.
+        pub expires_at: i64,
+        /// The stream allowed to write.
+        pub writer_id: Option<Uuid>,
+        /// µs since the epoch until which that stream holds the upload.
+        pub writer_until: Option<i64>,
+        /// µs since the epoch.
+        pub created_at: i64,
+        /// µs since the epoch.
+        pub updated_at: i64,
+    }
+
+    /// No relations are navigated through SeaORM.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

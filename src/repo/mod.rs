@@ -21,6 +21,7 @@ pub mod entity;
 mod folders;
 mod media_rows;
 mod query;
+mod uploads;
 
 use std::{str::FromStr, time::Duration};
 

@@ -7,6 +7,7 @@ pub mod folder;
 pub mod media;
 mod page_token;
 mod query;
+pub mod resumable;
 mod upload;
 
 use tonic::Request;

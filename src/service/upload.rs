@@ -69,6 +69,12 @@ pub(super) async fn upload(
 
 /// Turns a failure of the incoming stream into a domain error.
 fn broken_stream(status: Status) -> Error {
+    stream_error(status, "nothing was stored")
+}
+
+/// Turns a failure of an incoming byte stream into a domain error; `kept`
+/// says what became of the bytes received.
+pub(super) fn stream_error(status: Status, kept: &str) -> Error {
     match status.code() {
         // tonic refuses a message over the configured maximum.
         Code::OutOfRange | Code::ResourceExhausted => Error::ResourceExhausted {
@@ -79,7 +85,7 @@ fn broken_stream(status: Status) -> Error {
             ),
         },
         _ => Error::Cancelled(format!(
-            "the upload stream broke before it ended ({}); nothing was stored",
+            "the upload stream broke before it ended ({}); {kept}",
             status.message()
         )),
     }
