@@ -3,7 +3,8 @@
 # defaults (SQLite, local blobs) in a temporary data directory: reflection
 # lists every service, health says SERVING, an upload, get, list, ranged
 # read and delete answer as documented, a resumable upload in two streams
-# finishes, and SIGTERM stops the server cleanly.
+# finishes, a scrub finds every blob correct, and SIGTERM stops the server
+# cleanly.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/tools.sh >/dev/null || exit 1
@@ -40,7 +41,7 @@ for _ in $(seq 1 300); do
 done
 
 services=$($GRPCURL -plaintext "$addr" list 2>&1)
-for s in mediastore.v1.MediaService mediastore.v1.FolderService mediastore.v1.BindingService mediastore.v1.UploadService grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection; do
+for s in mediastore.v1.MediaService mediastore.v1.FolderService mediastore.v1.BindingService mediastore.v1.UploadService mediastore.v1.AdminService grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection; do
   check "list shows $s" grep -qx "$s" <<<"$services"
 done
 check "describe MediaService" grep -q 'rpc UploadMedia' <<<"$($GRPCURL -plaintext "$addr" describe mediastore.v1.MediaService 2>&1)"
@@ -84,6 +85,9 @@ part=$($GRPCURL -plaintext -d "{\"upload_id\":\"$uid\",\"write_offset\":\"0\",\"
 check "a resumable upload's first stream commits 3 bytes" test "$(field 'd["upload"]["committedSize"]' <<<"$part" 2>/dev/null)" = "3"
 done_=$($GRPCURL -plaintext -d "{\"upload_id\":\"$uid\",\"write_offset\":\"3\",\"data\":\"bG8K\",\"finish_write\":true}" "$addr" mediastore.v1.UploadService/WriteUpload 2>&1)
 check "its second stream finishes it with the right bytes" test "$(field 'd["upload"]["media"]["blake3"]' <<<"$done_" 2>/dev/null)" = "$HELLO_BLAKE3"
+
+scrubbed=$($GRPCURL -plaintext -d '{}' "$addr" mediastore.v1.AdminService/Scrub 2>&1)
+check "a scrub finishes with every blob correct" python3 -c 'import json,sys; d=[json.loads(x) for x in sys.argv[1].replace("}\n{","}\x00{").split("\x00")][-1]; assert d["done"] and "corruptBlake3" not in d and "missingBlake3" not in d' "$scrubbed"
 
 kill -TERM "$pid"
 stopped=1

@@ -34,6 +34,18 @@ pub struct Cli {
 pub enum Command {
     /// Runs the gRPC server (the default).
     Serve,
+    /// Removes blob files no media references, staged files of crashed
+    /// uploads and files of ended resumable uploads, then exits. Safe
+    /// beside a running server.
+    Gc {
+        /// Leave alone files changed in the last this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        min_age_secs: u64,
+    },
+    /// Re-reads every referenced blob and checks its hash, quarantining
+    /// mismatches, then exits: 0 when all are present and correct, 1 if
+    /// not. Safe beside a running server.
+    Scrub,
 }
 
 /// Log line format.
@@ -79,6 +91,10 @@ pub struct Config {
     /// Seconds between sweeps that discard expired resumable uploads.
     #[arg(long, env = "MEDIASTORE_UPLOAD_SWEEP_SECS", default_value_t = 60)]
     pub upload_sweep_secs: u64,
+    /// Seconds between background garbage collections (blob files no
+    /// media references, files of crashed uploads).
+    #[arg(long, env = "MEDIASTORE_GC_EVERY_SECS", default_value_t = 3600)]
+    pub gc_every_secs: u64,
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "MEDIASTORE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -132,10 +148,14 @@ impl Config {
         if self.health_check_secs == 0 {
             return Err("--health-check-secs must be at least 1".into());
         }
-        if self.upload_expiry_secs == 0 || self.upload_hold_secs == 0 || self.upload_sweep_secs == 0
+        if self.upload_expiry_secs == 0
+            || self.upload_hold_secs == 0
+            || self.upload_sweep_secs == 0
+            || self.gc_every_secs == 0
         {
             return Err(
-                "--upload-expiry-secs, --upload-hold-secs and --upload-sweep-secs must be at least 1"
+                "--upload-expiry-secs, --upload-hold-secs, --upload-sweep-secs and \
+                        --gc-every-secs must be at least 1"
                     .into(),
             );
         }

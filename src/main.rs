@@ -17,19 +17,84 @@ async fn main() -> ExitCode {
         eprintln!("mediastore: {e}");
         return ExitCode::from(2);
     }
-    if let Err(e) = telemetry::init(config.log_format, &config.log) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let log_to = match command {
+        Command::Serve => telemetry::LogTo::Stdout,
+        Command::Gc { .. } | Command::Scrub => telemetry::LogTo::Stderr,
+    };
+    if let Err(e) = telemetry::init(config.log_format, &config.log, log_to) {
         eprintln!("mediastore: {e}");
         return ExitCode::from(2);
     }
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => match serve(config).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "mediastore stopped on an error");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match command {
+        Command::Serve => serve(config).await.map(|()| ExitCode::SUCCESS),
+        Command::Gc { min_age_secs } => gc(config, min_age_secs).await,
+        Command::Scrub => scrub(config).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %e, "mediastore stopped on an error");
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// `mediastore gc`: one garbage collection, its report on stdout as JSON.
+async fn gc(
+    config: mediastore::config::Config,
+    min_age_secs: u64,
+) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
+    let library = server::open_library(&config).await?;
+    let report = library
+        .collect_garbage(std::time::Duration::from_secs(min_age_secs))
+        .await?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "blobs_removed": report.blobs,
+            "blob_bytes_removed": report.blob_bytes,
+            "staged_files_removed": report.staged,
+            "upload_files_removed": report.upload_files,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mediastore scrub`: progress on stderr, the report on stdout as JSON;
+/// exit code 1 when a blob is missing or corrupt.
+async fn scrub(
+    config: mediastore::config::Config,
+) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
+    let library = server::open_library(&config).await?;
+    let report = library
+        .scrub(|r| {
+            eprintln!(
+                "scrub: {} blobs, {} bytes checked; {} missing, {} corrupt",
+                r.checked,
+                r.bytes,
+                r.missing.len(),
+                r.corrupt.len()
+            );
+        })
+        .await?;
+    let hex = |v: &[mediastore::domain::ContentHash]| -> Vec<String> {
+        v.iter().map(ToString::to_string).collect()
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "blobs_checked": report.checked,
+            "bytes_checked": report.bytes,
+            "missing_blake3": hex(&report.missing),
+            "corrupt_blake3": hex(&report.corrupt),
+        })
+    );
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn serve(

@@ -14,13 +14,16 @@ use crate::{
     pb::{
         self,
         v1::{
-            binding_service_server::BindingServiceServer,
+            admin_service_server::AdminServiceServer, binding_service_server::BindingServiceServer,
             folder_service_server::FolderServiceServer, media_service_server::MediaServiceServer,
             upload_service_server::UploadServiceServer,
         },
     },
     repo::Repo,
-    service::{binding::BindingApi, folder::FolderApi, media::MediaApi, resumable::UploadApi},
+    service::{
+        admin::AdminApi, binding::BindingApi, folder::FolderApi, media::MediaApi,
+        resumable::UploadApi,
+    },
 };
 
 /// Opens the data directory, the database (running migrations) and the
@@ -47,6 +50,7 @@ pub async fn open_library(config: &Config) -> Result<Library> {
             upload_expiry: Duration::from_secs(config.upload_expiry_secs),
             upload_hold: Duration::from_secs(config.upload_hold_secs),
             upload_sweep: Duration::from_secs(config.upload_sweep_secs),
+            gc_every: Duration::from_secs(config.gc_every_secs),
         },
     )
     .await
@@ -74,6 +78,7 @@ pub async fn run(
     ));
     let folders = FolderServiceServer::new(FolderApi::new(library.clone()));
     let bindings = BindingServiceServer::new(BindingApi::new(library.clone()));
+    let admin = AdminServiceServer::new(AdminApi::new(library.clone()));
     let uploads = UploadServiceServer::new(UploadApi::new(library.clone()))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
@@ -100,6 +105,7 @@ pub async fn run(
         .add_service(folders)
         .add_service(bindings)
         .add_service(uploads)
+        .add_service(admin)
         .serve_with_incoming_shutdown(incoming(listener), async {
             let _ = stop_rx.await;
         });

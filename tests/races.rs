@@ -1,6 +1,7 @@
 //! Reference counts under concurrency: identical bytes uploaded, deleted
 //! and read at the same moment never lose a referenced blob nor keep an
-//! unreferenced one.
+//! unreferenced one. After each round a scrub finds every referenced blob
+//! present and correct, and garbage collection finds nothing to remove.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -42,6 +43,7 @@ async fn delete_racing_an_upload_of_the_same_bytes_keeps_the_survivor_readable()
             "round {round}: the surviving media reads wrong"
         );
         assert!(s.blob_path(&second.blake3).exists());
+        assert_storage_sound(&s).await;
         let gone = c
             .delete_media(DeleteMediaRequest {
                 id: second.id,
@@ -61,7 +63,15 @@ async fn delete_racing_an_upload_of_the_same_bytes_keeps_the_survivor_readable()
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_identical_uploads_share_one_blob() {
     let s = TestServer::spawn().await;
-    let data = content("same", 700 * 1024);
+    for round in 0..10 {
+        identical_uploads_round(&s, round).await;
+    }
+}
+
+async fn identical_uploads_round(s: &TestServer, round: usize) {
+    // Small (buffered) and large (pipelined) uploads alternate.
+    let len = if round.is_multiple_of(2) { 700 * 1024 } else { 1000 };
+    let data = content(&format!("same-{round}"), len);
     let mut tasks = Vec::new();
     for i in 0..16 {
         let mut c = s.client.clone();
@@ -79,8 +89,12 @@ async fn concurrent_identical_uploads_share_one_blob() {
         fresh += usize::from(!r.deduplicated);
         ids.push(r.media.unwrap().id);
     }
-    assert_eq!(fresh, 1, "exactly one upload stores the bytes");
+    assert_eq!(
+        fresh, 1,
+        "round {round}: exactly one upload stores the bytes"
+    );
     assert_eq!(s.blob_files(), 1);
+    assert_storage_sound(s).await;
     let mut c = s.client.clone();
     for (n, id) in ids.iter().enumerate() {
         let gone = c
@@ -124,5 +138,6 @@ async fn delete_racing_a_read_gives_all_the_bytes_or_not_found() {
             Err(e) => assert_eq!(e.code(), Code::NotFound, "round {round}: {e:?}"),
         }
         assert_eq!(s.blob_files(), 0);
+        assert_storage_sound(&s).await;
     }
 }

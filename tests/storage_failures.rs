@@ -91,8 +91,17 @@ impl BlobStore for FullDisk {
     fn remove_upload(&self, id: &str) -> io::Result<()> {
         self.inner.remove_upload(id)
     }
-    fn upload_files(&self) -> io::Result<Vec<String>> {
+    fn upload_files(&self) -> io::Result<Vec<(String, std::time::SystemTime)>> {
         self.inner.upload_files()
+    }
+    fn list_shard(&self, shard: u8) -> io::Result<Vec<mediastore::blob::StoredBlob>> {
+        self.inner.list_shard(shard)
+    }
+    fn quarantine(&self, hash: &ContentHash) -> io::Result<()> {
+        self.inner.quarantine(hash)
+    }
+    fn remove_stale_staging(&self, before: std::time::SystemTime) -> io::Result<usize> {
+        self.inner.remove_stale_staging(before)
     }
     fn health_check(&self) -> io::Result<()> {
         self.inner.health_check()

@@ -14,6 +14,8 @@
 //!
 //! - `uploads/<upload id>`: the bytes of an unfinished resumable upload;
 //!   renamed into `blobs/` when it finishes.
+//! - `quarantine/<64 hex>.<unix time>`: blobs a scrub found not matching
+//!   their name, kept for inspection.
 //!
 //! Durability per batch: the blobs are linked to their names, then one
 //! barrier makes bytes and names durable together: one `syncfs` for a large
@@ -27,11 +29,12 @@ use std::{
     collections::BTreeSet,
     fs::{self, File, OpenOptions},
     io::{self, Write},
-    os::unix::fs::{FileExt, OpenOptionsExt},
+    os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt},
     path::{Path, PathBuf},
+    time::{Duration, SystemTime},
 };
 
-use super::{BlobReader, BlobStore, StagedBlob, UploadFile};
+use super::{BlobReader, BlobStore, StagedBlob, StoredBlob, UploadFile};
 use crate::domain::ContentHash;
 
 /// Start kernel writeback after this many unflushed bytes, so the final
@@ -51,6 +54,8 @@ pub struct FsBlobStore {
     staging: PathBuf,
     /// `<data>/uploads`.
     uploads: PathBuf,
+    /// `<data>/quarantine`: blobs whose bytes no longer match their name.
+    quarantine: PathBuf,
 }
 
 impl FsBlobStore {
@@ -59,11 +64,14 @@ impl FsBlobStore {
         let blobs = data_dir.join("blobs");
         let staging = data_dir.join("tmp");
         let uploads = data_dir.join("uploads");
+        let quarantine = data_dir.join("quarantine");
         fs::create_dir_all(&blobs)?;
         fs::create_dir_all(&staging)?;
-        if !uploads.is_dir() {
-            fs::create_dir(&uploads)?;
-            sync_dir(data_dir)?;
+        for dir in [&uploads, &quarantine] {
+            if !dir.is_dir() {
+                fs::create_dir(dir)?;
+                sync_dir(data_dir)?;
+            }
         }
         let mut created = false;
         for shard in 0..=255u8 {
@@ -81,6 +89,7 @@ impl FsBlobStore {
             blobs,
             staging,
             uploads,
+            quarantine,
         })
     }
 
@@ -255,14 +264,65 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    fn upload_files(&self) -> io::Result<Vec<String>> {
-        let mut ids = Vec::new();
+    fn upload_files(&self) -> io::Result<Vec<(String, SystemTime)>> {
+        let mut files = Vec::new();
         for entry in fs::read_dir(&self.uploads)? {
-            if let Some(name) = entry?.file_name().to_str() {
-                ids.push(name.to_string());
+            let entry = entry?;
+            if let Some(name) = entry.file_name().to_str() {
+                files.push((name.to_string(), changed(&entry.metadata()?)));
             }
         }
-        Ok(ids)
+        Ok(files)
+    }
+
+    fn list_shard(&self, shard: u8) -> io::Result<Vec<StoredBlob>> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(self.blobs.join(format!("{shard:02x}")))? {
+            let entry = entry?;
+            let Some(hash) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| blake3::Hash::from_hex(n).ok())
+            else {
+                continue;
+            };
+            let meta = entry.metadata()?;
+            if meta.is_file() {
+                found.push(StoredBlob {
+                    hash: hash.into(),
+                    size: meta.len(),
+                    changed: changed(&meta),
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    fn quarantine(&self, hash: &ContentHash) -> io::Result<()> {
+        let stamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let target = self.quarantine.join(format!("{}.{stamp}", hash.to_hex()));
+        fs::rename(self.path_of(hash), target)?;
+        sync_dir(&self.quarantine)?;
+        sync_dir(&self.shard_dir(hash))
+    }
+
+    fn remove_stale_staging(&self, before: SystemTime) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.staging)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_file() && changed(&meta) < before {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(removed)
     }
 
     fn health_check(&self) -> io::Result<()> {
@@ -349,6 +409,14 @@ impl Drop for FsStaged {
             let _ = fs::remove_file(path);
         }
     }
+}
+
+/// When a file last changed: its inode change time, which naming it
+/// (rename, link) and writing it both move.
+fn changed(meta: &fs::Metadata) -> SystemTime {
+    let secs = u64::try_from(meta.ctime()).unwrap_or(0);
+    let nanos = u32::try_from(meta.ctime_nsec()).unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
 }
 
 /// The file of a resumable upload.

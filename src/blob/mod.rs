@@ -18,7 +18,7 @@
 
 pub mod fs;
 
-use std::{any::Any, fmt, io};
+use std::{any::Any, fmt, io, time::SystemTime};
 
 use crate::domain::ContentHash;
 
@@ -60,6 +60,18 @@ pub trait UploadFile: Send + Sync + fmt::Debug {
     fn into_staged(self: Box<Self>) -> Box<dyn StagedBlob>;
 }
 
+/// A blob as listed by [`BlobStore::list_shard`].
+#[derive(Debug, Clone, Copy)]
+pub struct StoredBlob {
+    /// Its name.
+    pub hash: ContentHash,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last named or written: a blob younger than a commit's
+    /// longest duration may belong to a commit still running.
+    pub changed: SystemTime,
+}
+
 /// Random access to one stored blob.
 pub trait BlobReader: Send + Sync + fmt::Debug {
     /// Size of the blob in bytes.
@@ -98,8 +110,19 @@ pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
     fn open_upload(&self, id: &str, held: u64) -> io::Result<Box<dyn UploadFile>>;
     /// Removes the file of upload `id`; an absent file is not an error.
     fn remove_upload(&self, id: &str) -> io::Result<()>;
-    /// Ids of every upload file present.
-    fn upload_files(&self) -> io::Result<Vec<String>>;
+    /// Every upload file present: its upload id and when it last changed.
+    fn upload_files(&self) -> io::Result<Vec<(String, SystemTime)>>;
+    /// The blobs stored whose hash starts with byte `shard` (one 256th of
+    /// the store, so a walk of the whole store holds little at a time).
+    fn list_shard(&self, shard: u8) -> io::Result<Vec<StoredBlob>>;
+    /// Moves a blob out of the store, keeping its bytes aside for
+    /// inspection: its name is free for a correct copy, and reads of it
+    /// fail until one arrives.
+    fn quarantine(&self, hash: &ContentHash) -> io::Result<()>;
+    /// Removes staged files untouched since `before` (a crashed upload's,
+    /// where the file system lacks unnamed temporary files). Returns how
+    /// many.
+    fn remove_stale_staging(&self, before: SystemTime) -> io::Result<usize>;
     /// Checks that the store can be written (for the health service),
     /// leaving nothing behind.
     fn health_check(&self) -> io::Result<()>;

@@ -10,6 +10,7 @@ mod catalog;
 mod commit;
 mod digest;
 mod folders;
+mod integrity;
 mod resumable;
 mod upload;
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 pub use self::{
     catalog::BatchDeletion,
     folders::MAX_TREE_NODES,
+    integrity::{GC_GRACE, GcReport, ScrubReport},
     resumable::{UploadProgress, UploadWrite},
     upload::UploadOutcome,
 };
@@ -39,6 +41,8 @@ pub struct Limits {
     pub upload_hold: std::time::Duration,
     /// Time between sweeps of expired resumable uploads.
     pub upload_sweep: std::time::Duration,
+    /// Time between background garbage collections.
+    pub gc_every: std::time::Duration,
 }
 
 impl Limits {
@@ -49,6 +53,7 @@ impl Limits {
             upload_expiry: std::time::Duration::from_secs(7 * 24 * 3600),
             upload_hold: std::time::Duration::from_secs(30),
             upload_sweep: std::time::Duration::from_secs(60),
+            gc_every: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -145,6 +150,24 @@ impl Library {
             });
         }
         self.recover_uploads().await?;
+        let this = self.clone();
+        let every = self.inner.limits.gc_every;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match this.collect_garbage(GC_GRACE).await {
+                    Ok(r) if r == GcReport::default() => {}
+                    Ok(r) => tracing::info!(
+                        blobs = r.blobs,
+                        blob_bytes = r.blob_bytes,
+                        staged = r.staged,
+                        upload_files = r.upload_files,
+                        "garbage collected"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+                }
+            }
+        });
         for hash in self.inner.repo.blobs_missing_md5(100_000).await? {
             self.inner.digests.enqueue(hash);
         }
@@ -286,18 +309,7 @@ impl Library {
         }
         let mut tx = self.inner.repo.begin().await?;
         let gone = tx.remove_unused_blobs(hashes).await?;
-        let store = Arc::clone(&self.inner.blobs);
-        let files = gone.clone();
-        tokio::task::spawn_blocking(move || {
-            for h in &files {
-                store
-                    .delete(h)
-                    .map_err(|e| Error::io(format!("deleting blob {h}"), e))?;
-            }
-            Ok::<_, Error>(())
-        })
-        .await
-        .map_err(|e| Error::io("deleting blobs", std::io::Error::other(e)))??;
+        self.delete_blob_files(&gone).await?;
         tx.commit().await?;
         Ok(gone.len() as u64)
     }

@@ -494,28 +494,11 @@ impl Library {
     /// starts the periodic sweep.
     pub(super) async fn recover_uploads(&self) -> Result<()> {
         self.inner.repo.release_all_uploads().await?;
-        let store = Arc::clone(&self.inner.blobs);
-        let files = blocking(move || {
-            store
-                .upload_files()
-                .map_err(|e| Error::io("listing upload files", e))
-        })
-        .await?;
-        for name in files {
-            let active = match uuid::Uuid::try_parse(&name) {
-                Ok(u) => self.inner.repo.upload_active(UploadId(u)).await?,
-                Err(_) => false,
-            };
-            if !active {
-                let store = Arc::clone(&self.inner.blobs);
-                blocking(move || {
-                    store
-                        .remove_upload(&name)
-                        .map_err(|e| Error::io("removing an upload file", e))
-                })
-                .await?;
-            }
-        }
+        // Files of uploads a crash left without an active row; a minute
+        // is far longer than another replica takes from creating an
+        // upload's file to recording its row.
+        let before = std::time::SystemTime::now() - Duration::from_secs(60);
+        self.remove_inactive_upload_files(before).await?;
         let this = self.clone();
         let every = self.inner.limits.upload_sweep;
         tokio::spawn(async move {

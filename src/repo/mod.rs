@@ -29,7 +29,8 @@ use mediastore_migrations::MigratorTrait;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
+    DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -239,6 +240,46 @@ impl Repo {
             .await?
             .into_iter()
             .map(|b| parse_hash(&b.hash))
+            .collect()
+    }
+
+    /// Those of `hashes` that media reference.
+    pub async fn referenced_among(
+        &self,
+        hashes: &[ContentHash],
+    ) -> Result<std::collections::HashSet<ContentHash>> {
+        let mut found = std::collections::HashSet::new();
+        for part in hashes.chunks(INSERT_CHUNK) {
+            for row in blob::Entity::find()
+                .filter(blob::Column::Hash.is_in(part.iter().map(ContentHash::to_hex)))
+                .filter(blob::Column::Refcount.gt(0))
+                .all(&self.read)
+                .await?
+            {
+                found.insert(parse_hash(&row.hash)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Referenced blobs in hash order after `after`, with their sizes: a
+    /// walk of every blob that must be stored, a page at a time.
+    pub async fn referenced_blobs_after(
+        &self,
+        after: Option<ContentHash>,
+        limit: u64,
+    ) -> Result<Vec<(ContentHash, u64)>> {
+        let mut q = blob::Entity::find()
+            .filter(blob::Column::Refcount.gt(0))
+            .order_by_asc(blob::Column::Hash)
+            .limit(limit);
+        if let Some(a) = after {
+            q = q.filter(blob::Column::Hash.gt(a.to_hex()));
+        }
+        q.all(&self.read)
+            .await?
+            .into_iter()
+            .map(|b| Ok((parse_hash(&b.hash)?, u64::try_from(b.size).unwrap_or(0))))
             .collect()
     }
 

@@ -1,5 +1,6 @@
 //! gRPC services: translate protobuf to domain calls and back, nothing more.
 
+pub mod admin;
 pub mod binding;
 pub mod convert;
 mod download;

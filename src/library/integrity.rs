@@ -1,0 +1,282 @@
+//! Storage integrity: garbage collection and scrubbing.
+//!
+//! Garbage collection removes what no row needs: blob files without a
+//! referencing media (a crash between a publish and its commit, or between
+//! a delete's commit and its file removal), staged files of crashed
+//! uploads, and files of resumable uploads that are no longer active. A
+//! blob file is only removed under the same row lock an upload of those
+//! bytes would take, and only once it is older than a grace period longer
+//! than any commit, so a commit in flight never loses its bytes.
+//!
+//! The scrub reads every referenced blob back and re-hashes it. A blob
+//! whose bytes no longer match its name is moved to quarantine: reading its
+//! media then fails with DATA_LOSS instead of returning wrong bytes, and
+//! later scrubs report it as missing until an operator restores it.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use super::{Library, upload::blocking};
+use crate::{
+    blob::{BlobReader, BlobStore},
+    domain::{ContentHash, UploadId},
+    error::{Error, Result},
+    repo::BlobClaim,
+};
+
+/// Files younger than this are left alone by garbage collection: a commit
+/// takes milliseconds, an upload's staged file is written to continuously.
+pub const GC_GRACE: Duration = Duration::from_secs(3600);
+/// Blobs read per page of the scrub's walk.
+const SCRUB_PAGE: u64 = 500;
+/// Block size for re-hashing.
+const READ_BLOCK: usize = 1 << 20;
+
+/// What garbage collection removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    /// Blob files no media referenced.
+    pub blobs: u64,
+    /// Their bytes.
+    pub blob_bytes: u64,
+    /// Staged files of crashed uploads.
+    pub staged: u64,
+    /// Files of resumable uploads no longer active.
+    pub upload_files: u64,
+}
+
+/// Where a scrub is.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ScrubReport {
+    /// Blobs checked so far.
+    pub checked: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Referenced blobs whose file is missing.
+    pub missing: Vec<ContentHash>,
+    /// Blobs whose bytes did not match their name, now quarantined.
+    pub corrupt: Vec<ContentHash>,
+}
+
+impl ScrubReport {
+    /// True when every referenced blob was present and correct.
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty() && self.corrupt.is_empty()
+    }
+}
+
+/// What re-reading one blob found.
+enum Check {
+    Good,
+    Missing,
+    Corrupt,
+}
+
+impl Library {
+    /// Removes what no row needs and that has not changed for `grace`.
+    pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport> {
+        let cutoff = SystemTime::now()
+            .checked_sub(grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut report = GcReport::default();
+        // Rows left at zero references (a crash between a delete's commit
+        // and the removal of its file).
+        loop {
+            let unreferenced = self.inner.repo.unreferenced_blobs(1000).await?;
+            if unreferenced.is_empty() {
+                break;
+            }
+            let gone = self.release_blobs(&unreferenced).await?;
+            report.blobs += gone;
+            if gone < unreferenced.len() as u64 {
+                break;
+            }
+        }
+        for shard in 0..=255u8 {
+            let store = Arc::clone(&self.inner.blobs);
+            let mut stored = blocking(move || {
+                store
+                    .list_shard(shard)
+                    .map_err(|e| Error::io("listing stored blobs", e))
+            })
+            .await?;
+            stored.retain(|b| b.changed < cutoff);
+            stored.sort_by_key(|b| b.hash);
+            let hashes: Vec<ContentHash> = stored.iter().map(|b| b.hash).collect();
+            let used = self.inner.repo.referenced_among(&hashes).await?;
+            let orphans: Vec<BlobClaim<'_>> = stored
+                .iter()
+                .filter(|b| !used.contains(&b.hash))
+                .map(|b| BlobClaim {
+                    hash: b.hash,
+                    size: b.size,
+                    md5: None,
+                    count: 0,
+                })
+                .collect();
+            if orphans.is_empty() {
+                continue;
+            }
+            // Claiming no references takes the row lock an upload of these
+            // bytes would take (creating rows for files that have none);
+            // then only blobs still unreferenced are removed.
+            let mut tx = self.inner.repo.begin().await?;
+            tx.claim_blobs(&orphans).await?;
+            let candidates: Vec<ContentHash> = orphans.iter().map(|c| c.hash).collect();
+            let gone = tx.remove_unused_blobs(&candidates).await?;
+            self.delete_blob_files(&gone).await?;
+            tx.commit().await?;
+            report.blobs += gone.len() as u64;
+            report.blob_bytes += stored
+                .iter()
+                .filter(|b| gone.contains(&b.hash))
+                .map(|b| b.size)
+                .sum::<u64>();
+        }
+        let store = Arc::clone(&self.inner.blobs);
+        report.staged = blocking(move || {
+            store
+                .remove_stale_staging(cutoff)
+                .map_err(|e| Error::io("removing stale staged files", e))
+        })
+        .await? as u64;
+        report.upload_files = self.remove_inactive_upload_files(cutoff).await?;
+        Ok(report)
+    }
+
+    /// Removes files of uploads that are not active and that have not
+    /// changed since `before` (a file younger than that may belong to an
+    /// upload whose row is being written). Returns how many.
+    pub(super) async fn remove_inactive_upload_files(&self, before: SystemTime) -> Result<u64> {
+        let store = Arc::clone(&self.inner.blobs);
+        let files = blocking(move || {
+            store
+                .upload_files()
+                .map_err(|e| Error::io("listing upload files", e))
+        })
+        .await?;
+        let mut removed = 0;
+        for (name, changed) in files {
+            if changed >= before {
+                continue;
+            }
+            let active = match uuid::Uuid::try_parse(&name) {
+                Ok(u) => self.inner.repo.upload_active(UploadId(u)).await?,
+                Err(_) => false,
+            };
+            if !active {
+                let store = Arc::clone(&self.inner.blobs);
+                blocking(move || {
+                    store
+                        .remove_upload(&name)
+                        .map_err(|e| Error::io("removing an upload file", e))
+                })
+                .await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Re-reads every referenced blob and checks it against its name,
+    /// quarantining those that differ. `progress` hears the report after
+    /// each page of blobs.
+    pub async fn scrub(&self, mut progress: impl FnMut(&ScrubReport)) -> Result<ScrubReport> {
+        let mut report = ScrubReport::default();
+        let mut after = None;
+        loop {
+            let page = self
+                .inner
+                .repo
+                .referenced_blobs_after(after, SCRUB_PAGE)
+                .await?;
+            let Some(&(last, _)) = page.last() else {
+                break;
+            };
+            after = Some(last);
+            for (hash, size) in page {
+                let store = Arc::clone(&self.inner.blobs);
+                let check = blocking(move || check_blob(store.as_ref(), &hash, size)).await?;
+                match check {
+                    Check::Good => {}
+                    Check::Missing => {
+                        // Deleted since the page was read, or really lost.
+                        if self
+                            .inner
+                            .repo
+                            .referenced_among(&[hash])
+                            .await?
+                            .contains(&hash)
+                        {
+                            tracing::error!(blob = %hash, "scrub: a referenced blob is missing");
+                            report.missing.push(hash);
+                        }
+                    }
+                    Check::Corrupt => {
+                        tracing::error!(blob = %hash, "scrub: blob content does not match its name; quarantined");
+                        let store = Arc::clone(&self.inner.blobs);
+                        blocking(move || {
+                            store
+                                .quarantine(&hash)
+                                .map_err(|e| Error::io(format!("quarantining blob {hash}"), e))
+                        })
+                        .await?;
+                        report.corrupt.push(hash);
+                    }
+                }
+                report.checked += 1;
+                report.bytes += size;
+            }
+            progress(&report);
+        }
+        Ok(report)
+    }
+
+    /// Deletes blob files (their rows are gone or locked by the caller).
+    pub(super) async fn delete_blob_files(&self, hashes: &[ContentHash]) -> Result<()> {
+        let store = Arc::clone(&self.inner.blobs);
+        let files = hashes.to_vec();
+        blocking(move || {
+            for h in &files {
+                store
+                    .delete(h)
+                    .map_err(|e| Error::io(format!("deleting blob {h}"), e))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Re-hashes one blob.
+fn check_blob(store: &dyn BlobStore, hash: &ContentHash, size: u64) -> Result<Check> {
+    let reader: Box<dyn BlobReader> = match store.open(hash) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Check::Missing),
+        Err(e) => return Err(Error::io(format!("opening blob {hash}"), e)),
+    };
+    if reader.len() != size {
+        return Ok(Check::Corrupt);
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; READ_BLOCK];
+    let mut at = 0u64;
+    loop {
+        let n = reader
+            .read_at(&mut buf, at)
+            .map_err(|e| Error::io(format!("reading blob {hash}"), e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    let got: ContentHash = hasher.finalize().into();
+    Ok(if at == size && got == *hash {
+        Check::Good
+    } else {
+        Check::Corrupt
+    })
+}
