@@ -9,8 +9,16 @@ use mediastore::{
     server, telemetry,
 };
 
+/// Allocations from this size up are mapped and unmapped on their own.
+/// glibc otherwise raises its threshold to the largest block freed, so
+/// after a few 8 MiB messages every later one comes from a per-thread heap
+/// that keeps the memory: the resumable-upload benchmark saw the server's
+/// peak RSS grow from 50 to over 100 MiB that way.
+const MMAP_THRESHOLD: i32 = 1 << 20;
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    fix_malloc_threshold();
     let cli = Cli::parse();
     let config = cli.config;
     if let Err(e) = config.validate() {
@@ -111,3 +119,17 @@ async fn serve(
     );
     server::run(listener, &config, library, server::shutdown_signal()).await
 }
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn fix_malloc_threshold() {
+    // SAFETY: mallopt only sets a tunable of the allocator, under the
+    // allocator's own lock, so it is sound from any thread at any time; a
+    // refusal (it returns 0) leaves the default in place.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fix_malloc_threshold() {}

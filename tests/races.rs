@@ -70,7 +70,11 @@ async fn concurrent_identical_uploads_share_one_blob() {
 
 async fn identical_uploads_round(s: &TestServer, round: usize) {
     // Small (buffered) and large (pipelined) uploads alternate.
-    let len = if round.is_multiple_of(2) { 700 * 1024 } else { 1000 };
+    let len = if round.is_multiple_of(2) {
+        700 * 1024
+    } else {
+        1000
+    };
     let data = content(&format!("same-{round}"), len);
     let mut tasks = Vec::new();
     for i in 0..16 {

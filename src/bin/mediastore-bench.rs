@@ -14,7 +14,10 @@
 //! - (c) 4 KiB uploads per second from 32 concurrent clients vs 32 threads
 //!   writing as many plain files (create, write, fsync, rename, directory
 //!   fsync);
-//! - (d) the server's peak RSS (VmHWM) during (a).
+//! - (d) the server's peak RSS (VmHWM) during (a);
+//! - (e) the same 1 GiB sent as a resumable upload (`UploadService`) in
+//!   8 MiB pieces over 4 streams, against the same ceiling as (a), and the
+//!   server's peak RSS once it is done.
 //!
 //! Each large-file measurement is repeated (`--rounds`); a ratio is taken
 //! within each round (same disk and page-cache conditions) and the median
@@ -41,6 +44,7 @@ use mediastore::{
         media_service_client::MediaServiceClient,
         media_service_server::{MediaService, MediaServiceServer},
         upload_media_request::Data,
+        upload_service_client::UploadServiceClient,
     },
 };
 use tonic::{Request, Response, Status, Streaming, transport::Channel};
@@ -225,6 +229,67 @@ async fn timed_upload(
     (secs, resp.media.map(|m| m.id).unwrap_or_default())
 }
 
+/// Pieces of a resumable upload in (e).
+const PIECE: usize = 8 * MIB;
+/// Streams a resumable upload in (e) is sent over.
+const STREAMS: usize = 4;
+
+/// Sends the chunks as a resumable upload in `PIECE`-sized messages over
+/// `STREAMS` streams; returns the time from start to finish and the media.
+async fn timed_resumable(
+    uploads: &mut UploadServiceClient<Channel>,
+    chunks: &[Bytes],
+) -> (f64, String) {
+    let pieces: Vec<Bytes> = chunks
+        .chunks(PIECE / MIB)
+        .map(|group| Bytes::from(group.concat()))
+        .collect();
+    let size: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+    let t = Instant::now();
+    let upload = uploads
+        .start_upload(pb::StartUploadRequest {
+            header: Some(pb::UploadHeader {
+                filename: "resumable.bin".into(),
+                content_type: "application/octet-stream".into(),
+                size_bytes: Some(size),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("start upload: {e}"))
+        .into_inner()
+        .upload
+        .unwrap_or_default();
+    let per_stream = pieces.len().div_ceil(STREAMS);
+    let mut offset = 0u64;
+    let mut media = String::new();
+    for (i, group) in pieces.chunks(per_stream).enumerate() {
+        let last_group = (i + 1) * per_stream >= pieces.len();
+        let mut msgs = Vec::with_capacity(group.len());
+        for (j, p) in group.iter().enumerate() {
+            msgs.push(pb::WriteUploadRequest {
+                upload_id: upload.id.clone(),
+                write_offset: offset,
+                data: p.clone(),
+                finish_write: last_group && j + 1 == group.len(),
+            });
+            offset += p.len() as u64;
+        }
+        let done = uploads
+            .write_upload(futures_util::stream::iter(msgs))
+            .await
+            .unwrap_or_else(|e| panic!("write upload: {e}"))
+            .into_inner()
+            .upload
+            .unwrap_or_default();
+        assert_eq!(done.committed_size, offset, "committed size after a stream");
+        if let Some(m) = done.media {
+            media = m.id;
+        }
+    }
+    (t.elapsed().as_secs_f64(), media)
+}
+
 async fn timed_download(client: &mut MediaServiceClient<Channel>, id: &str) -> (f64, u64) {
     let t = Instant::now();
     let mut stream = client
@@ -349,10 +414,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let pid = server.0.id();
     let mut sink = connect(sink_addr).await;
     let mut client = connect(server_addr).await;
+    let mut uploads = UploadServiceClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{server_addr}"))?
+            .initial_stream_window_size(WINDOW)
+            .initial_connection_window_size(WINDOW)
+            .connect()
+            .await?,
+    )
+    .max_encoding_message_size(64 * MIB);
 
     let (mut raw, mut bare_up, mut up, mut bare_down, mut down) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut ratio_a, mut ratio_b) = (Vec::new(), Vec::new());
+    let (mut resumable, mut ratio_e) = (Vec::new(), Vec::new());
     let mut uploaded = Vec::new();
     let mut peak_after_upload = 0;
     for round in 0..args.rounds {
@@ -377,6 +451,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         };
         up.push(secs);
         peak_after_upload = peak_after_upload.max(peak_rss_kib(pid));
+        settle().await;
+        let variant = chunks(b"bench-resumable", args.size_mib, round as u8);
+        let (r_secs, r_id) = timed_resumable(&mut uploads, &variant).await;
+        resumable.push(r_secs);
+        ratio_e.push(raw[round].max(bare_up[round]) / r_secs);
+        uploaded.push(r_id);
         let (secs, n) = timed_download(&mut client, &id).await;
         assert_eq!(n as usize, args.size_mib * MIB, "download length");
         down.push(secs);
@@ -386,11 +466,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         ratio_a.push(raw[round].max(bare_up[round]) / up[round]);
         ratio_b.push(bare_down[round] / down[round]);
         println!(
-            "round {round}: raw {:.2} GiB/s, bare upload {:.2}, upload {:.2} (ratio {:.2}), bare download {:.2}, download {:.2} (ratio {:.2})",
+            "round {round}: raw {:.2} GiB/s, bare upload {:.2}, upload {:.2} (ratio {:.2}), resumable {:.2} (ratio {:.2}), bare download {:.2}, download {:.2} (ratio {:.2})",
             rate(raw[round]),
             rate(bare_up[round]),
             rate(up[round]),
             ratio_a[round],
+            rate(resumable[round]),
+            ratio_e[round],
             rate(bare_down[round]),
             rate(down[round]),
             ratio_b[round],
@@ -404,6 +486,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         median(down),
     );
     let (ratio_a, ratio_b) = (median(ratio_a), median(ratio_b));
+    let (resumable, ratio_e) = (median(resumable), median(ratio_e));
+    let peak_after_resumable = peak_rss_kib(pid);
     let ceiling = raw.max(bare_up);
     // Small uploads and the plain-file baseline alternate in rounds: file
     // creation on this kind of disk slows down for a while after many
@@ -446,7 +530,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     println!("| measurement | mediastore | baseline | ratio | target |");
     println!("|---|---|---|---|---|");
     println!(
-        "| (a) upload {gib:.0} GiB, 1 MiB chunks | {:.2} GiB/s | {:.2} GiB/s ({}; raw write+fsync {:.2}, bare tonic sink {:.2}) | {:.2} | ≥ 0.8 |",
+        "| (a) upload {gib} GiB, 1 MiB chunks | {:.2} GiB/s | {:.2} GiB/s ({}; raw write+fsync {:.2}, bare tonic sink {:.2}) | {:.2} | ≥ 0.8 |",
         rate(up),
         rate(ceiling),
         if raw >= bare_up {
@@ -459,7 +543,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         ratio_a
     );
     println!(
-        "| (b) download {gib:.0} GiB | {:.2} GiB/s | {:.2} GiB/s (bare tonic stream from memory) | {:.2} | ≥ 0.8 |",
+        "| (b) download {gib} GiB | {:.2} GiB/s | {:.2} GiB/s (bare tonic stream from memory) | {:.2} | ≥ 0.8 |",
         rate(down),
         rate(bare_down),
         ratio_b
@@ -478,6 +562,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     println!(
         "| (d) server peak RSS during (a) | {:.1} MiB | | | < 100 MiB |",
         peak_after_upload as f64 / 1024.0
+    );
+    println!(
+        "| (e) resumable upload {gib} GiB, {} MiB pieces, {STREAMS} streams | {:.2} GiB/s | {:.2} GiB/s (as (a)) | {:.2} | ≥ 0.8 |",
+        PIECE / MIB,
+        rate(resumable),
+        rate(ceiling),
+        ratio_e
+    );
+    println!(
+        "| (e) server peak RSS after (a) and (e) | {:.1} MiB | | | < 100 MiB |",
+        peak_after_resumable as f64 / 1024.0
     );
     println!(
         "(server peak RSS over the whole run, including (b) and (c): {:.1} MiB)",

@@ -452,6 +452,11 @@ impl UploadFile for FsUpload {
         self.file.sync_data()
     }
 
+    fn sync_handle(&self) -> io::Result<Box<dyn FnOnce() -> io::Result<()> + Send>> {
+        let file = self.file.try_clone()?;
+        Ok(Box::new(move || file.sync_data()))
+    }
+
     fn into_staged(self: Box<Self>) -> Box<dyn StagedBlob> {
         Box::new(FsStaged {
             file: self.file,

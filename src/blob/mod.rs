@@ -56,6 +56,9 @@ pub trait UploadFile: Send + Sync + fmt::Debug {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Makes every byte written so far durable.
     fn sync(&mut self) -> io::Result<()>;
+    /// A call that makes every byte written before it durable, to run on
+    /// another thread while writing goes on.
+    fn sync_handle(&self) -> io::Result<Box<dyn FnOnce() -> io::Result<()> + Send>>;
     /// The (synced) bytes as a staged blob, for [`BlobStore::publish`].
     fn into_staged(self: Box<Self>) -> Box<dyn StagedBlob>;
 }

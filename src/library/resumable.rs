@@ -5,19 +5,21 @@
 //! The order that makes a committed size safe to promise: bytes are
 //! appended to the upload's own file, the file is fsynced, and only then is
 //! the new size recorded in the database. After a crash the database's
-//! size is the truth and the file is cut back to it. A stream records its
-//! progress every second while bytes flow and when it ends, however it
-//! ends, so a client whose connection broke loses at most a second of
-//! bytes; a client of a server that was killed resumes from the last
-//! record.
+//! size is the truth and the file is cut back to it. A stream starts a
+//! record every second while bytes flow (its fsync runs on another thread
+//! while the stream goes on writing, so the disk flushes while the network
+//! delivers) and makes a last one when it ends, however it ends: a client
+//! whose connection broke loses nothing it sent, and a client of a server
+//! that was killed resumes from the last record.
 //!
 //! One stream at a time writes to an upload. It holds the upload in the
 //! database (a writer id and a deadline, renewed at every record), so the
 //! rule holds across replicas; a second stream gets ABORTED with the
 //! committed size, and the hold of a server that died lapses by itself.
 //!
-//! Hashing: the running BLAKE3 (and MD5 when the client asked to verify
-//! one) of the held bytes stays in memory between streams, so a resumed
+//! Hashing: each piece is hashed on one thread while another writes it.
+//! The running BLAKE3 (and MD5 when the client asked to verify one) of the
+//! held bytes stays in memory between streams, so a resumed
 //! upload hashes each byte once. Only when that state is missing (after a
 //! restart, or on another replica) are the held bytes read back and hashed
 //! again, once, at 2-3 GB/s, instead of persisting the hasher, which the
@@ -33,6 +35,7 @@ use std::{
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use md5::Digest as _;
+use tokio::task::JoinHandle;
 
 use super::{
     Library,
@@ -242,6 +245,9 @@ impl Library {
         let mut pos = upload.committed;
         let mut held = upload.committed;
         let mut recorded = Instant::now();
+        // A record in progress: the size it will record once its fsync,
+        // which runs beside the stream's writes, completes.
+        let mut syncing: Option<(u64, JoinHandle<std::io::Result<()>>)> = None;
         let mut current = Some(first);
         let mut finish = false;
         let mut failure: Option<Error> = None;
@@ -258,7 +264,7 @@ impl Library {
                 break;
             }
             finish = msg.finish;
-            let (o, r) = with_open(open, move |o| append(o, id, pos, &msg, declared, max)).await?;
+            let (o, r) = append(open, id, pos, msg, declared, max).await?;
             open = o;
             match r {
                 Ok(end) => pos = end,
@@ -271,21 +277,48 @@ impl Library {
             if finish {
                 break;
             }
-            if recorded.elapsed() >= RECORD_EVERY {
-                let (o, r) = self.record(open, id, writer, pos).await?;
-                open = o;
-                if let Err(e) = r {
-                    failure = Some(e);
-                    break;
+            if syncing.is_none() && recorded.elapsed() >= RECORD_EVERY {
+                match open.file.sync_handle() {
+                    Ok(sync) => syncing = Some((pos, tokio::task::spawn_blocking(sync))),
+                    Err(e) => {
+                        failure = Some(Error::io("syncing an upload file", e));
+                        break;
+                    }
                 }
-                held = pos;
                 recorded = Instant::now();
             }
-            match writes.next().await {
+            // The next message; a record whose fsync completes meanwhile is
+            // written at once, so that an idle stream's bytes are recorded.
+            let next = match syncing.take() {
+                None => writes.next().await,
+                Some((at, mut sync)) => tokio::select! {
+                    m = writes.next() => {
+                        syncing = Some((at, sync));
+                        m
+                    }
+                    synced = &mut sync => {
+                        match self.recorded(id, writer, at, synced).await {
+                            Ok(()) => {
+                                held = at;
+                                writes.next().await
+                            }
+                            Err(e) => {
+                                failure = Some(e);
+                                None
+                            }
+                        }
+                    }
+                },
+            };
+            match next {
                 None => {}
                 Some(Ok(m)) => current = Some(m),
                 Some(Err(e)) => failure = Some(e),
             }
+        }
+        if let Some((_, done)) = syncing.take() {
+            // The final record below covers these bytes too.
+            let _ = done.await;
         }
         // Record what the file holds, however the stream ended: a client
         // whose connection broke resumes from here.
@@ -317,6 +350,38 @@ impl Library {
         })
     }
 
+    /// Completes a record whose fsync ran in the background: on success,
+    /// records `at` bytes and renews the hold.
+    async fn recorded(
+        &self,
+        id: UploadId,
+        writer: uuid::Uuid,
+        at: u64,
+        synced: std::result::Result<std::io::Result<()>, tokio::task::JoinError>,
+    ) -> Result<()> {
+        synced
+            .map_err(|e| Error::io("syncing an upload file", std::io::Error::other(e)))?
+            .map_err(|e| Error::io("syncing an upload file", e))?;
+        self.commit_bytes(id, writer, at).await
+    }
+
+    /// Records that `at` bytes are durable and renews the hold.
+    async fn commit_bytes(&self, id: UploadId, writer: uuid::Uuid, at: u64) -> Result<()> {
+        if self
+            .inner
+            .repo
+            .commit_upload_bytes(id, writer, at, self.hold_deadline())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::Aborted(format!(
+                "upload {id} was cancelled, expired, or taken over by another stream while \
+                 this one wrote; QueryUpload tells its state and committed size"
+            )))
+        }
+    }
+
     /// Makes the file's bytes durable, then records their number and
     /// renews the stream's hold.
     async fn record(
@@ -335,22 +400,8 @@ impl Library {
         if let Err(e) = synced {
             return Ok((open, Err(e)));
         }
-        let kept = self
-            .inner
-            .repo
-            .commit_upload_bytes(id, writer, pos, self.hold_deadline())
-            .await?;
-        if kept {
-            Ok((open, Ok(())))
-        } else {
-            Ok((
-                open,
-                Err(Error::Aborted(format!(
-                    "upload {id} was cancelled, expired, or taken over by another stream while \
-                     this one wrote; QueryUpload tells its state and committed size"
-                ))),
-            ))
-        }
+        let r = self.commit_bytes(id, writer, pos).await;
+        Ok((open, r))
     }
 
     /// Ends a stream that set `finish_write`: checks the size and hashes,
@@ -530,38 +581,73 @@ where
     .map_err(|e| Error::io("an upload's storage task failed", std::io::Error::other(e)))
 }
 
-/// Appends the new part of one write (the file holds `pos` bytes). Returns
-/// the new size.
-fn append(
-    o: &mut Open,
+/// Appends the new part of one write (the file holds `pos` bytes), hashing
+/// it on another thread meanwhile. Returns the open upload and the new size.
+/// After a failed write the hashes run ahead of the file, so they are not
+/// kept for the next stream (which only takes hashes of exactly the bytes
+/// recorded).
+async fn append(
+    open: Open,
     id: UploadId,
     pos: u64,
-    msg: &UploadWrite,
+    msg: UploadWrite,
     declared: Option<u64>,
     max: u64,
-) -> Result<u64> {
-    let part: Range<usize> = new_part(id, pos, msg.offset, msg.data.len())?;
-    if part.start > 0 {
-        check_resent(o.file.as_ref(), msg.offset, &msg.data[..part.start])?;
-    }
-    let new = &msg.data[part];
-    let end = pos + new.len() as u64;
+) -> Result<(Open, Result<u64>)> {
+    let part: Range<usize> = match new_part(id, pos, msg.offset, msg.data.len()) {
+        Ok(p) => p,
+        Err(e) => return Ok((open, Err(e))),
+    };
+    let end = pos + part.len() as u64;
     if let Some(d) = declared
         && end > d
     {
-        return Err(Error::invalid(
+        let e = Error::invalid(
             "data",
             format!("the bytes reach offset {end}, past the {d} bytes the header declared"),
-        ));
+        );
+        return Ok((open, Err(e)));
     }
     if end > max {
-        return Err(too_large(end, max));
+        return Ok((open, Err(too_large(end, max))));
     }
-    o.file
-        .append(new)
-        .map_err(|e| Error::io("writing an upload file", e))?;
-    o.hashing.update(new);
-    Ok(end)
+    let mut open = open;
+    if part.start > 0 {
+        let resent = msg.data.slice(..part.start);
+        let offset = msg.offset;
+        let (o, r) = with_open(open, move |o| {
+            check_resent(o.file.as_ref(), offset, &resent)
+        })
+        .await?;
+        open = o;
+        if let Err(e) = r {
+            return Ok((open, Err(e)));
+        }
+    }
+    if part.is_empty() {
+        return Ok((open, Ok(end)));
+    }
+    let new = msg.data.slice(part);
+    let Open {
+        mut file,
+        mut hashing,
+    } = open;
+    let to_hash = new.clone();
+    let writing = tokio::task::spawn_blocking(move || {
+        let r = file
+            .append(&new)
+            .map_err(|e| Error::io("writing an upload file", e));
+        (file, r)
+    });
+    let hashed = tokio::task::spawn_blocking(move || {
+        hashing.update(&to_hash);
+        hashing
+    });
+    let (written, hashed) = tokio::join!(writing, hashed);
+    let task_failed = |e| Error::io("an upload's storage task failed", std::io::Error::other(e));
+    let (file, r) = written.map_err(task_failed)?;
+    let hashing = hashed.map_err(task_failed)?;
+    Ok((Open { file, hashing }, r.map(|()| end)))
 }
 
 /// Checks that bytes re-sent at `offset` are those already held.
