@@ -11,14 +11,16 @@
 //! - [`telemetry`]: logging setup.
 //! - [`server`]: the tonic server (services, health, reflection, shutdown).
 //! - [`service`]: gRPC handlers; they translate, the library decides.
-//! - [`library`]: the domain operations (upload, read, delete, folders,
-//!   listing and search, moves, edits, bindings) and their ordering rules:
-//!   staging, group commit, reference counting, batched recursive deletes.
+//! - [`library`]: the domain operations (upload, resumable upload, read,
+//!   delete, folders, listing and search, moves, edits, bindings, garbage
+//!   collection, scrub) and their ordering rules: staging, group commit,
+//!   reference counting, batched recursive deletes.
 //! - [`domain`]: validated types (`MediaId`, `ContentHash`, `Filename`,
 //!   `FolderName`, `FolderPath`, `MediaQuery`, ...).
 //! - [`repo`]: SeaORM repository over SQLite or PostgreSQL: rows, the one
 //!   media query engine, folder trees, bindings.
-//! - [`blob`]: content-addressed blob storage (local directory).
+//! - [`blob`]: content-addressed blob storage (local directory), with the
+//!   files of resumable uploads and a quarantine for corrupt blobs.
 //! - [`error`]: the error type and its single mapping to `tonic::Status`.
 //! - [`pb`]: generated protobuf code and the reflection descriptor set.
 
