@@ -17,7 +17,9 @@
 //! - (d) the server's peak RSS (VmHWM) during (a);
 //! - (e) the same 1 GiB sent as a resumable upload (`UploadService`) in
 //!   8 MiB pieces over 4 streams, against the same ceiling as (a), and the
-//!   server's peak RSS once it is done.
+//!   server's peak RSS once it is done; and, at the end, how long finishing
+//!   such an upload takes with its hash state kept and after a server
+//!   restart lost it (the re-hash of everything it holds).
 //!
 //! Each large-file measurement is repeated (`--rounds`); a ratio is taken
 //! within each round (same disk and page-cache conditions) and the median
@@ -113,20 +115,29 @@ fn sibling_exe(name: &str) -> PathBuf {
     me.with_file_name(name)
 }
 
-async fn connect(addr: SocketAddr) -> MediaServiceClient<Channel> {
+/// A channel to `addr` with the server's transport windows, once it answers.
+async fn channel_to(addr: SocketAddr) -> Channel {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap_or_else(|e| panic!("endpoint: {e}"))
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW);
     for _ in 0..600 {
         if let Ok(ch) = endpoint.connect().await {
-            return MediaServiceClient::new(ch)
-                .max_decoding_message_size(64 * MIB)
-                .max_encoding_message_size(64 * MIB);
+            return ch;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("nothing answers at {addr}");
+}
+
+async fn connect(addr: SocketAddr) -> MediaServiceClient<Channel> {
+    MediaServiceClient::new(channel_to(addr).await)
+        .max_decoding_message_size(64 * MIB)
+        .max_encoding_message_size(64 * MIB)
+}
+
+async fn upload_client(addr: SocketAddr) -> UploadServiceClient<Channel> {
+    UploadServiceClient::new(channel_to(addr).await).max_encoding_message_size(64 * MIB)
 }
 
 /// The large file as shared 1 MiB chunks; `variant` changes one byte so
@@ -410,18 +421,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     if let Some(url) = &args.database_url {
         server_cmd.args(["--database-url", url]);
     }
+    // A killed server's hold on a resumable upload lapses after this (the
+    // restart measurement below); it does not affect anything else.
+    server_cmd.args(["--upload-hold-secs", "1"]);
     let server = Proc(server_cmd.spawn()?);
     let pid = server.0.id();
     let mut sink = connect(sink_addr).await;
     let mut client = connect(server_addr).await;
-    let mut uploads = UploadServiceClient::new(
-        tonic::transport::Endpoint::from_shared(format!("http://{server_addr}"))?
-            .initial_stream_window_size(WINDOW)
-            .initial_connection_window_size(WINDOW)
-            .connect()
-            .await?,
-    )
-    .max_encoding_message_size(64 * MIB);
+    let mut uploads = upload_client(server_addr).await;
 
     let (mut raw, mut bare_up, mut up, mut bare_down, mut down) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -584,8 +591,87 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             .await
             .map_err(|e| format!("delete: {e}"))?;
     }
+
+    // Finishing a resumable upload whose hash state was lost with a
+    // restart re-reads and re-hashes what it holds; with the state kept,
+    // the finish hashes nothing.
+    let data = chunks(b"bench-rehash", args.size_mib, 0);
+    let kept = held_upload(&mut uploads, &data).await;
+    let warm = timed_finish(&mut uploads, &kept, data.len() * MIB).await;
+    let data = chunks(b"bench-rehash-restart", args.size_mib, 0);
+    let lost = held_upload(&mut uploads, &data).await;
     drop(server);
+    let _server = Proc(server_cmd.spawn()?);
+    let mut uploads = upload_client(server_addr).await;
+    let cold = timed_finish(&mut uploads, &lost, data.len() * MIB).await;
+    println!(
+        "(e) finishing a {} MiB resumable upload: {warm:.3} s with its hash state kept, {cold:.3} s after a server restart (re-reads and re-hashes it: {:.2} GiB/s)",
+        args.size_mib,
+        gib / (cold - warm).max(1e-6)
+    );
     Ok(())
+}
+
+/// Starts a resumable upload and sends all of `chunks` without finishing.
+async fn held_upload(uploads: &mut UploadServiceClient<Channel>, chunks: &[Bytes]) -> String {
+    let size = (chunks.len() * MIB) as u64;
+    let upload = uploads
+        .start_upload(pb::StartUploadRequest {
+            header: Some(pb::UploadHeader {
+                filename: "held.bin".into(),
+                content_type: "application/octet-stream".into(),
+                size_bytes: Some(size),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("start upload: {e}"))
+        .into_inner()
+        .upload
+        .unwrap_or_default();
+    let msgs: Vec<pb::WriteUploadRequest> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| pb::WriteUploadRequest {
+            upload_id: upload.id.clone(),
+            write_offset: (i * MIB) as u64,
+            data: c.clone(),
+            finish_write: false,
+        })
+        .collect();
+    let held = uploads
+        .write_upload(futures_util::stream::iter(msgs))
+        .await
+        .unwrap_or_else(|e| panic!("write upload: {e}"))
+        .into_inner()
+        .upload
+        .unwrap_or_default();
+    assert_eq!(held.committed_size, size);
+    upload.id
+}
+
+/// Times a stream that only finishes an upload holding `size` bytes
+/// (retrying while a killed server's hold lapses).
+async fn timed_finish(uploads: &mut UploadServiceClient<Channel>, id: &str, size: usize) -> f64 {
+    loop {
+        let msg = pb::WriteUploadRequest {
+            upload_id: id.to_string(),
+            write_offset: size as u64,
+            data: Bytes::new(),
+            finish_write: true,
+        };
+        let t = Instant::now();
+        match uploads
+            .write_upload(futures_util::stream::iter([msg]))
+            .await
+        {
+            Ok(_) => return t.elapsed().as_secs_f64(),
+            Err(e) if e.code() == tonic::Code::Aborted => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("finish: {e}"),
+        }
+    }
 }
 
 /// The bare sink: the same service and transport settings as the server,

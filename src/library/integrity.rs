@@ -215,15 +215,18 @@ impl Library {
                         }
                     }
                     Check::Corrupt => {
-                        tracing::error!(blob = %hash, "scrub: blob content does not match its name; quarantined");
                         let store = Arc::clone(&self.inner.blobs);
-                        blocking(move || {
-                            store
-                                .quarantine(&hash)
-                                .map_err(|e| Error::io(format!("quarantining blob {hash}"), e))
+                        let moved = blocking(move || match store.quarantine(&hash) {
+                            Ok(()) => Ok(true),
+                            // Deleted with its last media meanwhile.
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                            Err(e) => Err(Error::io(format!("quarantining blob {hash}"), e)),
                         })
                         .await?;
-                        report.corrupt.push(hash);
+                        if moved {
+                            tracing::error!(blob = %hash, "scrub: blob content does not match its name; quarantined");
+                            report.corrupt.push(hash);
+                        }
                     }
                 }
                 report.checked += 1;

@@ -50,9 +50,9 @@ impl Repo {
             .transpose()
     }
 
-    /// Makes `writer` the one stream allowed to write to an active upload
-    /// until `until` (µs), unless another holds it. Returns whether it
-    /// does now.
+    /// Makes `writer` the one stream allowed to write to an active,
+    /// unexpired upload until `until` (µs), unless another holds it.
+    /// Returns whether it does now.
     pub async fn claim_upload(
         &self,
         tenant: TenantId,
@@ -67,6 +67,7 @@ impl Repo {
             .filter(upload::Column::Id.eq(id.0))
             .filter(upload::Column::TenantId.eq(tenant.0))
             .filter(upload::Column::State.eq(UploadState::Active as i16))
+            .filter(upload::Column::ExpiresAt.gt(now))
             .filter(
                 Condition::any()
                     .add(upload::Column::WriterId.is_null())
