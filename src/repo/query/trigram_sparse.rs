@@ -8,23 +8,22 @@
 //! a million titles it guessed 1% and walked the index, reading 35,000
 //! rows (40 ms) where sorting the 1,500 matches took 7.
 //!
-//! [`Repo::trigram_page`] asks the index itself: it collects the ids and
-//! times of up to [`SPARSE_MATCHES`] matches, sorts them here and fetches
-//! the page by id. With more matches than that, matches are common enough
-//! that the index walk finds a page quickly, and the caller takes it.
+//! [`Repo::trigram_page`] asks the index itself, in one statement (one
+//! snapshot): it collects the ids and times of up to [`SPARSE_MATCHES`]
+//! matches, sorts those and reads the page's rows by id. With more matches
+//! than that, matches are common enough that the index walk finds a page
+//! quickly, and the caller takes it.
 
-use sea_orm::{QueryFilter, QuerySelect, Select};
+use sea_orm::{
+    ConnectionTrait, FromQueryResult, QueryFilter, QuerySelect, QueryTrait, Select, Statement,
+};
 
 use super::{FolderScope, SPARSE_MATCHES, TextMode, created_after, matching};
 use crate::{
-    domain::{Media, MediaId, MediaQuery, PageCursor, TenantId},
+    domain::{Media, MediaQuery, PageCursor, TenantId},
     error::Result,
     repo::{Repo, entity::media},
 };
-
-/// Attempts before giving the page to the planner: each fails only when
-/// a matched media is deleted between the collection and the fetch.
-const ATTEMPTS: usize = 3;
 
 impl Repo {
     /// One page (`limit` rows) of a text query in creation order, or `None`
@@ -37,26 +36,36 @@ impl Repo {
         cursor: Option<&PageCursor>,
         limit: u64,
     ) -> Result<Option<Vec<Media>>> {
-        for _ in 0..ATTEMPTS {
-            let mut hits: Vec<(i64, uuid::Uuid)> = trigram_hits(tenant, scope, query, cursor)
-                .into_tuple()
-                .all(&self.read)
-                .await?;
-            if hits.len() as i64 > SPARSE_MATCHES {
-                return Ok(None);
-            }
-            hits.sort_unstable();
-            if !query.ascending {
-                hits.reverse();
-            }
-            hits.truncate(limit as usize);
-            let ids: Vec<MediaId> = hits.into_iter().map(|(_, id)| MediaId(id)).collect();
-            let page = self.get_media_many(tenant, &ids).await?;
-            if page.len() == ids.len() {
-                return Ok(Some(page));
-            }
+        let backend = self.read.get_database_backend();
+        let hits = trigram_hits(tenant, scope, query, cursor).build(backend);
+        let dir = if query.ascending { "ASC" } else { "DESC" };
+        let sql = format!(
+            "WITH hits AS MATERIALIZED ({}) \
+             SELECT m.*, (SELECT COUNT(*) FROM hits) AS hit_count FROM media m \
+             WHERE m.id IN (SELECT id FROM hits ORDER BY created_at {dir}, id {dir} LIMIT {limit}) \
+             ORDER BY m.created_at {dir}, m.id {dir}",
+            hits.sql
+        );
+        let rows = self
+            .read
+            .query_all(Statement::from_sql_and_values(
+                backend,
+                sql,
+                hits.values.map(|v| v.0).unwrap_or_default(),
+            ))
+            .await?;
+        let matched: i64 = match rows.first() {
+            Some(r) => r.try_get("", "hit_count")?,
+            None => 0,
+        };
+        if matched > SPARSE_MATCHES {
+            return Ok(None);
         }
-        Ok(None)
+        let page = rows
+            .iter()
+            .map(|r| media::Model::from_query_result(r, ""))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Some(self.with_md5(page).await?))
     }
 }
 
