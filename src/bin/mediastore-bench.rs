@@ -257,20 +257,7 @@ async fn timed_resumable(
         .collect();
     let size: u64 = pieces.iter().map(|p| p.len() as u64).sum();
     let t = Instant::now();
-    let upload = uploads
-        .start_upload(pb::StartUploadRequest {
-            header: Some(pb::UploadHeader {
-                filename: "resumable.bin".into(),
-                content_type: "application/octet-stream".into(),
-                size_bytes: Some(size),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("start upload: {e}"))
-        .into_inner()
-        .upload
-        .unwrap_or_default();
+    let upload = start_upload(uploads, "resumable.bin", size).await;
     let per_stream = pieces.len().div_ceil(STREAMS);
     let mut offset = 0u64;
     let mut media = String::new();
@@ -612,13 +599,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     Ok(())
 }
 
-/// Starts a resumable upload and sends all of `chunks` without finishing.
-async fn held_upload(uploads: &mut UploadServiceClient<Channel>, chunks: &[Bytes]) -> String {
-    let size = (chunks.len() * MIB) as u64;
-    let upload = uploads
+/// Starts a resumable upload of `size` bytes.
+async fn start_upload(
+    uploads: &mut UploadServiceClient<Channel>,
+    filename: &str,
+    size: u64,
+) -> pb::Upload {
+    uploads
         .start_upload(pb::StartUploadRequest {
             header: Some(pb::UploadHeader {
-                filename: "held.bin".into(),
+                filename: filename.into(),
                 content_type: "application/octet-stream".into(),
                 size_bytes: Some(size),
                 ..Default::default()
@@ -628,7 +618,13 @@ async fn held_upload(uploads: &mut UploadServiceClient<Channel>, chunks: &[Bytes
         .unwrap_or_else(|e| panic!("start upload: {e}"))
         .into_inner()
         .upload
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Starts a resumable upload and sends all of `chunks` without finishing.
+async fn held_upload(uploads: &mut UploadServiceClient<Channel>, chunks: &[Bytes]) -> String {
+    let size = (chunks.len() * MIB) as u64;
+    let upload = start_upload(uploads, "held.bin", size).await;
     let msgs: Vec<pb::WriteUploadRequest> = chunks
         .iter()
         .enumerate()
