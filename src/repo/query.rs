@@ -164,9 +164,10 @@ impl Repo {
         if backend == DatabaseBackend::Postgres {
             return Ok(TextMode::Trigram);
         }
-        // A walk in creation order finds a page as soon as it has passed
-        // that many matches; it stays short unless other conditions reject
-        // most matches, which only happens when there are some.
+        // A walk in creation order stops once it has a page, so it is short
+        // unless other conditions reject most matches. With no other
+        // condition it is always right; with some, only when few media
+        // match the text (the probe below).
         let walkable = walkable(query);
         let text_only = MediaFilter {
             text: None,
