@@ -28,7 +28,12 @@ impl UploadApi {
         let media = match u.media {
             Some(id) => {
                 record_media_id(&id);
-                Some(convert::media_to_pb(self.library.get(tenant, id).await?))
+                match self.library.get(tenant, id).await {
+                    Ok(m) => Some(convert::media_to_pb(m)),
+                    // Deleted since the upload finished.
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                }
             }
             None => None,
         };
