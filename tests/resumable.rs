@@ -163,12 +163,26 @@ async fn a_broken_stream_resumes_from_the_committed_size() {
     assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
     let q = query(&mut c, &up.id).await.unwrap();
     assert_eq!(q.state, UploadState::Finished as i32);
-    assert_eq!(q.media.unwrap().id, done.media.unwrap().id);
+    let media_id = done.media.unwrap().id;
+    assert_eq!(q.media.unwrap().id, media_id);
     assert_eq!(
         upload_files(s.dir.path()),
         0,
         "the upload's file became the blob"
     );
+
+    // Once its media is deleted, the upload is still described, without it.
+    connect(s.addr)
+        .await
+        .delete_media(pb::DeleteMediaRequest {
+            id: media_id,
+            force: false,
+        })
+        .await
+        .unwrap();
+    let q = query(&mut c, &up.id).await.unwrap();
+    assert_eq!(q.state, UploadState::Finished as i32);
+    assert!(q.media.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
