@@ -103,17 +103,11 @@ fn set_of(media: &[&pb::Media]) -> HashSet<String> {
     media.iter().map(|m| m.id.clone()).collect()
 }
 
-/// (year, month) in UTC of a timestamp.
+/// (year, month) in UTC of a timestamp, by the service's own calendar
+/// rule.
 fn year_month(t: &prost_types::Timestamp) -> (u32, u32) {
-    // Howard Hinnant's civil_from_days.
-    let z = t.seconds.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let micros = t.seconds * 1_000_000 + i64::from(t.nanos / 1000);
+    let (year, month) = mediastore::domain::year_month(micros);
     (u32::try_from(year).unwrap(), u32::try_from(month).unwrap())
 }
 
