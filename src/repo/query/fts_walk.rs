@@ -80,17 +80,21 @@ impl Walk<'_> {
         q
     }
 
-    /// The first `n` matches in row-id order within `rowids`.
-    fn ordered(&self, rowids: Rowids, n: u64) -> sea_orm::Select<media::Entity> {
-        let order = if self.ascending {
+    /// The page's direction.
+    fn order(&self) -> Order {
+        if self.ascending {
             Order::Asc
         } else {
             Order::Desc
-        };
+        }
+    }
+
+    /// The first `n` matches in row-id order within `rowids`.
+    fn ordered(&self, rowids: Rowids, n: u64) -> sea_orm::Select<media::Entity> {
         self.select(rowids)
             .order_by(
                 Expr::col((Alias::new("media_text"), Alias::new("rowid"))),
-                order,
+                self.order(),
             )
             .limit(n)
     }
@@ -98,14 +102,9 @@ impl Walk<'_> {
     /// The first `n` matches among media outside creation order, sorted
     /// exactly.
     fn unordered(&self, n: u64) -> sea_orm::Select<media::Entity> {
-        let order = if self.ascending {
-            Order::Asc
-        } else {
-            Order::Desc
-        };
         self.select(UNORDERED)
-            .order_by(media::Column::CreatedAt, order.clone())
-            .order_by(media::Column::Id, order)
+            .order_by(media::Column::CreatedAt, self.order())
+            .order_by(media::Column::Id, self.order())
             .limit(n)
     }
 
