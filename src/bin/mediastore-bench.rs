@@ -273,13 +273,7 @@ async fn timed_resumable(
             });
             offset += p.len() as u64;
         }
-        let done = uploads
-            .write_upload(futures_util::stream::iter(msgs))
-            .await
-            .unwrap_or_else(|e| panic!("write upload: {e}"))
-            .into_inner()
-            .upload
-            .unwrap_or_default();
+        let done = write_stream(uploads, msgs).await;
         assert_eq!(done.committed_size, offset, "committed size after a stream");
         if let Some(m) = done.media {
             media = m.id;
@@ -621,6 +615,20 @@ async fn start_upload(
         .unwrap_or_default()
 }
 
+/// Sends one write stream of a resumable upload; the upload after it.
+async fn write_stream(
+    uploads: &mut UploadServiceClient<Channel>,
+    msgs: Vec<pb::WriteUploadRequest>,
+) -> pb::Upload {
+    uploads
+        .write_upload(futures_util::stream::iter(msgs))
+        .await
+        .unwrap_or_else(|e| panic!("write upload: {e}"))
+        .into_inner()
+        .upload
+        .unwrap_or_default()
+}
+
 /// Starts a resumable upload and sends all of `chunks` without finishing.
 async fn held_upload(uploads: &mut UploadServiceClient<Channel>, chunks: &[Bytes]) -> String {
     let size = (chunks.len() * MIB) as u64;
@@ -635,13 +643,7 @@ async fn held_upload(uploads: &mut UploadServiceClient<Channel>, chunks: &[Bytes
             finish_write: false,
         })
         .collect();
-    let held = uploads
-        .write_upload(futures_util::stream::iter(msgs))
-        .await
-        .unwrap_or_else(|e| panic!("write upload: {e}"))
-        .into_inner()
-        .upload
-        .unwrap_or_default();
+    let held = write_stream(uploads, msgs).await;
     assert_eq!(held.committed_size, size);
     upload.id
 }
