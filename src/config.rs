@@ -5,6 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::domain::{DEFAULT_ALLOWED_TYPES, OnMismatch, TypePolicy};
+
 /// Default listen address: loopback only, so a fresh start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Default largest upload: 10 GiB.
@@ -73,6 +75,32 @@ pub struct Config {
     /// Largest accepted upload (bytes; suffixes KiB, MiB, GiB, KB, MB, GB).
     #[arg(long, env = "MEDIASTORE_MAX_UPLOAD_SIZE", default_value = DEFAULT_MAX_UPLOAD_SIZE, value_parser = parse_size)]
     pub max_upload_size: u64,
+    /// Content types accepted, comma-separated: exact (`image/png`), a
+    /// family (`image/*`) or `*` for anything. The type is sniffed from
+    /// the bytes, never taken from the name or the declared type.
+    #[arg(long, env = "MEDIASTORE_ALLOWED_TYPES", default_value = DEFAULT_ALLOWED_TYPES)]
+    pub allowed_types: String,
+    /// Largest image upload.
+    #[arg(long, env = "MEDIASTORE_MAX_IMAGE_SIZE", default_value = "10MB", value_parser = parse_size)]
+    pub max_image_size: u64,
+    /// Largest video upload.
+    #[arg(long, env = "MEDIASTORE_MAX_VIDEO_SIZE", default_value = "100MB", value_parser = parse_size)]
+    pub max_video_size: u64,
+    /// Largest audio upload.
+    #[arg(long, env = "MEDIASTORE_MAX_AUDIO_SIZE", default_value = "50MB", value_parser = parse_size)]
+    pub max_audio_size: u64,
+    /// Largest document upload (PDF, office files, text).
+    #[arg(long, env = "MEDIASTORE_MAX_DOCUMENT_SIZE", default_value = "20MB", value_parser = parse_size)]
+    pub max_document_size: u64,
+    /// Largest upload of any other allowed type; `--max-upload-size`
+    /// alone when unset.
+    #[arg(long, env = "MEDIASTORE_MAX_OTHER_SIZE", value_parser = parse_size)]
+    pub max_other_size: Option<u64>,
+    /// What an upload whose declared content type contradicts its bytes
+    /// does: `reject` it naming both, or `use-content` (store it under the
+    /// type the bytes have).
+    #[arg(long, env = "MEDIASTORE_ON_TYPE_MISMATCH", value_enum, default_value_t = OnMismatch::Reject)]
+    pub on_type_mismatch: OnMismatch,
     /// Largest gRPC message, in either direction.
     #[arg(long, env = "MEDIASTORE_MAX_MESSAGE_SIZE", default_value = DEFAULT_MAX_MESSAGE_SIZE, value_parser = parse_size)]
     pub max_message_size: u64,
@@ -162,7 +190,24 @@ impl Config {
         if self.max_upload_size == 0 {
             return Err("--max-upload-size must be more than 0".into());
         }
+        self.type_policy()?;
         Ok(())
+    }
+
+    /// The content policy these settings describe.
+    pub fn type_policy(&self) -> Result<TypePolicy, String> {
+        TypePolicy::new(
+            &self.allowed_types,
+            [
+                Some(self.max_image_size),
+                Some(self.max_video_size),
+                Some(self.max_audio_size),
+                Some(self.max_document_size),
+                self.max_other_size,
+            ],
+            self.on_type_mismatch,
+        )
+        .map_err(|e| format!("--allowed-types: {e}"))
     }
 }
 

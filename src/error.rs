@@ -28,6 +28,18 @@ pub enum Error {
         /// What is wrong and what would be right.
         message: String,
     },
+    /// The content is refused as it is (wrong or unaccepted type, an
+    /// image too large to decode): an `InvalidArgument` with its own
+    /// reason code, so clients can tell these apart from malformed fields.
+    #[error("{message}")]
+    ContentRefused {
+        /// Path of the field at fault, e.g. `header.content_type`.
+        field: String,
+        /// Stable reason code, e.g. `TYPE_MISMATCH`.
+        reason: &'static str,
+        /// What is wrong and what would be accepted.
+        message: String,
+    },
     /// The named resource does not exist (for this tenant).
     #[error("{kind} {id} does not exist")]
     NotFound {
@@ -135,6 +147,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Self::ContentRefused { reason, .. } => reason,
             Self::NotFound { .. } => "NOT_FOUND",
             Self::AlreadyExists { .. } => "ALREADY_EXISTS",
             Self::OutOfRange { .. } => "OUT_OF_RANGE",
@@ -162,6 +175,10 @@ impl From<Error> for Status {
         details.set_error_info(err.reason(), ERROR_DOMAIN, HashMap::new());
         let (code, message) = match &err {
             Error::InvalidArgument { field, message } => {
+                details.add_bad_request_violation(field.clone(), message.clone());
+                (Code::InvalidArgument, err.to_string())
+            }
+            Error::ContentRefused { field, message, .. } => {
                 details.add_bad_request_violation(field.clone(), message.clone());
                 (Code::InvalidArgument, err.to_string())
             }

@@ -15,6 +15,8 @@
 //!   delete, folders, listing and search, moves, edits, bindings, garbage
 //!   collection, scrub) and their ordering rules: staging, group commit,
 //!   reference counting, batched recursive deletes.
+//! - [`analyze`]: what uploaded bytes are (sniffing) and what they tell
+//!   (dimensions, EXIF, GPS); pure functions over a reader.
 //! - [`domain`]: validated types (`MediaId`, `ContentHash`, `Filename`,
 //!   `FolderName`, `FolderPath`, `MediaQuery`, ...).
 //! - [`repo`]: SeaORM repository over SQLite or PostgreSQL: rows, the one
@@ -24,6 +26,7 @@
 //! - [`error`]: the error type and its single mapping to `tonic::Status`.
 //! - [`pb`]: generated protobuf code and the reflection descriptor set.
 
+pub mod analyze;
 pub mod blob;
 pub mod config;
 pub mod domain;

@@ -47,6 +47,9 @@ pub async fn open_library(config: &Config) -> Result<Library> {
         blobs,
         Limits {
             max_upload_size: config.max_upload_size,
+            policy: config
+                .type_policy()
+                .map_err(|e| Error::invalid("allowed_types", e))?,
             upload_expiry: Duration::from_secs(config.upload_expiry_secs),
             upload_hold: Duration::from_secs(config.upload_hold_secs),
             upload_sweep: Duration::from_secs(config.upload_sweep_secs),

@@ -18,15 +18,6 @@ use mediastore::pb::v1::{
 };
 use tonic::Code;
 
-async fn assert_nothing_left(s: &mut TestServer) {
-    assert!(
-        list_all(&mut s.client).await.is_empty(),
-        "a media row was left"
-    );
-    assert_eq!(s.blob_files(), 0, "a blob was left");
-    assert_eq!(s.staged_files(), 0, "a staged file was left");
-}
-
 fn chunk(data: Vec<u8>) -> UploadMediaRequest {
     UploadMediaRequest {
         data: Some(Data::Chunk(Bytes::from(data))),

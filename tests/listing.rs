@@ -36,9 +36,9 @@ async fn up(
     len: usize,
     tweak: impl FnOnce(&mut UploadHeader),
 ) -> pb::Media {
-    let data = content(name, len);
     let mut h = header(name, len);
     tweak(&mut h);
+    let data = with_magic(&h.content_type, content(name, len));
     upload(client, h, &data).await.unwrap().media.unwrap()
 }
 

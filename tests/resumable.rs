@@ -9,52 +9,11 @@ mod common;
 
 use std::{net::SocketAddr, time::Duration};
 
-use bytes::Bytes;
 use common::*;
-use mediastore::pb::v1::{
-    self as pb, CancelUploadRequest, QueryUploadRequest, StartUploadRequest, UploadHeader,
-    UploadState, WriteUploadRequest, upload_service_client::UploadServiceClient,
-};
+use mediastore::pb::v1::{self as pb, CancelUploadRequest, UploadHeader, UploadState};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Code, Status, transport::Channel};
-
-type Uploads = UploadServiceClient<Channel>;
-
-async fn uploads(addr: SocketAddr) -> Uploads {
-    UploadServiceClient::new(channel(addr).await)
-        .max_decoding_message_size(64 * MIB)
-        .max_encoding_message_size(64 * MIB)
-}
-
-async fn start(client: &mut Uploads, h: UploadHeader) -> pb::Upload {
-    client
-        .start_upload(StartUploadRequest { header: Some(h) })
-        .await
-        .unwrap()
-        .into_inner()
-        .upload
-        .unwrap()
-}
-
-async fn query(client: &mut Uploads, id: &str) -> Result<pb::Upload, Status> {
-    client
-        .query_upload(QueryUploadRequest {
-            upload_id: id.into(),
-        })
-        .await
-        .map(|r| r.into_inner().upload.unwrap())
-}
-
-/// One message: `data` at `offset`.
-fn piece(id: &str, offset: usize, data: &[u8], finish: bool) -> WriteUploadRequest {
-    WriteUploadRequest {
-        upload_id: id.into(),
-        write_offset: offset as u64,
-        data: Bytes::copy_from_slice(data),
-        finish_write: finish,
-    }
-}
+use tonic::{Code, Status};
 
 /// Sends `data[from..to]` at its offsets in `chunk`-sized messages as one
 /// stream, finishing if asked.
@@ -80,14 +39,7 @@ async fn write(
             None => msgs.push(piece(id, to, &[], true)),
         }
     }
-    send(client, msgs).await
-}
-
-async fn send(client: &mut Uploads, msgs: Vec<WriteUploadRequest>) -> Result<pb::Upload, Status> {
-    client
-        .write_upload(tokio_stream::iter(msgs))
-        .await
-        .map(|r| r.into_inner().upload.unwrap())
+    send_pieces(client, msgs).await
 }
 
 /// Checks that the finished upload's media holds exactly `data`.
@@ -110,7 +62,7 @@ async fn a_broken_stream_resumes_from_the_committed_size() {
     let s = TestServer::spawn().await;
     let mut c = uploads(s.addr).await;
     let data = content("broken", 5 * MIB + 123);
-    let up = start(&mut c, header("broken.bin", data.len())).await;
+    let up = start_upload(&mut c, header("broken.bin", data.len())).await;
     assert_eq!(up.state, UploadState::Active as i32);
     assert_eq!(up.committed_size, 0);
 
@@ -130,7 +82,7 @@ async fn a_broken_stream_resumes_from_the_committed_size() {
     drop(tx);
     let mut held = 0;
     for _ in 0..200 {
-        held = query(&mut c, &up.id).await.unwrap().committed_size;
+        held = query_upload(&mut c, &up.id).await.unwrap().committed_size;
         if held == 3 * MIB as u64 {
             break;
         }
@@ -161,7 +113,7 @@ async fn a_broken_stream_resumes_from_the_committed_size() {
         .await
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
-    let q = query(&mut c, &up.id).await.unwrap();
+    let q = query_upload(&mut c, &up.id).await.unwrap();
     assert_eq!(q.state, UploadState::Finished as i32);
     let media_id = done.media.unwrap().id;
     assert_eq!(q.media.unwrap().id, media_id);
@@ -180,7 +132,7 @@ async fn a_broken_stream_resumes_from_the_committed_size() {
         })
         .await
         .unwrap();
-    let q = query(&mut c, &up.id).await.unwrap();
+    let q = query_upload(&mut c, &up.id).await.unwrap();
     assert_eq!(q.state, UploadState::Finished as i32);
     assert!(q.media.is_none());
 }
@@ -190,7 +142,7 @@ async fn resent_bytes_are_skipped_gaps_and_changed_bytes_refused() {
     let s = TestServer::spawn().await;
     let mut c = uploads(s.addr).await;
     let data = content("overlap", 1000);
-    let up = start(&mut c, header("overlap.bin", data.len())).await;
+    let up = start_upload(&mut c, header("overlap.bin", data.len())).await;
 
     let u = write(&mut c, &up.id, &data, 0, 300, 100, false)
         .await
@@ -227,7 +179,10 @@ async fn resent_bytes_are_skipped_gaps_and_changed_bytes_refused() {
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
     assert_eq!(bad_field(&bad).as_deref(), Some("data"));
-    assert_eq!(query(&mut c, &up.id).await.unwrap().committed_size, 500);
+    assert_eq!(
+        query_upload(&mut c, &up.id).await.unwrap().committed_size,
+        500
+    );
 
     // Past the declared size: refused, and nothing of it kept.
     let mut longer = data.clone();
@@ -236,7 +191,10 @@ async fn resent_bytes_are_skipped_gaps_and_changed_bytes_refused() {
         .await
         .unwrap_err();
     assert_eq!(past.code(), Code::InvalidArgument, "{past:?}");
-    assert_eq!(query(&mut c, &up.id).await.unwrap().committed_size, 500);
+    assert_eq!(
+        query_upload(&mut c, &up.id).await.unwrap().committed_size,
+        500
+    );
 
     // Finishing short of the declared size: refused, still resumable.
     let short = write(&mut c, &up.id, &data, 500, 900, 400, true)
@@ -244,7 +202,7 @@ async fn resent_bytes_are_skipped_gaps_and_changed_bytes_refused() {
         .unwrap_err();
     assert_eq!(short.code(), Code::InvalidArgument, "{short:?}");
     assert_eq!(bad_field(&short).as_deref(), Some("finish_write"));
-    let q = query(&mut c, &up.id).await.unwrap();
+    let q = query_upload(&mut c, &up.id).await.unwrap();
     assert_eq!(
         (q.state, q.committed_size),
         (UploadState::Active as i32, 900)
@@ -261,7 +219,7 @@ async fn a_second_concurrent_writer_is_aborted_with_the_committed_size() {
     let s = TestServer::spawn().await;
     let mut c = uploads(s.addr).await;
     let data = content("two-writers", 3000);
-    let up = start(&mut c, header("two.bin", data.len())).await;
+    let up = start_upload(&mut c, header("two.bin", data.len())).await;
     write(&mut c, &up.id, &data, 0, 1000, 1000, false)
         .await
         .unwrap();
@@ -320,7 +278,7 @@ async fn cancelled_expired_and_unknown_uploads_are_refused() {
     let data = content("refused", 2000);
 
     // Unknown and malformed ids.
-    let unknown = query(&mut c, &uuid::Uuid::now_v7().to_string())
+    let unknown = query_upload(&mut c, &uuid::Uuid::now_v7().to_string())
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
@@ -336,12 +294,12 @@ async fn cancelled_expired_and_unknown_uploads_are_refused() {
     .await
     .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
-    let bad = query(&mut c, "not-an-id").await.unwrap_err();
+    let bad = query_upload(&mut c, "not-an-id").await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert_eq!(bad_field(&bad).as_deref(), Some("upload_id"));
 
     // Cancelled: writes refused, the bytes gone, cancelling again is fine.
-    let up = start(&mut c, header("cancel.bin", data.len())).await;
+    let up = start_upload(&mut c, header("cancel.bin", data.len())).await;
     write(&mut c, &up.id, &data, 0, 500, 500, false)
         .await
         .unwrap();
@@ -368,13 +326,13 @@ async fn cancelled_expired_and_unknown_uploads_are_refused() {
     assert_eq!(upload_files(s.dir.path()), 0);
 
     // Expired (after 1 s): writes refused; the sweep discards it.
-    let up = start(&mut c, header("expire.bin", data.len())).await;
+    let up = start_upload(&mut c, header("expire.bin", data.len())).await;
     write(&mut c, &up.id, &data, 0, 500, 500, false)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        query(&mut c, &up.id).await.unwrap().state,
+        query_upload(&mut c, &up.id).await.unwrap().state,
         UploadState::Expired as i32
     );
     let e = write(&mut c, &up.id, &data, 500, 1000, 500, false)
@@ -385,14 +343,14 @@ async fn cancelled_expired_and_unknown_uploads_are_refused() {
     assert_eq!(s.library.sweep_uploads().await.unwrap(), 1);
     assert_eq!(upload_files(s.dir.path()), 0);
     assert_eq!(
-        query(&mut c, &up.id).await.unwrap().state,
+        query_upload(&mut c, &up.id).await.unwrap().state,
         UploadState::Expired as i32
     );
 
     // A finished upload cannot be cancelled.
     let s2 = TestServer::spawn().await;
     let mut c2 = uploads(s2.addr).await;
-    let up = start(&mut c2, header("done.bin", data.len())).await;
+    let up = start_upload(&mut c2, header("done.bin", data.len())).await;
     write(&mut c2, &up.id, &data, 0, data.len(), 700, true)
         .await
         .unwrap();
@@ -424,7 +382,7 @@ async fn a_finish_with_a_wrong_checksum_cancels_the_upload() {
             },
         ),
     ] {
-        let up = start(&mut c, h).await;
+        let up = start_upload(&mut c, h).await;
         write(&mut c, &up.id, &data, 0, 1500, 1500, false)
             .await
             .unwrap();
@@ -434,13 +392,13 @@ async fn a_finish_with_a_wrong_checksum_cancels_the_upload() {
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
         assert_eq!(bad_field(&e).as_deref(), Some(field));
         assert_eq!(
-            query(&mut c, &up.id).await.unwrap().state,
+            query_upload(&mut c, &up.id).await.unwrap().state,
             UploadState::Cancelled as i32
         );
         assert_eq!(upload_files(s.dir.path()), 0);
     }
     // The right checksums pass, MD5 hashed across streams.
-    let up = start(
+    let up = start_upload(
         &mut c,
         UploadHeader {
             expected_blake3: blake3_hex(&data),
@@ -465,7 +423,7 @@ async fn three_hundred_mib_in_seven_mib_pieces_over_five_streams_is_byte_identic
     let s = TestServer::spawn().await;
     let mut c = uploads(s.addr).await;
     let data = content("big", 300 * MIB);
-    let up = start(&mut c, header("big.bin", data.len())).await;
+    let up = start_upload(&mut c, header("big.bin", data.len())).await;
     let piece_size = 7 * MIB;
     let pieces = data.len().div_ceil(piece_size);
     let per_stream = pieces.div_ceil(5);
@@ -497,7 +455,7 @@ async fn an_upload_survives_sigkill_of_the_server_and_resumes_after_restart() {
     let mut server = start_process(dir.path(), &db_url, port, &flags);
     let mut c = uploads_when_up(addr).await;
     let data = content("killed", 6 * MIB + 7);
-    let up = start(&mut c, header("killed.bin", data.len())).await;
+    let up = start_upload(&mut c, header("killed.bin", data.len())).await;
 
     // One stream sends 4 MiB slowly (the server records every second), and
     // the server is killed while it is still open.
@@ -517,7 +475,7 @@ async fn an_upload_survives_sigkill_of_the_server_and_resumes_after_restart() {
 
     let _server = start_process(dir.path(), &db_url, port, &flags);
     let mut c = uploads_when_up(addr).await;
-    let q = query(&mut c, &up.id).await.unwrap();
+    let q = query_upload(&mut c, &up.id).await.unwrap();
     assert_eq!(q.state, UploadState::Active as i32);
     let held = q.committed_size as usize;
     assert!(held > 0 && held <= 4 * MIB, "held {held}");

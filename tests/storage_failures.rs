@@ -52,6 +52,9 @@ impl StagedBlob for FullStaged {
     fn len(&self) -> u64 {
         self.inner.len()
     }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
     fn sync(&mut self) -> io::Result<()> {
         self.inner.sync()
     }

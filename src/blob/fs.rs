@@ -114,6 +114,7 @@ impl FsBlobStore {
             .staging
             .join(format!("{}.part", uuid::Uuid::now_v7().simple()));
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .open(&path)?;
@@ -390,6 +391,10 @@ impl StagedBlob for FsStaged {
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.file.read_at(buf, offset)
     }
 
     fn sync(&mut self) -> io::Result<()> {

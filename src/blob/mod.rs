@@ -33,6 +33,9 @@ pub trait StagedBlob: Send + Sync + fmt::Debug {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Reads up to `buf.len()` written bytes at `offset`; 0 means the end.
+    /// Analysis reads the content here, before it is published.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Makes the written bytes durable now. Optional: `publish` makes any
     /// unsynced bytes durable anyway; a large upload calls it from its own
     /// writer thread so that the batch's barrier finds little left to do.

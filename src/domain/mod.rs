@@ -6,6 +6,7 @@
 
 mod binding;
 mod folder;
+mod policy;
 mod query;
 mod upload;
 
@@ -13,7 +14,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-pub use self::{binding::*, folder::*, query::*, upload::*};
+pub use self::{binding::*, folder::*, policy::*, query::*, upload::*};
 use crate::error::{Error, Result};
 
 /// Longest stored file name, in bytes (the common file-system limit).
@@ -483,6 +484,67 @@ pub struct Analysis {
     pub dpi_x: Option<f64>,
     /// Vertical dpi.
     pub dpi_y: Option<f64>,
+    /// Camera and sound facts without a column of their own.
+    pub facts: Facts,
+    /// Why analysis failed, when it did; the fields it could not fill
+    /// are then empty.
+    pub error: Option<String>,
+}
+
+/// What analysis found that no query filters on: stored together as one
+/// JSON value, so adding a fact needs no migration.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Facts {
+    /// Camera maker (EXIF `Make`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera_make: Option<String>,
+    /// Camera model (EXIF `Model`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera_model: Option<String>,
+    /// Lens model (EXIF `LensModel`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lens_model: Option<String>,
+    /// Whether the flash fired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flash_fired: Option<bool>,
+    /// Exposure time in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposure_time: Option<f64>,
+    /// Aperture as an f-number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub f_number: Option<f64>,
+    /// ISO speed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iso: Option<u32>,
+    /// Focal length in millimetres.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub focal_length_mm: Option<f64>,
+    /// UTC offset of the date taken as recorded, e.g. `+02:00`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taken_offset: Option<String>,
+    /// Audio samples per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    /// Audio channels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u32>,
+    /// Bits per second of the whole file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<u64>,
+    /// Pages of a document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_count: Option<u32>,
+    /// Title, artist, album and the like from audio and video tags.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+impl Facts {
+    /// True when nothing is known.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Microseconds since the Unix epoch, now.
@@ -506,6 +568,18 @@ pub fn year_month(micros: i64) -> (i32, i32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year as i32, month as i32)
+}
+
+/// Days since 1970-01-01 of a civil (proleptic Gregorian) date, the
+/// inverse of the algorithm in [`year_month`] (H. Hinnant).
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -544,6 +618,9 @@ mod tests {
         assert_eq!(year_month(1_709_208_000_000_000), (2024, 2));
         // 1999-12-31T23:59:59Z
         assert_eq!(year_month(946_684_799_000_000), (1999, 12));
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2024, 2, 29) * 86_400, 1_709_164_800);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
     }
 
     #[test]

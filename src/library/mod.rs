@@ -8,6 +8,7 @@
 
 mod catalog;
 mod commit;
+mod content;
 mod digest;
 mod folders;
 mod integrity;
@@ -25,16 +26,18 @@ pub use self::{
 };
 use crate::{
     blob::{BlobReader, BlobStore},
-    domain::{ContentHash, FolderId, Media, MediaId, TenantId},
+    domain::{ContentHash, FolderId, Media, MediaId, TenantId, TypePolicy},
     error::{Error, Result},
     repo::Repo,
 };
 
 /// Limits that protect the server from oversized requests.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest accepted upload, in bytes.
     pub max_upload_size: u64,
+    /// Accepted content types and their size limits.
+    pub policy: TypePolicy,
     /// Time a resumable upload has to finish.
     pub upload_expiry: std::time::Duration,
     /// How long a resumable upload's writing stream holds it without news.
@@ -50,6 +53,7 @@ impl Limits {
     pub fn new(max_upload_size: u64) -> Self {
         Self {
             max_upload_size,
+            policy: TypePolicy::accept_all(),
             upload_expiry: std::time::Duration::from_secs(7 * 24 * 3600),
             upload_hold: std::time::Duration::from_secs(30),
             upload_sweep: std::time::Duration::from_secs(60),
@@ -98,6 +102,9 @@ struct Inner {
     trees: folders::TreeCache,
     /// Running hashes of resumable uploads between their streams.
     uploads: resumable::Hashes,
+    /// Analyses running at once: each holds a blocking thread and may
+    /// read a whole file, so they are bounded by the cores.
+    analysis_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Library {
@@ -125,6 +132,9 @@ impl Library {
                 roots: Default::default(),
                 trees: Default::default(),
                 uploads: Default::default(),
+                analysis_slots: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, usize::from),
+                )),
             }),
         };
         library.recover().await?;

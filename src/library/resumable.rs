@@ -42,6 +42,7 @@ use super::{
     upload::{Received, UploadOutcome, blocking, too_large, verify},
 };
 use crate::{
+    analyze::sniff::SNIFF_LEN,
     blob::UploadFile,
     domain::{
         Md5Digest, TenantId, UploadId, UploadSession, UploadSpec, UploadState, new_part, now_micros,
@@ -264,6 +265,17 @@ impl Library {
                 break;
             }
             finish = msg.finish;
+            if pos == 0
+                && msg.offset == 0
+                && (msg.data.len() >= SNIFF_LEN || msg.finish)
+                && let Err(e) = self.admit(&upload.spec, &msg.data[..msg.data.len().min(SNIFF_LEN)])
+            {
+                // Refused from its first bytes, as a plain upload is: the
+                // same bytes would be refused at the finish.
+                drop(open);
+                self.end_upload(id, UploadState::Cancelled).await?;
+                return Err(e);
+            }
             let (o, r) = append(open, id, pos, msg, declared, max).await?;
             open = o;
             match r {
@@ -430,11 +442,19 @@ impl Library {
         let Open { file, hashing } = open;
         let hash = hashing.blake3.finalize().into();
         let md5 = hashing.md5.map(|m| Md5Digest(m.finalize().into()));
-        if let Err(e) = verify(&upload.spec, hash, md5) {
-            drop(file);
-            self.end_upload(id, UploadState::Cancelled).await?;
-            return Err(e);
-        }
+        let (file, admitted) = match verify(&upload.spec, hash, md5) {
+            Ok(()) => self.admit_file(&upload.spec, file).await?,
+            Err(e) => (file, Err(e)),
+        };
+        let admitted = match admitted {
+            Ok(a) => a,
+            Err(e) => {
+                // Wrong bytes stay wrong: nothing of them is kept.
+                drop(file);
+                self.end_upload(id, UploadState::Cancelled).await?;
+                return Err(e);
+            }
+        };
         let receiving = self.inner.commits.receiving();
         let received = Received {
             staged: file.into_staged(),
@@ -443,7 +463,14 @@ impl Library {
             size,
         };
         match self
-            .store_received(upload.spec.clone(), folder, received, Some(id), receiving)
+            .store_received(
+                upload.spec.clone(),
+                folder,
+                received,
+                admitted.sniffed,
+                Some(id),
+                receiving,
+            )
             .await
         {
             Ok(outcome) => Ok(UploadProgress {

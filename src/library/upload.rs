@@ -19,12 +19,14 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use super::{
     Library,
     commit::{CommitJob, Receiving},
+    content::{Admitted, too_large_for},
 };
 use crate::{
+    analyze::{Sniffed, sniff::SNIFF_LEN},
     blob::{BlobStore, StagedBlob},
     domain::{
-        Analysis, ContentHash, FolderId, Md5Digest, Media, MediaId, MediaType, UploadId,
-        UploadSpec, now_micros, year_month,
+        ContentHash, FolderId, Md5Digest, Media, MediaId, UploadId, UploadSpec, now_micros,
+        year_month,
     },
     error::{Error, Result},
 };
@@ -70,7 +72,8 @@ impl Library {
         let folder = self.check_upload(&spec).await?;
         let receiving = self.inner.commits.receiving();
         let want_md5 = spec.expected_md5.is_some();
-        let received = match self.receive(&spec, &mut chunks, want_md5).await? {
+        let (staging, admitted) = self.receive(&spec, &mut chunks, want_md5).await?;
+        let received = match staging {
             Staging::Small(small) => {
                 let store = Arc::clone(&self.inner.blobs);
                 blocking(move || store_small(store.as_ref(), &small, want_md5)).await?
@@ -78,7 +81,7 @@ impl Library {
             Staging::Piped(p) => p.finish().await?,
         };
         verify(&spec, received.hash, received.md5)?;
-        self.store_received(spec, folder, received, None, receiving)
+        self.store_received(spec, folder, received, admitted.sniffed, None, receiving)
             .await
     }
 
@@ -104,20 +107,28 @@ impl Library {
         Ok(folder)
     }
 
-    /// Creates the media for bytes received and verified: the one path by
-    /// which both plain and resumable uploads end. `upload` is the
-    /// resumable upload this finishes, marked finished in the same
-    /// transaction as the media is inserted.
+    /// Creates the media for bytes received, verified and admitted as
+    /// `sniffed`: the one path by which both plain and resumable uploads
+    /// end. The bytes are analysed first, so the row is written once.
+    /// `upload` is the resumable upload this finishes, marked finished in
+    /// the same transaction as the media is inserted.
     pub(super) async fn store_received(
         &self,
         spec: UploadSpec,
         folder: FolderId,
         received: Received,
+        sniffed: Sniffed,
         upload: Option<UploadId>,
         receiving: Receiving,
     ) -> Result<UploadOutcome> {
+        let (staged, mut analysis) = self.analyze_staged(received.staged, &sniffed).await?;
         let now = now_micros();
-        let (year, month) = year_month(now);
+        if analysis.taken_year.is_none() {
+            // Without a date taken, group by upload date.
+            let (year, month) = year_month(now);
+            analysis.taken_year = Some(year);
+            analysis.taken_month = Some(month);
+        }
         let title = if spec.title.is_empty() {
             spec.filename.stem().to_string()
         } else {
@@ -128,19 +139,14 @@ impl Library {
             tenant: spec.tenant,
             folder,
             blob: received.hash,
-            media_type: MediaType::from_mime(&spec.mime_type),
+            media_type: sniffed.kind,
             title,
             filename: spec.filename.name,
             original_filename: spec.filename.original,
-            mime_type: spec.mime_type,
+            mime_type: sniffed.mime,
             size: received.size,
             md5: received.md5.map(|m| m.to_hex()),
-            analysis: Analysis {
-                // Until analysis finds a date taken, group by upload date.
-                taken_year: Some(year),
-                taken_month: Some(month),
-                ..Analysis::default()
-            },
+            analysis,
             tags: spec.tags,
             author: spec.author,
             copyright: spec.copyright,
@@ -152,7 +158,7 @@ impl Library {
             updated_by: spec.created_by.clone(),
             created_by: spec.created_by,
         };
-        let (job, reply) = CommitJob::new(received.staged, media, upload);
+        let (job, reply) = CommitJob::new(staged, media, upload);
         self.inner
             .commits
             .submit(job, receiving)
@@ -174,10 +180,16 @@ fn shutting_down() -> Error {
 }
 
 impl Library {
-    /// Receives every chunk, enforcing the declared and maximum sizes. On
-    /// failure it waits until anything staged is removed, so that when the
-    /// client hears of the failure nothing is left.
-    async fn receive<S>(&self, spec: &UploadSpec, chunks: &mut S, want_md5: bool) -> Result<Staging>
+    /// Receives every chunk, enforcing the content policy (from the first
+    /// bytes) and the declared and maximum sizes. On failure it waits
+    /// until anything staged is removed, so that when the client hears of
+    /// the failure nothing is left.
+    async fn receive<S>(
+        &self,
+        spec: &UploadSpec,
+        chunks: &mut S,
+        want_md5: bool,
+    ) -> Result<(Staging, Admitted)>
     where
         S: Stream<Item = Result<Bytes>> + Unpin + Send,
     {
@@ -186,10 +198,13 @@ impl Library {
             .receive_into(spec, chunks, want_md5, &mut pipeline)
             .await
         {
-            Ok(small) => Ok(match pipeline {
-                Some(p) => Staging::Piped(p),
-                None => Staging::Small(small),
-            }),
+            Ok((small, admitted)) => Ok((
+                match pipeline {
+                    Some(p) => Staging::Piped(p),
+                    None => Staging::Small(small),
+                },
+                admitted,
+            )),
             Err(e) => {
                 if let Some(p) = pipeline {
                     p.abort().await;
@@ -205,13 +220,16 @@ impl Library {
         chunks: &mut S,
         want_md5: bool,
         pipeline: &mut Option<Pipeline>,
-    ) -> Result<Vec<Bytes>>
+    ) -> Result<(Vec<Bytes>, Admitted)>
     where
         S: Stream<Item = Result<Bytes>> + Unpin + Send,
     {
         let max = self.inner.limits.max_upload_size;
         let mut total: u64 = 0;
         let mut small: Vec<Bytes> = Vec::new();
+        // The first bytes, until the policy has seen enough of them.
+        let mut head: Vec<u8> = Vec::new();
+        let mut admitted: Option<Admitted> = None;
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
             total += chunk.len() as u64;
@@ -223,8 +241,23 @@ impl Library {
                     format!("more bytes arrived than the {declared} declared in header.size_bytes"),
                 ));
             }
-            if total > max {
-                return Err(too_large(total, max));
+            if admitted.is_none() {
+                let take = (SNIFF_LEN - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+                if head.len() == SNIFF_LEN {
+                    admitted = Some(self.admit(spec, &head)?);
+                }
+            }
+            match &admitted {
+                Some(a) if total > a.limit => {
+                    return Err(if a.limit < max {
+                        too_large_for(&a.sniffed, total, a.limit)
+                    } else {
+                        too_large(total, max)
+                    });
+                }
+                None if total > max => return Err(too_large(total, max)),
+                _ => {}
             }
             match pipeline {
                 Some(p) => p.send(chunk).await?,
@@ -249,7 +282,18 @@ impl Library {
                 ),
             ));
         }
-        Ok(small)
+        let admitted = match admitted {
+            Some(a) => a,
+            // A file shorter than the sniffing window.
+            None => {
+                let a = self.admit(spec, &head)?;
+                if total > a.limit {
+                    return Err(too_large_for(&a.sniffed, total, a.limit));
+                }
+                a
+            }
+        };
+        Ok((small, admitted))
     }
 }
 

@@ -154,6 +154,10 @@ pub mod media {
         pub dpi_x: Option<f64>,
         /// Vertical dpi.
         pub dpi_y: Option<f64>,
+        /// `domain::Facts` as JSON.
+        pub facts: Option<Json>,
+        /// Why analysis failed.
+        pub analysis_error: Option<String>,
         /// Tags (JSON array of strings).
         pub tags: Json,
         /// Author credit.

@@ -510,6 +510,10 @@ fn to_row(m: &Media) -> media::ActiveModel {
         orientation: Set(a.orientation),
         dpi_x: Set(a.dpi_x),
         dpi_y: Set(a.dpi_y),
+        facts: Set((!a.facts.is_empty())
+            .then(|| serde_json::to_value(&a.facts).ok())
+            .flatten()),
+        analysis_error: Set(a.error.clone()),
         tags: Set(serde_json::Value::from(m.tags.clone())),
         author: Set(m.author.clone()),
         copyright: Set(m.copyright.clone()),
@@ -560,6 +564,13 @@ fn to_domain(r: media::Model, md5: Option<String>) -> Result<Media> {
             orientation: r.orientation,
             dpi_x: r.dpi_x,
             dpi_y: r.dpi_y,
+            // Facts written by this version always parse; anything else
+            // reads as unknown rather than failing the read.
+            facts: r
+                .facts
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default(),
+            error: r.analysis_error,
         },
         tags,
         author: r.author,

@@ -6,9 +6,9 @@ use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 
 use crate::{
     domain::{
-        Binding, ContentHash, Filename, Folder, FolderId, MAX_CREDIT_CHARS, MAX_METADATA_BYTES,
-        MAX_TITLE_CHARS, Md5Digest, Media, MediaPatch, MediaType, TenantId, UploadSpec, check_text,
-        normalize_tags,
+        Binding, ContentHash, Facts, Filename, Folder, FolderId, MAX_CREDIT_CHARS,
+        MAX_METADATA_BYTES, MAX_TITLE_CHARS, Md5Digest, Media, MediaPatch, MediaType, TenantId,
+        UploadSpec, check_text, normalize_tags,
     },
     error::{Error, Result},
     pb::v1 as pb,
@@ -310,7 +310,48 @@ pub fn media_to_pb(m: Media) -> pb::Media {
         updated_by: m.updated_by,
         ready: m.ready,
         public: m.public,
+        layout: layout(a.width, a.height, a.orientation) as i32,
+        camera: camera(&a.facts),
+        taken_time_offset: a.facts.taken_offset.unwrap_or_default(),
+        sample_rate: a.facts.sample_rate.unwrap_or(0),
+        channels: a.facts.channels.unwrap_or(0),
+        bitrate: a.facts.bitrate.unwrap_or(0),
+        page_count: a.facts.page_count.unwrap_or(0),
+        analysis_error: a.error.unwrap_or_default(),
+        embedded_tags: a.facts.tags.into_iter().collect(),
     }
+}
+
+/// Landscape or portrait as shown: orientations 5-8 turn the picture a
+/// quarter, swapping width and height.
+fn layout(width: Option<i32>, height: Option<i32>, orientation: Option<i32>) -> pb::Layout {
+    let (Some(w), Some(h)) = (width, height) else {
+        return pb::Layout::Unspecified;
+    };
+    let (w, h) = if matches!(orientation, Some(5..=8)) {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    match w.cmp(&h) {
+        std::cmp::Ordering::Greater => pb::Layout::Landscape,
+        std::cmp::Ordering::Less => pb::Layout::Portrait,
+        std::cmp::Ordering::Equal => pb::Layout::Square,
+    }
+}
+
+fn camera(f: &Facts) -> Option<pb::Camera> {
+    let c = pb::Camera {
+        make: f.camera_make.clone().unwrap_or_default(),
+        model: f.camera_model.clone().unwrap_or_default(),
+        lens: f.lens_model.clone().unwrap_or_default(),
+        flash_fired: f.flash_fired,
+        exposure_time_seconds: f.exposure_time,
+        f_number: f.f_number,
+        iso: f.iso,
+        focal_length_mm: f.focal_length_mm,
+    };
+    (c != pb::Camera::default()).then_some(c)
 }
 
 #[cfg(test)]

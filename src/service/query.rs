@@ -278,7 +278,8 @@ media_fields!(
     blake3, md5, width, height, duration_ms, fps, video_codec, audio_codec, exif, latitude,
     longitude, altitude, taken_time, taken_year, taken_month, orientation, dpi_x, dpi_y, tags,
     author, copyright, metadata, create_time, update_time, created_by, updated_by, ready,
-    public,
+    public, camera, taken_time_offset, layout, sample_rate, channels, bitrate, page_count,
+    analysis_error, embedded_tags,
 );
 
 /// The validated paths of a field mask over `Media`, from `allowed`.

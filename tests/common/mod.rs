@@ -20,8 +20,9 @@ use mediastore::{
     config::Config,
     library::Library,
     pb::v1::{
-        self as pb, ReadMediaRequest, UploadHeader, UploadMediaRequest,
-        media_service_client::MediaServiceClient, upload_media_request::Data,
+        self as pb, QueryUploadRequest, ReadMediaRequest, StartUploadRequest, UploadHeader,
+        UploadMediaRequest, WriteUploadRequest, media_service_client::MediaServiceClient,
+        upload_media_request::Data, upload_service_client::UploadServiceClient,
     },
     server,
 };
@@ -139,6 +140,9 @@ impl TestServer {
         // The health probe stages a blob; keep it out of the tests that
         // count staged files, unless a test asks for it.
         config.health_check_secs = 3600;
+        // Most tests store arbitrary bytes; the content policy's own tests
+        // put the default list back.
+        config.allowed_types = "*".into();
         tweak(&mut config);
         let library = server::open_library(&config).await.unwrap();
         let lib = library.clone();
@@ -277,6 +281,23 @@ pub fn content(seed: &str, len: usize) -> Vec<u8> {
         .finalize_xof()
         .fill(&mut out);
     out
+}
+
+/// `data` starting with the magic number of `mime`, so the server's
+/// sniffing agrees with that declared type (the rest stays arbitrary and
+/// fails analysis, which does not stop it from being stored).
+pub fn with_magic(mime: &str, mut data: Vec<u8>) -> Vec<u8> {
+    let magic: &[u8] = match mime {
+        "image/png" => b"\x89PNG\r\n\x1a\n",
+        "image/jpeg" => b"\xff\xd8\xff\xe0",
+        "image/gif" => b"GIF89a",
+        "video/mp4" => b"\0\0\0\x18ftypisom\0\0\x02\0",
+        "application/pdf" => b"%PDF-1.4\n",
+        _ => b"",
+    };
+    let n = magic.len().min(data.len());
+    data[..n].copy_from_slice(&magic[..n]);
+    data
 }
 
 /// A header for `filename` declaring `len` bytes.
@@ -452,7 +473,14 @@ pub fn start_process(
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(dir)
-        .args(["--database-url", db_url, "--log", "warn"])
+        .args([
+            "--database-url",
+            db_url,
+            "--log",
+            "warn",
+            "--allowed-types",
+            "*",
+        ])
         .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
@@ -468,6 +496,162 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+// Resumable uploads.
+
+/// A client of the resumable upload service.
+pub type Uploads = UploadServiceClient<Channel>;
+
+pub async fn uploads(addr: SocketAddr) -> Uploads {
+    UploadServiceClient::new(channel(addr).await)
+        .max_decoding_message_size(64 * MIB)
+        .max_encoding_message_size(64 * MIB)
+}
+
+pub async fn start_upload(client: &mut Uploads, h: UploadHeader) -> pb::Upload {
+    client
+        .start_upload(StartUploadRequest { header: Some(h) })
+        .await
+        .unwrap()
+        .into_inner()
+        .upload
+        .unwrap()
+}
+
+pub async fn query_upload(client: &mut Uploads, id: &str) -> Result<pb::Upload, Status> {
+    client
+        .query_upload(QueryUploadRequest {
+            upload_id: id.into(),
+        })
+        .await
+        .map(|r| r.into_inner().upload.unwrap())
+}
+
+/// One message: `data` at `offset`.
+pub fn piece(id: &str, offset: usize, data: &[u8], finish: bool) -> WriteUploadRequest {
+    WriteUploadRequest {
+        upload_id: id.into(),
+        write_offset: offset as u64,
+        data: Bytes::copy_from_slice(data),
+        finish_write: finish,
+    }
+}
+
+/// Sends `msgs` as one write stream.
+pub async fn send_pieces(
+    client: &mut Uploads,
+    msgs: Vec<WriteUploadRequest>,
+) -> Result<pb::Upload, Status> {
+    client
+        .write_upload(tokio_stream::iter(msgs))
+        .await
+        .map(|r| r.into_inner().upload.unwrap())
+}
+
+/// Asserts that no media, blob or staged file exists: what a refused
+/// upload must leave.
+pub async fn assert_nothing_left(s: &mut TestServer) {
+    assert!(
+        list_all(&mut s.client).await.is_empty(),
+        "a media row was left"
+    );
+    assert_eq!(s.blob_files(), 0, "a blob was left");
+    assert_eq!(s.staged_files(), 0, "a staged file was left");
+}
+
+/// The `ErrorInfo` reason of a status.
+pub fn reason(status: &Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}
+
+/// An RGB test picture `w` x `h`: a gradient, so encoders have detail to
+/// keep and resizers something to average.
+pub fn picture(w: u32, h: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * 255 / w.max(1)) as u8,
+            (y * 255 / h.max(1)) as u8,
+            ((x + y) % 256) as u8,
+        ])
+    })
+}
+
+/// `picture(w, h)` encoded as `format`.
+pub fn encoded(format: image::ImageFormat, w: u32, h: u32) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let img = image::DynamicImage::ImageRgb8(picture(w, h));
+    match format {
+        image::ImageFormat::Jpeg => {
+            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+            img.write_with_encoder(enc).unwrap();
+        }
+        _ => img.write_to(&mut out, format).unwrap(),
+    }
+    out.into_inner()
+}
+
+/// A 64x32 JPEG whose EXIF records what a phone camera would: maker,
+/// model, lens, 1/250 s at f/2.8, ISO 400, 23 mm, flash fired,
+/// orientation 6 (turn 90° clockwise to view), 300 dpi, taken
+/// 2024-07-14 15:30:45 at +02:00, at 48°51'30.24"N 2°17'40.2"W, 35 m up.
+pub fn jpeg_with_exif() -> Vec<u8> {
+    use exif::{Field, In, Rational, Tag, Value, experimental::Writer};
+    let ascii = |s: &str| Value::Ascii(vec![s.as_bytes().to_vec()]);
+    let rat = |n: u32, d: u32| Rational { num: n, denom: d };
+    let field = |tag, value| Field {
+        tag,
+        ifd_num: In::PRIMARY,
+        value,
+    };
+    let fields = vec![
+        field(Tag::Make, ascii("FUJIFILM")),
+        field(Tag::Model, ascii("X100V")),
+        field(Tag::LensModel, ascii("23mm F2")),
+        field(Tag::Orientation, Value::Short(vec![6])),
+        field(Tag::XResolution, Value::Rational(vec![rat(300, 1)])),
+        field(Tag::YResolution, Value::Rational(vec![rat(300, 1)])),
+        field(Tag::ResolutionUnit, Value::Short(vec![2])),
+        field(Tag::ExposureTime, Value::Rational(vec![rat(1, 250)])),
+        field(Tag::FNumber, Value::Rational(vec![rat(28, 10)])),
+        field(Tag::PhotographicSensitivity, Value::Short(vec![400])),
+        field(Tag::FocalLength, Value::Rational(vec![rat(23, 1)])),
+        field(Tag::Flash, Value::Short(vec![1])),
+        field(Tag::DateTimeOriginal, ascii("2024:07:14 15:30:45")),
+        field(Tag::OffsetTimeOriginal, ascii("+02:00")),
+        field(Tag::GPSLatitudeRef, ascii("N")),
+        field(
+            Tag::GPSLatitude,
+            Value::Rational(vec![rat(48, 1), rat(51, 1), rat(3024, 100)]),
+        ),
+        field(Tag::GPSLongitudeRef, ascii("W")),
+        field(
+            Tag::GPSLongitude,
+            Value::Rational(vec![rat(2, 1), rat(17, 1), rat(402, 10)]),
+        ),
+        field(Tag::GPSAltitudeRef, Value::Byte(vec![0])),
+        field(Tag::GPSAltitude, Value::Rational(vec![rat(35, 1)])),
+    ];
+    let mut writer = Writer::new();
+    for f in &fields {
+        writer.push_field(f);
+    }
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    writer.write(&mut tiff, false).unwrap();
+    let tiff = tiff.into_inner();
+    let jpeg = encoded(image::ImageFormat::Jpeg, 64, 32);
+    // SOI, then an APP1 "Exif" segment, then the rest of the JPEG.
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&u16::try_from(tiff.len() + 8).unwrap().to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(&tiff);
+    out.extend_from_slice(&jpeg[2..]);
+    out
 }
 
 /// Checks the store against the database: a scrub finds every referenced

@@ -1,0 +1,357 @@
+//! Content analysis through the server: sniffing and the type policy,
+//! image dimensions and EXIF, and files that fail to parse.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use image::ImageFormat;
+use mediastore::{
+    config::Config,
+    domain::{DEFAULT_ALLOWED_TYPES, OnMismatch},
+    pb::v1::{
+        self as pb, Layout, MediaType, UploadHeader, UploadMediaRequest, upload_media_request::Data,
+    },
+};
+use tonic::Code;
+
+/// A server with the default content policy (the test default allows
+/// anything).
+async fn strict(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    TestServer::spawn_with(|c| {
+        c.allowed_types = DEFAULT_ALLOWED_TYPES.into();
+        tweak(c);
+    })
+    .await
+}
+
+fn typed(name: &str, content_type: &str, data: &[u8]) -> UploadHeader {
+    let mut h = header(name, data.len());
+    h.content_type = content_type.into();
+    h
+}
+
+async fn store(s: &mut TestServer, name: &str, content_type: &str, data: &[u8]) -> pb::Media {
+    upload(&mut s.client, typed(name, content_type, data), data)
+        .await
+        .unwrap()
+        .media
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_photo_s_exif_fills_every_typed_field() {
+    let mut s = strict(|_| {}).await;
+    let m = store(&mut s, "IMG_0001.JPG", "image/jpeg", &jpeg_with_exif()).await;
+    assert_eq!(m.r#type, MediaType::Image as i32);
+    assert_eq!(m.mime_type, "image/jpeg");
+    assert_eq!((m.width, m.height), (64, 32));
+    assert_eq!(m.orientation, 6);
+    // 64x32 stored, turned a quarter to view: taller than wide.
+    assert_eq!(m.layout, Layout::Portrait as i32);
+    assert_eq!((m.dpi_x, m.dpi_y), (300.0, 300.0));
+    let cam = m.camera.clone().unwrap();
+    assert_eq!(cam.make, "FUJIFILM");
+    assert_eq!(cam.model, "X100V");
+    assert_eq!(cam.lens, "23mm F2");
+    assert_eq!(cam.exposure_time_seconds, Some(0.004));
+    assert_eq!(cam.f_number, Some(2.8));
+    assert_eq!(cam.iso, Some(400));
+    assert_eq!(cam.focal_length_mm, Some(23.0));
+    assert_eq!(cam.flash_fired, Some(true));
+    // 15:30:45 at +02:00 is 13:30:45 UTC.
+    let taken = m.taken_time.unwrap();
+    assert_eq!(taken.seconds, 1_720_963_845);
+    assert_eq!(m.taken_time_offset, "+02:00");
+    assert_eq!((m.taken_year, m.taken_month), (2024, 7));
+    let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
+    assert!(
+        close(m.latitude, 48.0 + 51.0 / 60.0 + 30.24 / 3600.0),
+        "{:?}",
+        m.latitude
+    );
+    assert!(
+        close(m.longitude, -(2.0 + 17.0 / 60.0 + 40.2 / 3600.0)),
+        "{:?}",
+        m.longitude
+    );
+    assert!(close(m.altitude, 35.0));
+    assert_eq!(m.exif.get("Model").map(String::as_str), Some("X100V"));
+    assert_eq!(m.exif.get("Make").map(String::as_str), Some("FUJIFILM"));
+    assert!(m.analysis_error.is_empty(), "{}", m.analysis_error);
+    // The same facts come back from a read.
+    let again = s
+        .client
+        .get_media(pb::GetMediaRequest { id: m.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .media
+        .unwrap();
+    // (The MD5 is computed after the upload was acknowledged.)
+    assert_eq!(
+        pb::Media {
+            md5: String::new(),
+            ..again
+        },
+        m
+    );
+    // And the photo is found by the year it was taken.
+    let found = s
+        .client
+        .list_media(pb::ListMediaRequest {
+            filter: Some(pb::MediaFilter {
+                year: Some(2024),
+                month: Some(7),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .media;
+    assert_eq!(found.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_image_format_reports_its_dimensions() {
+    let mut s = strict(|_| {}).await;
+    for (format, mime) in [
+        (ImageFormat::Jpeg, "image/jpeg"),
+        (ImageFormat::Png, "image/png"),
+        (ImageFormat::Gif, "image/gif"),
+        (ImageFormat::WebP, "image/webp"),
+        (ImageFormat::Tiff, "image/tiff"),
+        (ImageFormat::Bmp, "image/bmp"),
+    ] {
+        let data = encoded(format, 40, 70);
+        // Declared by nobody: the bytes decide.
+        let m = store(&mut s, "picture", "", &data).await;
+        assert_eq!(m.mime_type, mime);
+        assert_eq!(m.r#type, MediaType::Image as i32, "{mime}");
+        assert_eq!((m.width, m.height), (40, 70), "{mime}");
+        assert_eq!(m.layout, Layout::Portrait as i32, "{mime}");
+        assert!(m.analysis_error.is_empty(), "{mime}: {}", m.analysis_error);
+        assert!(m.camera.is_none());
+        // No EXIF: grouped by the upload's date.
+        assert!(m.taken_time.is_none());
+        assert!(m.taken_year >= 2026);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_images_are_stored_with_the_reason() {
+    let mut s = strict(|_| {}).await;
+    let jpeg = jpeg_with_exif();
+    let png = encoded(ImageFormat::Png, 30, 20);
+    let mut flipped = png.clone();
+    // Inside IHDR's width: the CRC no longer matches.
+    flipped[18] ^= 0xFF;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("jpeg cut in its EXIF", jpeg[..40].to_vec()),
+        ("png cut in its header", png[..20].to_vec()),
+        ("png with a flipped header byte", flipped),
+        ("gif cut after its signature", b"GIF89a\x01".to_vec()),
+    ];
+    for (what, data) in cases {
+        let m = store(&mut s, "broken", "", &data).await;
+        assert_eq!(m.r#type, MediaType::Image as i32, "{what}");
+        assert!(!m.analysis_error.is_empty(), "{what}: no error recorded");
+        assert_eq!((m.width, m.height), (0, 0), "{what}");
+        // Stored all the same, byte for byte.
+        assert_eq!(
+            read(&mut s.client, &m.id, 0, 0).await.unwrap().1,
+            data,
+            "{what}"
+        );
+    }
+    // A JPEG cut inside its pixels still has its dimensions and EXIF.
+    let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let m = store(&mut s, "cut.jpg", "image/jpeg", &jpeg[..sos + 20]).await;
+    assert_eq!((m.width, m.height), (64, 32));
+    assert_eq!(m.camera.unwrap().model, "X100V");
+    assert_storage_sound(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spoofed_types_are_refused_naming_both() {
+    let mut s = strict(|_| {}).await;
+    let png = encoded(ImageFormat::Png, 8, 8);
+    let err = upload(&mut s.client, typed("photo.jpg", "image/jpeg", &png), &png)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(reason(&err), "TYPE_MISMATCH");
+    assert_eq!(bad_field(&err).as_deref(), Some("header.content_type"));
+    assert!(err.message().contains("image/jpeg"), "{}", err.message());
+    assert!(err.message().contains("image/png"), "{}", err.message());
+
+    let elf = elf_executable();
+    let err = upload(&mut s.client, typed("cat.png", "image/png", &elf), &elf)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(reason(&err), "TYPE_MISMATCH");
+    assert!(
+        err.message().contains("application/x-executable"),
+        "{}",
+        err.message()
+    );
+
+    // Undeclared, the executable is what it is, and not accepted.
+    let err = upload(&mut s.client, typed("cat", "", &elf), &elf)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(reason(&err), "TYPE_NOT_ALLOWED");
+    assert_eq!(bad_field(&err).as_deref(), Some("data"));
+
+    // Bytes of no known format claiming to be a picture.
+    let noise = content("noise", 5000);
+    let err = upload(&mut s.client, typed("x.gif", "image/gif", &noise), &noise)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "TYPE_MISMATCH");
+    assert_nothing_left(&mut s).await;
+
+    // Aliases and plain text are fine.
+    let jpeg = encoded(ImageFormat::Jpeg, 8, 8);
+    assert_eq!(
+        store(&mut s, "a.jpg", "image/jpg", &jpeg).await.mime_type,
+        "image/jpeg"
+    );
+    let csv = b"name,size\na,1\n";
+    let m = store(&mut s, "a.csv", "text/csv", csv).await;
+    assert_eq!(
+        (m.mime_type.as_str(), m.r#type),
+        ("text/csv", MediaType::Document as i32)
+    );
+    assert_eq!(
+        store(&mut s, "notes", "", b"hello\n").await.mime_type,
+        "text/plain"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_use_content_a_contradicted_type_is_corrected() {
+    let mut s = strict(|c| c.on_type_mismatch = OnMismatch::UseContent).await;
+    let png = encoded(ImageFormat::Png, 8, 8);
+    let m = store(&mut s, "photo.jpg", "image/jpeg", &png).await;
+    assert_eq!(m.mime_type, "image/png");
+    assert_eq!((m.width, m.height), (8, 8));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_kind_size_limits_are_enforced() {
+    let mut s = strict(|c| c.max_image_size = 20_000).await;
+    // A picture with much detail compresses badly: well over 20,000 bytes.
+    let big = encoded(ImageFormat::Bmp, 100, 100);
+    assert!(big.len() > 20_000);
+    for declared in [Some(big.len() as u64), None] {
+        let mut h = typed("big.bmp", "image/bmp", &big);
+        h.size_bytes = declared;
+        let err = upload(&mut s.client, h, &big).await.unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+        assert!(err.message().contains("20000"), "{}", err.message());
+        use tonic_types::StatusExt;
+        let quota = err.get_details_quota_failure().unwrap();
+        assert_eq!(quota.violations[0].subject, "max_image_size");
+    }
+    assert_nothing_left(&mut s).await;
+    // Other kinds keep their own limits.
+    let text = vec![b'a'; 30_000];
+    store(&mut s, "big.txt", "text/plain", &text).await;
+}
+
+/// The refusal comes from the first bytes: the client has not finished
+/// sending (its stream stays open) when it hears of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_comes_before_the_rest_of_the_bytes() {
+    let mut s = strict(|c| c.max_image_size = 1_000_000).await;
+    let png = encoded(ImageFormat::Png, 64, 64);
+    let mut first = png.clone();
+    first.resize(64 * 1024, 0);
+    let (tx, rx) = tokio::sync::mpsc::channel::<UploadMediaRequest>(4);
+    let mut h = typed("huge.png", "image/png", &png);
+    h.size_bytes = Some(50_000_000);
+    tx.send(UploadMediaRequest {
+        data: Some(Data::Header(h)),
+    })
+    .await
+    .unwrap();
+    tx.send(UploadMediaRequest {
+        data: Some(Data::Chunk(Bytes::from(first))),
+    })
+    .await
+    .unwrap();
+    let call = s
+        .client
+        .upload_media(tokio_stream::wrappers::ReceiverStream::new(rx));
+    // `tx` is still open: only an early refusal can end the call.
+    let err = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the server waited for the rest of the bytes")
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    drop(tx);
+    assert_nothing_left(&mut s).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resumable_uploads_obey_the_policy() {
+    let mut s = strict(|_| {}).await;
+    let mut up = uploads(s.addr).await;
+    let elf = elf_executable();
+    let mut big_elf = elf.clone();
+    big_elf.resize(20_000, 0);
+    // A first write of 8 KiB or more is judged at once.
+    let id = start_upload(&mut up, typed("cat.png", "image/png", &big_elf))
+        .await
+        .id;
+    let err = send_pieces(&mut up, vec![piece(&id, 0, &big_elf, false)])
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "TYPE_MISMATCH", "{err:?}");
+    let q = query_upload(&mut up, &id).await.unwrap();
+    assert_eq!(q.state, pb::UploadState::Cancelled as i32);
+    // Small writes are judged at the finish.
+    let id = start_upload(&mut up, typed("cat.png", "image/png", &elf))
+        .await
+        .id;
+    send_pieces(&mut up, vec![piece(&id, 0, &elf[..10], false)])
+        .await
+        .unwrap();
+    let err = send_pieces(&mut up, vec![piece(&id, 10, &elf[10..], true)])
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "TYPE_MISMATCH", "{err:?}");
+    let q = query_upload(&mut up, &id).await.unwrap();
+    assert_eq!(q.state, pb::UploadState::Cancelled as i32);
+    assert_eq!(count_files(&s.dir.path().join("uploads")), 0);
+    assert_nothing_left(&mut s).await;
+    // A photo sent in pieces is analysed like any other.
+    let jpeg = jpeg_with_exif();
+    let id = start_upload(&mut up, typed("p.jpg", "image/jpeg", &jpeg))
+        .await
+        .id;
+    send_pieces(&mut up, vec![piece(&id, 0, &jpeg[..100], false)])
+        .await
+        .unwrap();
+    let done = send_pieces(&mut up, vec![piece(&id, 100, &jpeg[100..], true)])
+        .await
+        .unwrap();
+    let m = done.media.unwrap();
+    assert_eq!((m.width, m.height, m.orientation), (64, 32, 6));
+}
+
+/// The start of a 64-bit Linux executable.
+fn elf_executable() -> Vec<u8> {
+    let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0\x01\0\0\0".to_vec();
+    elf.resize(2000, 0x90);
+    elf
+}
