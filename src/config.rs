@@ -5,7 +5,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::domain::{DEFAULT_ALLOWED_TYPES, OnMismatch, TypePolicy};
+use crate::{
+    domain::{DEFAULT_ALLOWED_TYPES, OnMismatch, TypePolicy},
+    library::RenditionSettings,
+    render::{Bounds, Fit, OutputFormat, RenditionSpec},
+};
 
 /// Default listen address: loopback only, so a fresh start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -101,6 +105,43 @@ pub struct Config {
     /// type the bytes have).
     #[arg(long, env = "MEDIASTORE_ON_TYPE_MISMATCH", value_enum, default_value_t = OnMismatch::Reject)]
     pub on_type_mismatch: OnMismatch,
+    /// Named rendition requests, comma-separated `name=WxH[:fit][:format][:qN]`
+    /// (fit: contain, cover, fill, scale-down; format: jpeg, png, webp;
+    /// 0 for a side keeps the aspect ratio), e.g.
+    /// `thumbnail=256x0,square=512x512:cover:webp`.
+    #[arg(
+        long,
+        env = "MEDIASTORE_RENDITION_PRESETS",
+        default_value = "thumbnail=256x0:scale-down:jpeg:q80"
+    )]
+    pub rendition_presets: String,
+    /// Presets made for every image as it is uploaded, comma-separated;
+    /// empty for none.
+    #[arg(long, env = "MEDIASTORE_EAGER_RENDITIONS", default_value = "thumbnail")]
+    pub eager_renditions: String,
+    /// Largest width or height a rendition request may ask for.
+    #[arg(
+        long,
+        env = "MEDIASTORE_RENDITION_MAX_DIMENSION",
+        default_value_t = 4096
+    )]
+    pub rendition_max_dimension: u32,
+    /// When set, the only sizes a rendition request may ask for (presets
+    /// aside), comma-separated `WxH`, e.g. `128x128,256x0,1024x0`: clients
+    /// cannot then fill the disk with arbitrary sizes.
+    #[arg(long, env = "MEDIASTORE_RENDITION_SIZES")]
+    pub rendition_sizes: Option<String>,
+    /// Most pixels an image may have to be decoded for a rendition; its
+    /// header is checked before any decoding (decompression bombs).
+    #[arg(
+        long,
+        env = "MEDIASTORE_MAX_IMAGE_PIXELS",
+        default_value_t = 100_000_000
+    )]
+    pub max_image_pixels: u64,
+    /// Most frames a GIF may have to be decoded for a rendition.
+    #[arg(long, env = "MEDIASTORE_MAX_GIF_FRAMES", default_value_t = 1000)]
+    pub max_gif_frames: u32,
     /// Largest gRPC message, in either direction.
     #[arg(long, env = "MEDIASTORE_MAX_MESSAGE_SIZE", default_value = DEFAULT_MAX_MESSAGE_SIZE, value_parser = parse_size)]
     pub max_message_size: u64,
@@ -191,7 +232,63 @@ impl Config {
             return Err("--max-upload-size must be more than 0".into());
         }
         self.type_policy()?;
+        self.rendition_settings()?;
         Ok(())
+    }
+
+    /// The rendition presets and limits these settings describe.
+    pub fn rendition_settings(&self) -> Result<RenditionSettings, String> {
+        let mut presets = std::collections::BTreeMap::new();
+        for item in self
+            .rendition_presets
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let (name, spec) = item.split_once('=').ok_or_else(|| {
+                format!("--rendition-presets: {item:?} is not name=WxH[:fit][:format][:qN]")
+            })?;
+            let spec =
+                parse_rendition(spec).map_err(|e| format!("--rendition-presets: {name}: {e}"))?;
+            presets.insert(name.trim().to_string(), spec);
+        }
+        let eager: Vec<String> = self
+            .eager_renditions
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let Some(missing) = eager.iter().find(|e| !presets.contains_key(*e)) {
+            return Err(format!(
+                "--eager-renditions names {missing:?}, which is not in --rendition-presets"
+            ));
+        }
+        let sizes = match &self.rendition_sizes {
+            None => None,
+            Some(list) => Some(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(parse_dimensions)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("--rendition-sizes: {e}"))?,
+            ),
+        };
+        if self.rendition_max_dimension == 0 {
+            return Err("--rendition-max-dimension must be at least 1".into());
+        }
+        Ok(RenditionSettings {
+            presets,
+            eager,
+            max_dimension: self.rendition_max_dimension,
+            sizes,
+            bounds: Bounds {
+                max_pixels: self.max_image_pixels,
+                max_frames: self.max_gif_frames,
+                ..Bounds::default()
+            },
+        })
     }
 
     /// The content policy these settings describe.
@@ -209,6 +306,52 @@ impl Config {
         )
         .map_err(|e| format!("--allowed-types: {e}"))
     }
+}
+
+/// Parses `WxH`.
+fn parse_dimensions(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("{s:?} is not WxH, e.g. 256x0"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{s:?} is not WxH, e.g. 256x0"))
+    };
+    Ok((n(w)?, n(h)?))
+}
+
+/// Parses `WxH[:fit][:format][:qN]`.
+fn parse_rendition(s: &str) -> Result<RenditionSpec, String> {
+    let mut parts = s.split(':').map(str::trim);
+    let (width, height) = parse_dimensions(parts.next().unwrap_or(""))?;
+    let mut spec = RenditionSpec {
+        width,
+        height,
+        fit: Fit::Contain,
+        format: OutputFormat::Jpeg,
+        quality: 80,
+    };
+    for part in parts {
+        match part {
+            "contain" => spec.fit = Fit::Contain,
+            "cover" => spec.fit = Fit::Cover,
+            "fill" => spec.fit = Fit::Fill,
+            "scale-down" => spec.fit = Fit::ScaleDown,
+            "jpeg" | "jpg" => spec.format = OutputFormat::Jpeg,
+            "png" => spec.format = OutputFormat::Png,
+            "webp" => spec.format = OutputFormat::Webp,
+            q if q.starts_with('q') => {
+                spec.quality = q[1..]
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|q| (1..=100).contains(q))
+                    .ok_or_else(|| format!("{q:?} is not a quality q1 to q100"))?;
+            }
+            other => return Err(format!("{other:?} is not a fit, a format or a quality")),
+        }
+    }
+    Ok(spec)
 }
 
 /// Parses a byte size such as `1048576`, `512KiB`, `16MiB`, `10GiB` or `5MB`.
@@ -259,5 +402,28 @@ mod tests {
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.database_url(), "sqlite:///tmp/x/mediastore.db");
         assert_eq!(c.validate(), Ok(()));
+        let r = c.rendition_settings().expect("valid");
+        assert_eq!(r, RenditionSettings::default());
+    }
+
+    #[test]
+    fn rendition_presets_parse() {
+        let mut c = Config::with_data_dir("/tmp/x");
+        c.rendition_presets = "sq=512x512:cover:webp, small=300x0:q60".into();
+        c.eager_renditions = "sq".into();
+        let r = c.rendition_settings().expect("valid");
+        let sq = r.presets.get("sq").copied();
+        assert_eq!(
+            sq.map(|s| (s.width, s.fit, s.format)),
+            Some((512, Fit::Cover, OutputFormat::Webp))
+        );
+        assert_eq!(r.presets.get("small").map(|s| s.quality), Some(60));
+        for bad in ["x=1", "x=10x10:round", "x=10x10:q0", "=", "10x10"] {
+            c.rendition_presets = bad.into();
+            assert!(c.rendition_settings().is_err(), "{bad:?} accepted");
+        }
+        c.rendition_presets = "a=1x1".into();
+        c.eager_renditions = "b".into();
+        assert!(c.rendition_settings().is_err());
     }
 }

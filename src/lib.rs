@@ -19,6 +19,8 @@
 //!   (dimensions, EXIF, GPS); pure functions over a reader.
 //! - [`domain`]: validated types (`MediaId`, `ContentHash`, `Filename`,
 //!   `FolderName`, `FolderPath`, `MediaQuery`, ...).
+//! - [`render`]: renditions: decode with shrink-on-load, SIMD resize,
+//!   orient, encode; pure functions over bytes.
 //! - [`repo`]: SeaORM repository over SQLite or PostgreSQL: rows, the one
 //!   media query engine, folder trees, bindings.
 //! - [`blob`]: content-addressed blob storage (local directory), with the
@@ -33,6 +35,7 @@ pub mod domain;
 pub mod error;
 pub mod library;
 pub mod pb;
+pub mod render;
 pub mod repo;
 pub mod server;
 pub mod service;

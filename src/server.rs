@@ -50,6 +50,9 @@ pub async fn open_library(config: &Config) -> Result<Library> {
             policy: config
                 .type_policy()
                 .map_err(|e| Error::invalid("allowed_types", e))?,
+            renditions: config
+                .rendition_settings()
+                .map_err(|e| Error::invalid("rendition_presets", e))?,
             upload_expiry: Duration::from_secs(config.upload_expiry_secs),
             upload_hold: Duration::from_secs(config.upload_hold_secs),
             upload_sweep: Duration::from_secs(config.upload_sweep_secs),

@@ -15,6 +15,7 @@ mod m20261125_000002_library;
 mod m20261125_000003_text_search;
 mod m20261125_000004_uploads;
 mod m20261125_000005_analysis;
+mod m20261125_000006_renditions;
 
 /// Runs every migration in order; the server applies pending ones at start-up.
 #[derive(Debug)]
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_text_search::Migration),
             Box::new(m20261125_000004_uploads::Migration),
             Box::new(m20261125_000005_analysis::Migration),
+            Box::new(m20261125_000006_renditions::Migration),
         ]
     }
 }

@@ -753,7 +753,20 @@ impl MediaService for Sink {
         ))))
     }
 
+    type GetRenditionStream =
+        Pin<Box<dyn Stream<Item = Result<pb::GetRenditionResponse, Status>> + Send + 'static>>;
+
+    async fn get_rendition(
+        &self,
+        _request: Request<pb::GetRenditionRequest>,
+    ) -> Result<Response<Self::GetRenditionStream>, Status> {
+        Err(Status::unimplemented(
+            "the benchmark sink only streams media",
+        ))
+    }
+
     sink_refuses!(
+        list_renditions(ListRenditionsRequest) -> ListRenditionsResponse,
         get_media(GetMediaRequest) -> GetMediaResponse,
         batch_get_media(BatchGetMediaRequest) -> BatchGetMediaResponse,
         list_media(ListMediaRequest) -> ListMediaResponse,

@@ -448,6 +448,27 @@ pub struct Media {
     pub updated_by: String,
 }
 
+/// A cached rendition of some content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendition {
+    /// The content it was made from.
+    pub source: ContentHash,
+    /// The request it answers (`render::RenditionSpec::key`).
+    pub key: String,
+    /// Its own bytes.
+    pub blob: ContentHash,
+    /// Its MIME type.
+    pub mime_type: String,
+    /// Pixels across.
+    pub width: u32,
+    /// Pixels down.
+    pub height: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was made, µs since the epoch.
+    pub created_at: i64,
+}
+
 /// What content analysis found. Every field is optional: a file that could
 /// not be analysed is still stored.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -12,11 +12,13 @@ mod content;
 mod digest;
 mod folders;
 mod integrity;
+mod renditions;
 mod resumable;
 mod upload;
 
 use std::sync::Arc;
 
+pub use self::renditions::{OpenedRendition, RenditionRequest, RenditionSettings};
 pub use self::{
     catalog::BatchDeletion,
     folders::MAX_TREE_NODES,
@@ -38,6 +40,8 @@ pub struct Limits {
     pub max_upload_size: u64,
     /// Accepted content types and their size limits.
     pub policy: TypePolicy,
+    /// Rendition presets and limits.
+    pub renditions: RenditionSettings,
     /// Time a resumable upload has to finish.
     pub upload_expiry: std::time::Duration,
     /// How long a resumable upload's writing stream holds it without news.
@@ -54,6 +58,7 @@ impl Limits {
         Self {
             max_upload_size,
             policy: TypePolicy::accept_all(),
+            renditions: RenditionSettings::default(),
             upload_expiry: std::time::Duration::from_secs(7 * 24 * 3600),
             upload_hold: std::time::Duration::from_secs(30),
             upload_sweep: std::time::Duration::from_secs(60),
@@ -102,9 +107,11 @@ struct Inner {
     trees: folders::TreeCache,
     /// Running hashes of resumable uploads between their streams.
     uploads: resumable::Hashes,
-    /// Analyses running at once: each holds a blocking thread and may
-    /// read a whole file, so they are bounded by the cores.
+    /// Analyses and renders running at once: each holds a blocking thread
+    /// and may read a whole file, so they are bounded by the cores.
     analysis_slots: Arc<tokio::sync::Semaphore>,
+    /// Renditions decoded by this process (cache hits do not count).
+    renders: std::sync::atomic::AtomicU64,
 }
 
 impl Library {
@@ -135,6 +142,7 @@ impl Library {
                 analysis_slots: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(2, usize::from),
                 )),
+                renders: Default::default(),
             }),
         };
         library.recover().await?;
@@ -318,7 +326,16 @@ impl Library {
             return Ok(0);
         }
         let mut tx = self.inner.repo.begin().await?;
-        let gone = tx.remove_unused_blobs(hashes).await?;
+        let mut gone = tx.remove_unused_blobs(hashes).await?;
+        // Renditions go with their source, and so do their bytes unless
+        // something else references them (even renditions of renditions,
+        // should someone upload one).
+        let mut released = gone.clone();
+        while !released.is_empty() {
+            let freed = tx.remove_renditions_of(&released).await?;
+            released = tx.remove_unused_blobs(&freed).await?;
+            gone.extend_from_slice(&released);
+        }
         self.delete_blob_files(&gone).await?;
         tx.commit().await?;
         Ok(gone.len() as u64)

@@ -166,6 +166,7 @@ impl Library {
             .map_err(|_| shutting_down())?;
         let outcome = reply.await.map_err(|_| shutting_down())??;
         self.folders_changed(outcome.media.tenant);
+        self.render_eagerly(&outcome.media);
         // A shared blob already has its MD5, or had it queued by the upload
         // that stored it (and again at start-up if that was lost).
         if outcome.media.md5.is_none() && !outcome.deduplicated {

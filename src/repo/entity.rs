@@ -93,6 +93,41 @@ pub mod blob {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// `renditions`: cached renditions by source blob and request.
+pub mod rendition {
+    use sea_orm::entity::prelude::*;
+
+    /// One cached rendition.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "renditions")]
+    pub struct Model {
+        /// BLAKE3 of the source, lowercase hex.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub source_hash: String,
+        /// The request's cache key.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub params: String,
+        /// BLAKE3 of the rendition's bytes.
+        pub blob_hash: String,
+        /// Its MIME type.
+        pub mime_type: String,
+        /// Pixels across.
+        pub width: i32,
+        /// Pixels down.
+        pub height: i32,
+        /// Bytes.
+        pub size_bytes: i64,
+        /// µs since the epoch.
+        pub created_at: i64,
+    }
+
+    /// No relations are navigated through SeaORM.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// `media`: one row per media.
 pub mod media {
     use sea_orm::entity::prelude::*;

@@ -21,6 +21,7 @@ pub mod entity;
 mod folders;
 mod media_rows;
 mod query;
+mod renditions;
 mod uploads;
 
 use std::{str::FromStr, time::Duration};
@@ -405,25 +406,33 @@ impl WriteTx {
         &mut self,
         hashes: &[ContentHash],
     ) -> Result<Vec<ContentHash>> {
+        self.hashes_returned(hashes, |list| {
+            format!("DELETE FROM blobs WHERE hash IN ({list}) AND refcount <= 0 RETURNING hash")
+        })
+        .await
+    }
+
+    /// Runs the statement `sql(list)` for `hashes` a chunk at a time
+    /// (`list` is the chunk's placeholders) and collects the hashes it
+    /// returns.
+    pub(super) async fn hashes_returned(
+        &mut self,
+        hashes: &[ContentHash],
+        sql: impl Fn(&str) -> String,
+    ) -> Result<Vec<ContentHash>> {
         let backend = self.tx.get_database_backend();
-        let mut removed = Vec::new();
+        let mut out = Vec::new();
         for part in hashes.chunks(INSERT_CHUNK) {
             let (list, values) = placeholders(1, part.iter().map(|h| h.to_hex().into()));
             let rows = self
                 .tx
-                .query_all(Statement::from_sql_and_values(
-                    backend,
-                    format!(
-                        "DELETE FROM blobs WHERE hash IN ({list}) AND refcount <= 0 RETURNING hash"
-                    ),
-                    values,
-                ))
+                .query_all(Statement::from_sql_and_values(backend, sql(&list), values))
                 .await?;
             for row in rows {
-                removed.push(parse_hash(&row.try_get_by_index::<String>(0)?)?);
+                out.push(parse_hash(&row.try_get_by_index::<String>(0)?)?);
             }
         }
-        Ok(removed)
+        Ok(out)
     }
 
     /// Commits.

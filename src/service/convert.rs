@@ -7,11 +7,13 @@ use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 use crate::{
     domain::{
         Binding, ContentHash, Facts, Filename, Folder, FolderId, MAX_CREDIT_CHARS,
-        MAX_METADATA_BYTES, MAX_TITLE_CHARS, Md5Digest, Media, MediaPatch, MediaType, TenantId,
-        UploadSpec, check_text, normalize_tags,
+        MAX_METADATA_BYTES, MAX_TITLE_CHARS, Md5Digest, Media, MediaPatch, MediaType, Rendition,
+        TenantId, UploadSpec, check_text, normalize_tags,
     },
     error::{Error, Result},
+    library::RenditionRequest,
     pb::v1 as pb,
+    render::{Fit, OutputFormat, RenditionSpec},
 };
 
 /// Content type recorded when the client declares none.
@@ -319,6 +321,78 @@ pub fn media_to_pb(m: Media) -> pb::Media {
         page_count: a.facts.page_count.unwrap_or(0),
         analysis_error: a.error.unwrap_or_default(),
         embedded_tags: a.facts.tags.into_iter().collect(),
+    }
+}
+
+/// Validates a rendition request: a preset alone, or a size, fit, format
+/// and quality.
+pub fn rendition_request(r: &pb::GetRenditionRequest) -> Result<RenditionRequest> {
+    let preset = r.preset.trim();
+    let explicit = r.width != 0 || r.height != 0 || r.fit != 0 || r.format != 0 || r.quality != 0;
+    if !preset.is_empty() {
+        if explicit {
+            return Err(Error::invalid(
+                "preset",
+                "give either a preset or width, height, fit, format and quality, not both",
+            ));
+        }
+        return Ok(RenditionRequest::Preset(preset.to_string()));
+    }
+    let fit = match pb::RenditionFit::try_from(r.fit) {
+        Ok(pb::RenditionFit::Unspecified | pb::RenditionFit::Contain) => Fit::Contain,
+        Ok(pb::RenditionFit::Cover) => Fit::Cover,
+        Ok(pb::RenditionFit::Fill) => Fit::Fill,
+        Ok(pb::RenditionFit::ScaleDown) => Fit::ScaleDown,
+        Err(_) => {
+            return Err(Error::invalid(
+                "fit",
+                format!("{} is not a RenditionFit", r.fit),
+            ));
+        }
+    };
+    let format = match pb::RenditionFormat::try_from(r.format) {
+        Ok(pb::RenditionFormat::Unspecified | pb::RenditionFormat::Jpeg) => OutputFormat::Jpeg,
+        Ok(pb::RenditionFormat::Png) => OutputFormat::Png,
+        Ok(pb::RenditionFormat::Webp) => OutputFormat::Webp,
+        Err(_) => {
+            return Err(Error::invalid(
+                "format",
+                format!("{} is not a RenditionFormat", r.format),
+            ));
+        }
+    };
+    let quality = match r.quality {
+        0 => DEFAULT_QUALITY,
+        q @ 1..=100 => q as u8,
+        q => {
+            return Err(Error::invalid(
+                "quality",
+                format!("quality {q} is out of range; use 1-100 (or 0 for {DEFAULT_QUALITY})"),
+            ));
+        }
+    };
+    Ok(RenditionRequest::Spec(RenditionSpec {
+        width: r.width,
+        height: r.height,
+        fit,
+        format,
+        quality,
+    }))
+}
+
+/// JPEG quality when a request leaves it at 0.
+const DEFAULT_QUALITY: u8 = 80;
+
+/// A rendition as clients see it.
+pub fn rendition_to_pb(r: Rendition) -> pb::Rendition {
+    pb::Rendition {
+        key: r.key,
+        mime_type: r.mime_type,
+        width: r.width,
+        height: r.height,
+        size_bytes: r.size,
+        blake3: r.blob.to_hex(),
+        create_time: Some(timestamp(r.created_at)),
     }
 }
 

@@ -7,26 +7,24 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::convert::media_to_pb;
-use crate::{error::Error, library::OpenedMedia, pb::v1 as pb};
+use crate::{blob::BlobReader, error::Error, library::OpenedMedia, pb::v1 as pb};
 
 /// Bytes per response message.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
 /// Messages read ahead of the network; bounds memory per download.
 const READ_AHEAD: usize = 4;
 
-/// Streams an opened media. A blocking reader thread fills a bounded
-/// channel and stops as soon as the client goes away.
+/// Streams an opened media: its metadata, then the range's bytes.
 pub(super) fn stream(
     opened: OpenedMedia,
 ) -> impl Stream<Item = Result<pb::ReadMediaResponse, Status>> {
-    let (tx, rx) = mpsc::channel(READ_AHEAD);
     let OpenedMedia {
         media,
         start,
         length,
         reader,
     } = opened;
-    let id = media.id;
+    let what = format!("media {}", media.id);
     let first = pb::ReadMediaResponse {
         content_range: Some(pb::ContentRange {
             start,
@@ -36,6 +34,28 @@ pub(super) fn stream(
         media: Some(media_to_pb(media)),
         chunk: Bytes::new(),
     };
+    stream_blob(reader, start, length, what, first, |chunk| {
+        pb::ReadMediaResponse {
+            media: None,
+            content_range: None,
+            chunk,
+        }
+    })
+}
+
+/// Streams `first`, then `length` bytes of `reader` from `start`, each
+/// chunk wrapped by `chunk`. A blocking reader thread fills a bounded
+/// channel and stops as soon as the client goes away. `what` names the
+/// content in errors.
+pub(super) fn stream_blob<T: Send + 'static>(
+    reader: Box<dyn BlobReader>,
+    start: u64,
+    length: u64,
+    what: String,
+    first: T,
+    chunk: fn(Bytes) -> T,
+) -> impl Stream<Item = Result<T, Status>> {
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
         if tx.blocking_send(Ok(first)).is_err() {
             return;
@@ -50,7 +70,7 @@ pub(super) fn stream(
                 match reader.read_at(&mut buf[filled..], offset + filled as u64) {
                     Ok(0) => {
                         let err = Error::DataLoss(format!(
-                            "the stored content of media {id} ended early, at byte {}",
+                            "the stored content of {what} ended early, at byte {}",
                             offset + filled as u64
                         ));
                         let _ = tx.blocking_send(Err(err.into()));
@@ -59,19 +79,14 @@ pub(super) fn stream(
                     Ok(n) => filled += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        let err = Error::io(format!("reading media {id}"), e);
+                        let err = Error::io(format!("reading {what}"), e);
                         let _ = tx.blocking_send(Err(err.into()));
                         return;
                     }
                 }
             }
             offset += want as u64;
-            let msg = pb::ReadMediaResponse {
-                media: None,
-                content_range: None,
-                chunk: buf.freeze(),
-            };
-            if tx.blocking_send(Ok(msg)).is_err() {
+            if tx.blocking_send(Ok(chunk(buf.freeze()))).is_err() {
                 // The client went away.
                 return;
             }

@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 
+use bytes::Bytes;
 use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -14,7 +15,7 @@ use super::{
 use crate::{
     domain::{MediaId, PageCursor},
     error::Error,
-    library::Library,
+    library::{Library, OpenedRendition},
     pb::v1 as pb,
 };
 
@@ -67,6 +68,62 @@ impl pb::media_service_server::MediaService for MediaApi {
             .open(tenant, id, req.read_offset, req.read_limit)
             .await?;
         Ok(Response::new(Box::pin(download::stream(opened))))
+    }
+
+    type GetRenditionStream =
+        Pin<Box<dyn Stream<Item = Result<pb::GetRenditionResponse, Status>> + Send + 'static>>;
+
+    async fn get_rendition(
+        &self,
+        request: Request<pb::GetRenditionRequest>,
+    ) -> Result<Response<Self::GetRenditionStream>, Status> {
+        let tenant = tenant_of(&request);
+        let req = request.into_inner();
+        let id = MediaId::parse("media_id", &req.media_id)?;
+        record_media_id(&id);
+        let wanted = convert::rendition_request(&req)?;
+        let opened = self.library.rendition(tenant, id, wanted).await?;
+        let OpenedRendition {
+            rendition,
+            cached,
+            reader,
+        } = opened;
+        let length = rendition.size;
+        let first = pb::GetRenditionResponse {
+            rendition: Some(convert::rendition_to_pb(rendition)),
+            cached,
+            chunk: Bytes::new(),
+        };
+        let what = format!("a rendition of media {id}");
+        Ok(Response::new(Box::pin(download::stream_blob(
+            reader,
+            0,
+            length,
+            what,
+            first,
+            |chunk| pb::GetRenditionResponse {
+                rendition: None,
+                cached: false,
+                chunk,
+            },
+        ))))
+    }
+
+    async fn list_renditions(
+        &self,
+        request: Request<pb::ListRenditionsRequest>,
+    ) -> Result<Response<pb::ListRenditionsResponse>, Status> {
+        let tenant = tenant_of(&request);
+        let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
+        record_media_id(&id);
+        let mut renditions = self.library.renditions(tenant, id).await?;
+        renditions.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(Response::new(pb::ListRenditionsResponse {
+            renditions: renditions
+                .into_iter()
+                .map(convert::rendition_to_pb)
+                .collect(),
+        }))
     }
 
     async fn get_media(

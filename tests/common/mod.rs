@@ -143,6 +143,9 @@ impl TestServer {
         // Most tests store arbitrary bytes; the content policy's own tests
         // put the default list back.
         config.allowed_types = "*".into();
+        // Eager renditions run after the upload returns; tests that want
+        // them turn them on and wait for them.
+        config.eager_renditions = String::new();
         tweak(&mut config);
         let library = server::open_library(&config).await.unwrap();
         let lib = library.clone();

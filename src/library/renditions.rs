@@ -1,0 +1,340 @@
+//! Renditions of image media: served from the cache when made before,
+//! else rendered (a few at a time, on the blocking pool), stored as a
+//! blob and recorded, then served.
+//!
+//! A rendition is keyed by its source's content hash and the normalised
+//! request, so identical uploads share renditions and a repeated request
+//! never decodes again. Recording follows the upload's order: bytes
+//! durable under their name, then the row, in a transaction that holds
+//! the source's row so a concurrent release cannot orphan the rendition.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, atomic::Ordering},
+};
+
+use super::{Library, upload::blocking};
+use crate::{
+    blob::BlobReader,
+    domain::{ContentHash, Media, MediaId, MediaType, Rendition, TenantId, now_micros},
+    error::{Error, Result},
+    render::{self, Bounds, RenderError, RenditionSpec},
+    repo::BlobClaim,
+};
+
+/// Largest source a rendition is made from: sources are read whole.
+const MAX_SOURCE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What renditions a server makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionSettings {
+    /// Named requests clients may ask for by name.
+    pub presets: BTreeMap<String, RenditionSpec>,
+    /// Presets made for every image as it is uploaded.
+    pub eager: Vec<String>,
+    /// Largest width or height a request may ask for.
+    pub max_dimension: u32,
+    /// When set, the only `width`x`height` pairs a request may ask for
+    /// (presets aside), so clients cannot fill the disk with sizes.
+    pub sizes: Option<Vec<(u32, u32)>>,
+    /// Decoder limits.
+    pub bounds: Bounds,
+}
+
+impl Default for RenditionSettings {
+    fn default() -> Self {
+        let thumbnail = RenditionSpec {
+            width: 256,
+            height: 0,
+            fit: render::Fit::ScaleDown,
+            format: render::OutputFormat::Jpeg,
+            quality: 80,
+        };
+        Self {
+            presets: BTreeMap::from([("thumbnail".to_string(), thumbnail)]),
+            eager: vec!["thumbnail".to_string()],
+            max_dimension: 4096,
+            sizes: None,
+            bounds: Bounds::default(),
+        }
+    }
+}
+
+/// What a client asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RenditionRequest {
+    /// A configured preset, by name.
+    Preset(String),
+    /// An explicit request.
+    Spec(RenditionSpec),
+}
+
+/// A rendition ready to stream.
+#[derive(Debug)]
+pub struct OpenedRendition {
+    /// What it is.
+    pub rendition: Rendition,
+    /// Whether it came from the cache (no decoding).
+    pub cached: bool,
+    /// Its bytes.
+    pub reader: Box<dyn BlobReader>,
+}
+
+impl Library {
+    /// Opens the rendition of media `id` that `request` asks for, making
+    /// it if it is not cached.
+    pub async fn rendition(
+        &self,
+        tenant: TenantId,
+        id: MediaId,
+        request: RenditionRequest,
+    ) -> Result<OpenedRendition> {
+        let spec = self.check_request(request)?;
+        let media = self.get(tenant, id).await?;
+        if media.media_type != MediaType::Image {
+            return Err(Error::precondition(
+                "NOT_AN_IMAGE",
+                format!(
+                    "media {id} is {}, not an image; renditions are made of images only",
+                    media.mime_type
+                ),
+            ));
+        }
+        let key = spec.key();
+        let (rendition, cached) = match self.inner.repo.find_rendition(&media.blob, &key).await? {
+            Some(r) => (r, true),
+            None => (self.make_rendition(&media, spec).await?, false),
+        };
+        let store = Arc::clone(&self.inner.blobs);
+        let blob = rendition.blob;
+        let reader = blocking(move || {
+            store
+                .open(&blob)
+                .map_err(|e| Error::io(format!("opening rendition blob {blob}"), e))
+        })
+        .await?;
+        Ok(OpenedRendition {
+            rendition,
+            cached,
+            reader,
+        })
+    }
+
+    /// The cached renditions of media `id`.
+    pub async fn renditions(&self, tenant: TenantId, id: MediaId) -> Result<Vec<Rendition>> {
+        let media = self.get(tenant, id).await?;
+        self.inner.repo.renditions_of(&media.blob).await
+    }
+
+    /// How many renditions this process has decoded a source for (cache
+    /// hits do not count): for tests and metrics.
+    pub fn renders(&self) -> u64 {
+        self.inner.renders.load(Ordering::Relaxed)
+    }
+
+    /// Makes the eager presets of a new image in the background; a
+    /// failure only costs the rendition, made on demand later.
+    pub(super) fn render_eagerly(&self, media: &Media) {
+        let settings = &self.inner.limits.renditions;
+        if media.media_type != MediaType::Image || settings.eager.is_empty() {
+            return;
+        }
+        let specs: Vec<RenditionSpec> = settings
+            .eager
+            .iter()
+            .filter_map(|name| settings.presets.get(name).map(|s| s.normalized()))
+            .collect();
+        let this = self.clone();
+        let media = media.clone();
+        tokio::spawn(async move {
+            for spec in specs {
+                let cached = this
+                    .inner
+                    .repo
+                    .find_rendition(&media.blob, &spec.key())
+                    .await;
+                if matches!(cached, Ok(Some(_))) {
+                    continue;
+                }
+                if let Err(e) = this.make_rendition(&media, spec).await {
+                    tracing::debug!(media = %media.id, error = %e, "no eager rendition");
+                }
+            }
+        });
+    }
+
+    /// Validates a request against the configured presets and limits.
+    fn check_request(&self, request: RenditionRequest) -> Result<RenditionSpec> {
+        let settings = &self.inner.limits.renditions;
+        let spec = match request {
+            RenditionRequest::Preset(name) => {
+                return settings
+                    .presets
+                    .get(&name)
+                    .map(|s| s.normalized())
+                    .ok_or_else(|| {
+                        let known: Vec<&str> =
+                            settings.presets.keys().map(String::as_str).collect();
+                        Error::invalid(
+                            "preset",
+                            format!(
+                                "there is no preset {name:?}; this server has: {}",
+                                known.join(", ")
+                            ),
+                        )
+                    });
+            }
+            RenditionRequest::Spec(spec) => spec,
+        };
+        for (field, v) in [("width", spec.width), ("height", spec.height)] {
+            if v > settings.max_dimension {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "{field} {v} is more than the {} pixels this server renders",
+                        settings.max_dimension
+                    ),
+                ));
+            }
+        }
+        if let Some(sizes) = &settings.sizes
+            && !sizes.contains(&(spec.width, spec.height))
+        {
+            let list: Vec<String> = sizes.iter().map(|(w, h)| format!("{w}x{h}")).collect();
+            return Err(Error::invalid(
+                "width",
+                format!(
+                    "{}x{} is not a size this server renders; ask for one of {} or a preset",
+                    spec.width,
+                    spec.height,
+                    list.join(", ")
+                ),
+            ));
+        }
+        Ok(spec.normalized())
+    }
+
+    /// Renders, stores and records a rendition; returns what is recorded
+    /// (another request's, when one won the race).
+    async fn make_rendition(&self, media: &Media, spec: RenditionSpec) -> Result<Rendition> {
+        let _slot = Arc::clone(&self.inner.analysis_slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
+        let key = spec.key();
+        // Made while this request waited for a slot?
+        if let Some(r) = self.inner.repo.find_rendition(&media.blob, &key).await? {
+            return Ok(r);
+        }
+        if media.size > MAX_SOURCE_BYTES {
+            return Err(Error::precondition(
+                "IMAGE_TOO_LARGE",
+                format!(
+                    "media {} has {} bytes; renditions are made of images up to {MAX_SOURCE_BYTES} bytes",
+                    media.id, media.size
+                ),
+            ));
+        }
+        let store = Arc::clone(&self.inner.blobs);
+        let source = media.blob;
+        let mime = media.mime_type.clone();
+        let orientation = media
+            .analysis
+            .orientation
+            .and_then(|o| u8::try_from(o).ok())
+            .unwrap_or(1);
+        let bounds = self.inner.limits.renditions.bounds;
+        self.inner.renders.fetch_add(1, Ordering::Relaxed);
+        let (out, staged, hash) = blocking(move || {
+            let data = read_whole(store.as_ref(), &source)?;
+            let out = render::render(&data, &mime, orientation, &spec, &bounds)
+                .map_err(|e| render_error(&e))?;
+            let mut staged = store
+                .stage()
+                .map_err(|e| Error::io("staging a rendition", e))?;
+            staged
+                .write(&out.bytes)
+                .map_err(|e| Error::io("staging a rendition", e))?;
+            let hash = ContentHash::from(blake3::hash(&out.bytes));
+            Ok((out, staged, hash))
+        })
+        .await?;
+        let rendition = Rendition {
+            source,
+            key,
+            blob: hash,
+            mime_type: spec.format.mime().to_string(),
+            width: out.width,
+            height: out.height,
+            size: out.bytes.len() as u64,
+            created_at: now_micros(),
+        };
+        let mut tx = self.inner.repo.begin().await?;
+        if !tx.insert_rendition(&rendition).await? {
+            drop(tx);
+            return self
+                .inner
+                .repo
+                .find_rendition(&source, &rendition.key)
+                .await?
+                .ok_or_else(|| Error::not_found("media", media.id.to_string()));
+        }
+        let counts = tx
+            .claim_blobs(&[BlobClaim {
+                hash,
+                size: rendition.size,
+                md5: None,
+                count: 1,
+            }])
+            .await?;
+        if counts.first() == Some(&1) {
+            // New bytes: durable under their name before the row commits.
+            let store = Arc::clone(&self.inner.blobs);
+            blocking(move || {
+                store
+                    .publish(vec![(staged, hash)])
+                    .map_err(|e| Error::io("storing a rendition", e))
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        self.inner.digests.enqueue(hash);
+        Ok(rendition)
+    }
+}
+
+/// Reads a whole blob.
+fn read_whole(store: &dyn crate::blob::BlobStore, hash: &ContentHash) -> Result<Vec<u8>> {
+    let reader = store.open(hash).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::DataLoss(format!("the source blob {hash} is missing from storage"))
+        }
+        _ => Error::io(format!("opening blob {hash}"), e),
+    })?;
+    let len =
+        usize::try_from(reader.len()).map_err(|_| Error::DataLoss("blob too large".into()))?;
+    let mut data = vec![0u8; len];
+    let mut at = 0;
+    while at < len {
+        match reader.read_at(&mut data[at..], at as u64) {
+            Ok(0) => {
+                return Err(Error::DataLoss(format!(
+                    "blob {hash} ended at byte {at} of {len}"
+                )));
+            }
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(format!("reading blob {hash}"), e)),
+        }
+    }
+    Ok(data)
+}
+
+fn render_error(e: &RenderError) -> Error {
+    let reason = match e {
+        RenderError::TooLarge(_) => "IMAGE_TOO_LARGE",
+        RenderError::Unsupported(_) => "RENDITION_UNSUPPORTED",
+        RenderError::Corrupt(_) => "IMAGE_UNREADABLE",
+    };
+    Error::precondition(reason, format!("no rendition can be made: {e}"))
+}

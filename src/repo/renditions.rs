@@ -1,0 +1,126 @@
+//! Cached renditions: found by (source, request), listed by source,
+//! recorded against a live source, and dropped with it.
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement,
+};
+
+use super::{Repo, WriteTx, entity::rendition, parse_hash, to_i64};
+use crate::{
+    domain::{ContentHash, Rendition},
+    error::Result,
+};
+
+impl Repo {
+    /// The cached rendition of `source` for request `key`, if any.
+    pub async fn find_rendition(
+        &self,
+        source: &ContentHash,
+        key: &str,
+    ) -> Result<Option<Rendition>> {
+        rendition::Entity::find_by_id((source.to_hex(), key.to_string()))
+            .one(&self.read)
+            .await?
+            .map(to_domain)
+            .transpose()
+    }
+
+    /// Every cached rendition of `source`.
+    pub async fn renditions_of(&self, source: &ContentHash) -> Result<Vec<Rendition>> {
+        rendition::Entity::find()
+            .filter(rendition::Column::SourceHash.eq(source.to_hex()))
+            .all(&self.read)
+            .await?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
+}
+
+impl WriteTx {
+    /// Records a rendition, unless one for the same request exists or its
+    /// source is no longer stored. Locks the source's blob row first, so a
+    /// concurrent release of the source either happens before (and the
+    /// rendition is not recorded) or waits for this commit (and removes
+    /// it). Returns whether it was recorded: the caller then claims the
+    /// rendition's blob in this transaction.
+    pub async fn insert_rendition(&mut self, r: &Rendition) -> Result<bool> {
+        let backend = self.tx.get_database_backend();
+        let live = self
+            .tx
+            .query_one(Statement::from_sql_and_values(
+                backend,
+                "UPDATE blobs SET refcount = refcount WHERE hash = $1 AND refcount > 0 RETURNING hash",
+                [r.source.to_hex().into()],
+            ))
+            .await?;
+        if live.is_none() {
+            return Ok(false);
+        }
+        let inserted = rendition::Entity::insert(rendition::ActiveModel {
+            source_hash: Set(r.source.to_hex()),
+            params: Set(r.key.clone()),
+            blob_hash: Set(r.blob.to_hex()),
+            mime_type: Set(r.mime_type.clone()),
+            width: Set(i32::try_from(r.width).unwrap_or(i32::MAX)),
+            height: Set(i32::try_from(r.height).unwrap_or(i32::MAX)),
+            size_bytes: Set(to_i64(r.size)),
+            created_at: Set(r.created_at),
+        })
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::columns([
+                rendition::Column::SourceHash,
+                rendition::Column::Params,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(&self.tx)
+        .await?;
+        Ok(inserted == 1)
+    }
+
+    /// Deletes the renditions of these (released) sources and drops their
+    /// references on the rendition blobs. Returns those blobs: the caller
+    /// releases the ones no longer referenced.
+    pub async fn remove_renditions_of(
+        &mut self,
+        sources: &[ContentHash],
+    ) -> Result<Vec<ContentHash>> {
+        let mut blobs = self
+            .hashes_returned(sources, |list| {
+                format!("DELETE FROM renditions WHERE source_hash IN ({list}) RETURNING blob_hash")
+            })
+            .await?;
+        let backend = self.tx.get_database_backend();
+        blobs.sort_unstable_by_key(|h| h.0);
+        // Drop one reference per row: equal blobs in a run are one update.
+        let mut at = 0;
+        while at < blobs.len() {
+            let run = blobs[at..].iter().take_while(|h| **h == blobs[at]).count();
+            self.tx
+                .execute(Statement::from_sql_and_values(
+                    backend,
+                    "UPDATE blobs SET refcount = refcount - $1 WHERE hash = $2",
+                    [to_i64(run as u64).into(), blobs[at].to_hex().into()],
+                ))
+                .await?;
+            at += run;
+        }
+        blobs.dedup();
+        Ok(blobs)
+    }
+}
+
+fn to_domain(r: rendition::Model) -> Result<Rendition> {
+    Ok(Rendition {
+        source: parse_hash(&r.source_hash)?,
+        key: r.params,
+        blob: parse_hash(&r.blob_hash)?,
+        mime_type: r.mime_type,
+        width: u32::try_from(r.width).unwrap_or(0),
+        height: u32::try_from(r.height).unwrap_or(0),
+        size: u64::try_from(r.size_bytes).unwrap_or(0),
+        created_at: r.created_at,
+    })
+}
