@@ -355,3 +355,238 @@ fn elf_executable() -> Vec<u8> {
     elf.resize(2000, 0x90);
     elf
 }
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// A 16-bit PCM WAV of `secs` seconds of silence.
+fn wav(rate: u32, channels: u16, secs: u32) -> Vec<u8> {
+    let data_len = rate * u32::from(channels) * 2 * secs;
+    let mut w = b"RIFF".to_vec();
+    w.extend_from_slice(&(36 + data_len).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&channels.to_le_bytes());
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * u32::from(channels) * 2).to_le_bytes());
+    w.extend_from_slice(&(channels * 2).to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data_len.to_le_bytes());
+    w.resize(w.len() + data_len as usize, 0);
+    w
+}
+
+/// What one format's analysis must find, through the server.
+struct Expect {
+    file: &'static str,
+    mime: &'static str,
+    kind: MediaType,
+    duration_ms: (u64, u64),
+    video: (&'static str, u32, u32, f64),
+    audio: (&'static str, u32, u32),
+    title: &'static str,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn video_audio_and_pdf_are_probed() {
+    let mut s = strict(|_| {}).await;
+    let none = ("", 0, 0, 0.0);
+    let cases = [
+        Expect {
+            file: "video-h264-aac.mp4",
+            mime: "video/mp4",
+            kind: MediaType::Video,
+            duration_ms: (2000, 2000),
+            video: ("h264", 160, 120, 25.0),
+            audio: ("aac", 22050, 1),
+            title: "Test Video",
+        },
+        Expect {
+            file: "video-hevc.mp4",
+            mime: "video/mp4",
+            kind: MediaType::Video,
+            duration_ms: (1000, 1000),
+            video: ("hevc", 128, 96, 24.0),
+            audio: ("", 0, 0),
+            title: "",
+        },
+        Expect {
+            file: "video-mpeg4-pcm.mov",
+            mime: "video/quicktime",
+            kind: MediaType::Video,
+            duration_ms: (1001, 1001),
+            video: ("mpeg4", 96, 64, 29.97),
+            audio: ("pcm_s16le", 8000, 1),
+            title: "Test Movie",
+        },
+        Expect {
+            file: "video-vp9-opus.webm",
+            mime: "video/webm",
+            kind: MediaType::Video,
+            duration_ms: (2008, 2008),
+            video: ("vp9", 160, 120, 25.0),
+            audio: ("opus", 48000, 1),
+            title: "Test Web",
+        },
+        Expect {
+            file: "video-av1-vorbis.mkv",
+            mime: "video/x-matroska",
+            kind: MediaType::Video,
+            duration_ms: (1003, 1003),
+            video: ("av1", 128, 72, 24.0),
+            audio: ("vorbis", 44100, 2),
+            title: "Test Matroska",
+        },
+        Expect {
+            file: "tone.mp3",
+            mime: "audio/mpeg",
+            kind: MediaType::Audio,
+            duration_ms: (1990, 2100),
+            video: none,
+            audio: ("mp3", 22050, 1),
+            title: "Test Tone",
+        },
+        Expect {
+            file: "tone.flac",
+            mime: "audio/flac",
+            kind: MediaType::Audio,
+            duration_ms: (1500, 1500),
+            video: none,
+            audio: ("flac", 16000, 2),
+            title: "Test Tone",
+        },
+        Expect {
+            file: "tone.ogg",
+            mime: "audio/ogg",
+            kind: MediaType::Audio,
+            duration_ms: (2000, 2000),
+            video: none,
+            audio: ("vorbis", 22050, 1),
+            title: "Test Tone",
+        },
+        Expect {
+            file: "tone.opus",
+            mime: "audio/ogg",
+            kind: MediaType::Audio,
+            duration_ms: (1990, 2010),
+            video: none,
+            audio: ("opus", 48000, 1),
+            title: "Test Tone",
+        },
+        Expect {
+            file: "tone.m4a",
+            mime: "audio/mp4",
+            kind: MediaType::Audio,
+            duration_ms: (1990, 2030),
+            video: none,
+            audio: ("aac", 22050, 1),
+            title: "Test Tone",
+        },
+    ];
+    for e in &cases {
+        let data = fixture(e.file);
+        let m = store(&mut s, e.file, "", &data).await;
+        let f = e.file;
+        assert!(m.analysis_error.is_empty(), "{f}: {}", m.analysis_error);
+        assert_eq!(
+            (m.mime_type.as_str(), m.r#type),
+            (e.mime, e.kind as i32),
+            "{f}"
+        );
+        assert!(
+            (e.duration_ms.0..=e.duration_ms.1).contains(&m.duration_ms),
+            "{f}: {} ms",
+            m.duration_ms
+        );
+        let (codec, w, h, fps) = e.video;
+        assert_eq!(
+            (m.video_codec.as_str(), m.width, m.height),
+            (codec, w, h),
+            "{f}"
+        );
+        assert!((m.fps - fps).abs() < 0.01, "{f}: {} fps", m.fps);
+        let (codec, rate, channels) = e.audio;
+        assert_eq!(
+            (m.audio_codec.as_str(), m.sample_rate, m.channels),
+            (codec, rate, channels),
+            "{f}"
+        );
+        let expected_bitrate = data.len() as u64 * 8 * 1000 / m.duration_ms;
+        assert!(
+            m.bitrate.abs_diff(expected_bitrate) <= expected_bitrate / 50,
+            "{f}: {} b/s",
+            m.bitrate
+        );
+        assert_eq!(
+            m.embedded_tags.get("title").map_or("", String::as_str),
+            e.title,
+            "{f}"
+        );
+        if e.kind == MediaType::Video {
+            assert_eq!(m.layout, Layout::Landscape as i32, "{f}");
+        }
+    }
+    // A WAV made here: exact figures.
+    let m = store(&mut s, "silence.wav", "audio/wav", &wav(8000, 2, 3)).await;
+    assert_eq!(m.mime_type, "audio/wav");
+    assert_eq!((m.duration_ms, m.audio_codec.as_str()), (3000, "pcm_s16le"));
+    assert_eq!(
+        (m.sample_rate, m.channels, m.bitrate),
+        (8000, 2, 256_000 + 44 * 8 / 3)
+    );
+    // A PDF: its pages.
+    let m = store(
+        &mut s,
+        "doc.pdf",
+        "application/pdf",
+        &fixture("pages5-objstm.pdf"),
+    )
+    .await;
+    assert_eq!((m.r#type, m.page_count), (MediaType::Document as i32, 5));
+    assert!(m.analysis_error.is_empty(), "{}", m.analysis_error);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncated_and_corrupted_media_are_stored_with_the_reason() {
+    let mut s = strict(|_| {}).await;
+    for file in [
+        "video-h264-aac.mp4",
+        "video-mpeg4-pcm.mov",
+        "video-vp9-opus.webm",
+        "video-av1-vorbis.mkv",
+        "tone.mp3",
+        "tone.flac",
+        "tone.ogg",
+        "tone.m4a",
+        "pages5-objstm.pdf",
+    ] {
+        let data = fixture(file);
+        let mut corrupted = data.clone();
+        // Keep the magic number (so the type stays), wreck what follows.
+        for b in &mut corrupted[12..] {
+            *b = b.wrapping_mul(31).wrapping_add(7);
+        }
+        for (what, bytes) in [
+            ("cut to 100 bytes", data[..100].to_vec()),
+            ("corrupted", corrupted),
+        ] {
+            let m = store(&mut s, file, "", &bytes).await;
+            assert!(
+                !m.analysis_error.is_empty(),
+                "{file} {what}: no error recorded"
+            );
+            assert_eq!(m.size_bytes, bytes.len() as u64);
+            let (_, back) = read(&mut s.client, &m.id, 0, 0).await.unwrap();
+            assert_eq!(back, bytes, "{file} {what}");
+        }
+    }
+    assert_storage_sound(&s).await;
+}

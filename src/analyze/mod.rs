@@ -1,5 +1,6 @@
-//! Content analysis: what the bytes are ([`sniff`]) and what they tell
-//! ([`image`]: dimensions, EXIF, GPS, density).
+//! Content analysis: what the bytes are ([`sniff`]) and what they tell:
+//! [`image`] (dimensions, EXIF, GPS, density), [`av`] (duration, frame
+//! rate, codecs, sound, tags of video and audio) and [`pdf`] (pages).
 //!
 //! Pure functions over a reader: no database, no gRPC. They run on the
 //! blocking pool, reading the staged bytes of an upload before it is
@@ -7,10 +8,15 @@
 //! that cannot be parsed is still stored: the reason goes into
 //! `Analysis::error` and the fields stay empty.
 
+pub mod av;
 pub mod image;
+pub mod pdf;
 pub mod sniff;
 
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::{
+    io::{self, BufReader, Read, Seek, SeekFrom},
+    sync::Arc,
+};
 
 use crate::domain::{Analysis, MediaType};
 
@@ -20,17 +26,20 @@ pub use self::sniff::Sniffed;
 const READ_BUFFER: usize = 64 * 1024;
 
 /// A positional read: fills the buffer from the offset, returns how much.
-type ReadAt<'a> = Box<dyn Fn(&mut [u8], u64) -> io::Result<usize> + 'a>;
+type ReadAt = Arc<dyn Fn(&mut [u8], u64) -> io::Result<usize> + Send + Sync>;
 
-/// Anything readable at an offset (a staged upload, a stored blob), seen
-/// as a `Read + Seek` stream for parsers.
-pub struct ReadAtCursor<'a> {
-    read_at: ReadAt<'a>,
+/// Anything readable at an offset (a staged upload, a stored blob, a
+/// file), seen as a `Read + Seek` stream for parsers. Clones read the same
+/// bytes with their own position; owned, so parsers that want a
+/// `'static` source (symphonia) can have one.
+#[derive(Clone)]
+pub struct ReadAtCursor {
+    read_at: ReadAt,
     len: u64,
     pos: u64,
 }
 
-impl std::fmt::Debug for ReadAtCursor<'_> {
+impl std::fmt::Debug for ReadAtCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadAtCursor")
             .field("len", &self.len)
@@ -39,18 +48,38 @@ impl std::fmt::Debug for ReadAtCursor<'_> {
     }
 }
 
-impl<'a> ReadAtCursor<'a> {
+impl ReadAtCursor {
     /// A cursor at the start of `len` bytes read through `read_at`.
-    pub fn new(len: u64, read_at: impl Fn(&mut [u8], u64) -> io::Result<usize> + 'a) -> Self {
+    pub fn new(
+        len: u64,
+        read_at: impl Fn(&mut [u8], u64) -> io::Result<usize> + Send + Sync + 'static,
+    ) -> Self {
         Self {
-            read_at: Box::new(read_at),
+            read_at: Arc::new(read_at),
             len,
             pos: 0,
         }
     }
+
+    /// A cursor over a whole file.
+    pub fn file(file: std::fs::File) -> io::Result<Self> {
+        use std::os::unix::fs::FileExt;
+        let len = file.metadata()?.len();
+        Ok(Self::new(len, move |buf, at| file.read_at(buf, at)))
+    }
+
+    /// Bytes in all.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
-impl Read for ReadAtCursor<'_> {
+impl Read for ReadAtCursor {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pos >= self.len {
             return Ok(0);
@@ -63,7 +92,7 @@ impl Read for ReadAtCursor<'_> {
     }
 }
 
-impl Seek for ReadAtCursor<'_> {
+impl Seek for ReadAtCursor {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         let target = match to {
             SeekFrom::Start(p) => Some(p),
@@ -77,11 +106,30 @@ impl Seek for ReadAtCursor<'_> {
 }
 
 /// Analyses content sniffed as `sniffed`, read through `source`.
-pub fn analyze(source: ReadAtCursor<'_>, sniffed: &Sniffed) -> Analysis {
+pub fn analyze(source: ReadAtCursor, sniffed: &Sniffed) -> Analysis {
     let mut a = Analysis::default();
-    let mut r = BufReader::with_capacity(READ_BUFFER, source);
     let result = match sniffed.kind {
-        MediaType::Image => image::analyze(&mut r, &sniffed.mime, &mut a),
+        MediaType::Image => {
+            let mut r = BufReader::with_capacity(READ_BUFFER, source);
+            image::analyze(&mut r, &sniffed.mime, &mut a)
+        }
+        MediaType::Video | MediaType::Audio => {
+            av::probe_source(source, &sniffed.mime).map(|info| {
+                a.duration_ms = info.duration_ms;
+                a.fps = info.fps;
+                a.video_codec = info.video_codec;
+                a.audio_codec = info.audio_codec;
+                a.width = info.width.and_then(|w| i32::try_from(w).ok());
+                a.height = info.height.and_then(|h| i32::try_from(h).ok());
+                a.facts.sample_rate = info.sample_rate;
+                a.facts.channels = info.channels;
+                a.facts.bitrate = info.bitrate;
+                a.facts.tags = info.tags;
+            })
+        }
+        MediaType::Document if sniffed.mime == "application/pdf" => {
+            pdf::page_count_source(source).map(|n| a.facts.page_count = Some(n))
+        }
         _ => Ok(()),
     };
     if let Err(e) = result {
@@ -93,5 +141,16 @@ pub fn analyze(source: ReadAtCursor<'_>, sniffed: &Sniffed) -> Analysis {
 /// Whether [`analyze`] has anything to learn from content of this kind;
 /// uploads of other content skip the blocking-pool round trip.
 pub fn worth_analyzing(sniffed: &Sniffed) -> bool {
-    matches!(sniffed.kind, MediaType::Image)
+    matches!(
+        sniffed.kind,
+        MediaType::Image | MediaType::Video | MediaType::Audio
+    ) || sniffed.mime == "application/pdf"
+}
+
+/// A committed test file (see `tests/fixtures/README.md`).
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }

@@ -47,7 +47,11 @@ pub enum Verdict {
 /// and reconciles it with `declared` (an essence such as `image/png`;
 /// `application/octet-stream` means "not declared").
 pub fn sniff(head: &[u8], declared: &str) -> Verdict {
-    let found = infer::get(head).map(|t| t.mime_type());
+    let found = infer::get(head).map(|t| match t.mime_type() {
+        // `infer` calls every EBML file WebM; the DocType says which.
+        "video/webm" if head.windows(8).take(64).any(|w| w == b"matroska") => "video/x-matroska",
+        mime => mime,
+    });
     let agree = |mime: &str| {
         Verdict::Agree(Sniffed {
             mime: mime.to_string(),
@@ -274,6 +278,23 @@ mod tests {
         assert!(agreed(sniff(elf, "image/png")).is_none());
         assert!(agreed(sniff(b"just text", "image/png")).is_none());
         assert!(agreed(sniff(&[0, 1, 2, 3], "text/plain")).is_none());
+    }
+
+    #[test]
+    fn matroska_is_told_from_webm_by_its_doctype() {
+        let ebml = |doctype: &[u8]| {
+            let mut h = vec![0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x82, 0x88];
+            h.extend_from_slice(doctype);
+            h
+        };
+        assert_eq!(
+            agreed(sniff(&ebml(b"matroska"), "")).as_deref(),
+            Some("video/x-matroska")
+        );
+        assert_eq!(
+            agreed(sniff(&ebml(b"webm\0\0\0\0"), "")).as_deref(),
+            Some("video/webm")
+        );
     }
 
     #[test]

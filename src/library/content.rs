@@ -120,16 +120,24 @@ impl Library {
             .await
             .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
         let sniffed = sniffed.clone();
-        tokio::task::spawn_blocking(move || {
-            let len = staged.len();
-            let analysis = {
-                let source = ReadAtCursor::new(len, |buf, at| staged.read_at(buf, at));
-                analyze::analyze(source, &sniffed)
-            };
-            (staged, analysis)
+        let (staged, analysis) = tokio::task::spawn_blocking(move || {
+            // Shared with the parsers, which want an owned source, and
+            // taken back once they are done with it.
+            let staged: Arc<Box<dyn StagedBlob>> = Arc::new(staged);
+            let shared = Arc::clone(&staged);
+            let source = ReadAtCursor::new(staged.len(), move |buf, at| shared.read_at(buf, at));
+            let analysis = analyze::analyze(source, &sniffed);
+            (Arc::try_unwrap(staged).ok(), analysis)
         })
         .await
-        .map_err(|e| Error::io("analysing an upload", std::io::Error::other(e)))
+        .map_err(|e| Error::io("analysing an upload", std::io::Error::other(e)))?;
+        let staged = staged.ok_or_else(|| {
+            Error::io(
+                "analysing an upload",
+                std::io::Error::other("a parser kept the staged bytes"),
+            )
+        })?;
+        Ok((staged, analysis))
     }
 }
 
