@@ -157,6 +157,18 @@ async fn broken_images_are_stored_with_the_reason() {
         ("png cut in its header", png[..20].to_vec()),
         ("png with a flipped header byte", flipped),
         ("gif cut after its signature", b"GIF89a\x01".to_vec()),
+        (
+            "webp cut in its header",
+            encoded(ImageFormat::WebP, 30, 20)[..16].to_vec(),
+        ),
+        (
+            "tiff cut in its header",
+            encoded(ImageFormat::Tiff, 30, 20)[..10].to_vec(),
+        ),
+        (
+            "bmp cut in its header",
+            encoded(ImageFormat::Bmp, 30, 20)[..20].to_vec(),
+        ),
     ];
     for (what, data) in cases {
         let m = store(&mut s, "broken", "", &data).await;

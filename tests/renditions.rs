@@ -166,6 +166,55 @@ async fn orientation_is_applied_and_metadata_stripped() {
     }
 }
 
+/// A stand-in ICC profile: what matters is that it arrives unchanged.
+fn icc() -> Vec<u8> {
+    let mut icc = vec![0u8; 300];
+    icc[36..40].copy_from_slice(b"acsp");
+    for (i, b) in icc.iter_mut().enumerate().skip(128) {
+        *b = i as u8;
+    }
+    icc
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_colour_profile_is_kept() {
+    use image::{ImageDecoder, ImageEncoder};
+    let mut s = TestServer::spawn().await;
+    let pic = picture(60, 40);
+    let mut png = Vec::new();
+    let mut enc = image::codecs::png::PngEncoder::new(&mut png);
+    enc.set_icc_profile(icc()).unwrap();
+    enc.write_image(pic.as_raw(), 60, 40, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    let mut jpeg = Vec::new();
+    let mut enc = image::codecs::jpeg::JpegEncoder::new(&mut jpeg);
+    enc.set_icc_profile(icc()).unwrap();
+    enc.write_image(pic.as_raw(), 60, 40, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    for (name, data) in [("p.png", png), ("p.jpg", jpeg)] {
+        let m = store(&mut s.client, name, &data).await;
+        for (format, out) in [
+            (RenditionFormat::Jpeg, ImageFormat::Jpeg),
+            (RenditionFormat::Png, ImageFormat::Png),
+            (RenditionFormat::Webp, ImageFormat::WebP),
+        ] {
+            let req = GetRenditionRequest {
+                format: format as i32,
+                ..sized(&m.id, 30, 0, RenditionFit::Contain)
+            };
+            let (_, _, bytes) = rendition(&mut s.client, req).await.unwrap();
+            let mut decoder = image::ImageReader::with_format(std::io::Cursor::new(&bytes), out)
+                .into_decoder()
+                .unwrap();
+            assert_eq!(
+                decoder.icc_profile().unwrap(),
+                Some(icc()),
+                "{name} as {format:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_request_is_served_from_the_cache() {
     let mut s = TestServer::spawn().await;
@@ -207,6 +256,15 @@ async fn a_repeated_request_is_served_from_the_cache() {
     assert_eq!(s.library.renders(), before + 1);
     let listed = list_renditions(&mut s.client, &m.id).await;
     assert_eq!(listed, vec![first]);
+    let got = s
+        .client
+        .get_media(pb::GetMediaRequest { id: m.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .media
+        .unwrap();
+    assert_eq!(got.renditions, listed);
     assert_storage_sound(&s).await;
 }
 

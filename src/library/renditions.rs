@@ -120,10 +120,11 @@ impl Library {
         })
     }
 
-    /// The cached renditions of media `id`.
-    pub async fn renditions(&self, tenant: TenantId, id: MediaId) -> Result<Vec<Rendition>> {
-        let media = self.get(tenant, id).await?;
-        self.inner.repo.renditions_of(&media.blob).await
+    /// The cached renditions of `media`'s content, by key.
+    pub async fn renditions_of(&self, media: &Media) -> Result<Vec<Rendition>> {
+        let mut all = self.inner.repo.renditions_of(&media.blob).await?;
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(all)
     }
 
     /// How many renditions this process has decoded a source for (cache

@@ -12,8 +12,10 @@
 //! orientation (turning the small image, not the big one). Other formats
 //! go through the `image` crate with its allocation limits.
 //!
-//! Renditions carry no metadata: EXIF (with any GPS position) and
-//! comments are never copied, and pixels are written as sRGB.
+//! Renditions carry no metadata but the colour profile: EXIF (with any GPS
+//! position), XMP and comments are never copied; an ICC profile is, so a
+//! wide-gamut photo's colours mean the same in its thumbnail (without one,
+//! pixels are sRGB, as browsers assume).
 
 mod gif;
 mod plan;
@@ -72,6 +74,14 @@ pub struct Rendered {
     pub height: u32,
 }
 
+/// Decoded pixels and the colour profile they are in.
+struct Decoded {
+    pixels: Pixels,
+    /// The source's ICC profile, carried over to the rendition so its
+    /// colours mean the same (a wide-gamut photo stays wide-gamut).
+    icc: Option<Vec<u8>>,
+}
+
 /// Decoded pixels: RGB, or RGBA when the source has transparency.
 enum Pixels {
     Rgb(RgbImage),
@@ -96,6 +106,46 @@ pub fn render(
     spec: &RenditionSpec,
     bounds: &Bounds,
 ) -> Result<Rendered, RenderError> {
+    let (Decoded { pixels, icc }, (tw, th)) = decode(data, mime, orientation, spec, bounds)?;
+    let pixels = resize(pixels, tw, th, spec.fit == Fit::Cover)?;
+    let mut image = match pixels {
+        Pixels::Rgb(i) => DynamicImage::ImageRgb8(i),
+        Pixels::Rgba(i) => DynamicImage::ImageRgba8(i),
+    };
+    if let Some(o) = Orientation::from_exif(orientation) {
+        image.apply_orientation(o);
+    }
+    let (width, height) = (image.width(), image.height());
+    let bytes = encode(image, icc, spec)?;
+    Ok(Rendered {
+        bytes,
+        width,
+        height,
+    })
+}
+
+/// Only the decoding step of [`render`] (at the same reduced scale), for
+/// benchmarks: the floor under which no rendition can go. Returns the
+/// decoded size.
+pub fn decode_only(
+    data: &[u8],
+    mime: &str,
+    orientation: u8,
+    spec: &RenditionSpec,
+    bounds: &Bounds,
+) -> Result<(u32, u32), RenderError> {
+    decode(data, mime, orientation, spec, bounds).map(|(d, _)| d.pixels.dimensions())
+}
+
+/// Checks the bounds, then decodes as little as the output needs. Returns
+/// the pixels and the output size before orientation.
+fn decode(
+    data: &[u8],
+    mime: &str,
+    orientation: u8,
+    spec: &RenditionSpec,
+    bounds: &Bounds,
+) -> Result<(Decoded, (u32, u32)), RenderError> {
     let format = ImageFormat::from_mime_type(mime)
         .ok_or_else(|| RenderError::Unsupported(format!("{mime} content has no renditions")))?;
     let (sw, sh) = header_size(data, format)?;
@@ -114,25 +164,11 @@ pub fn render(
     // The output's size before turning upright.
     let (tw, th) = if turned { (oh, ow) } else { (ow, oh) };
     let scale = (f64::from(tw) / f64::from(sw)).max(f64::from(th) / f64::from(sh));
-    let pixels = match format {
+    let decoded = match format {
         ImageFormat::Jpeg => decode_jpeg(data, scale)?,
         _ => decode_other(data, format, bounds)?,
     };
-    let pixels = resize(pixels, tw, th, spec.fit == Fit::Cover)?;
-    let mut image = match pixels {
-        Pixels::Rgb(i) => DynamicImage::ImageRgb8(i),
-        Pixels::Rgba(i) => DynamicImage::ImageRgba8(i),
-    };
-    if let Some(o) = Orientation::from_exif(orientation) {
-        image.apply_orientation(o);
-    }
-    let (width, height) = (image.width(), image.height());
-    let bytes = encode(image, spec)?;
-    Ok(Rendered {
-        bytes,
-        width,
-        height,
-    })
+    Ok((decoded, (tw, th)))
 }
 
 /// The stored width and height, from the header alone.
@@ -144,11 +180,15 @@ fn header_size(data: &[u8], format: ImageFormat) -> Result<(u32, u32), RenderErr
 
 /// Decodes a JPEG at the smallest DCT scale (n/8) that still has at least
 /// `scale` of the source's pixels, so the resizer only ever shrinks.
-fn decode_jpeg(data: &[u8], scale: f64) -> Result<Pixels, RenderError> {
+fn decode_jpeg(data: &[u8], scale: f64) -> Result<Decoded, RenderError> {
     let eighths = (scale * 8.0).ceil().clamp(1.0, 8.0) as u8;
     // libjpeg reports errors by unwinding (see `mozjpeg`'s docs).
-    let decoded = std::panic::catch_unwind(|| -> std::io::Result<(usize, usize, Vec<u8>)> {
-        let mut d = mozjpeg::Decompress::new_mem(data)?;
+    type Out = (usize, usize, Vec<u8>, Option<Vec<u8>>);
+    let decoded = std::panic::catch_unwind(|| -> std::io::Result<Out> {
+        let mut d = mozjpeg::Decompress::builder()
+            .with_markers(&[mozjpeg::Marker::APP(2)])
+            .from_mem(data)?;
+        let icc = jpeg_icc(&d);
         d.scale(eighths);
         if eighths < 8 {
             // The scaled IDCTs are exact enough for a downscale; the fast
@@ -162,9 +202,9 @@ fn decode_jpeg(data: &[u8], scale: f64) -> Result<Pixels, RenderError> {
         // A truncated file still gives its rows (the rest grey), as
         // browsers show it.
         let _ = started.finish();
-        Ok((w, h, pixels))
+        Ok((w, h, pixels, icc))
     });
-    let (w, h, pixels) = match decoded {
+    let (w, h, pixels, icc) = match decoded {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => return Err(RenderError::Corrupt(format!("the JPEG is unreadable: {e}"))),
         Err(panic) => {
@@ -182,9 +222,32 @@ fn decode_jpeg(data: &[u8], scale: f64) -> Result<Pixels, RenderError> {
         u32::try_from(w).map_err(|_| corrupt_size())?,
         u32::try_from(h).map_err(|_| corrupt_size())?,
     );
-    RgbImage::from_raw(w, h, pixels)
+    let pixels = RgbImage::from_raw(w, h, pixels)
         .map(Pixels::Rgb)
-        .ok_or_else(corrupt_size)
+        .ok_or_else(corrupt_size)?;
+    Ok(Decoded { pixels, icc })
+}
+
+/// The ICC profile of a JPEG: APP2 segments tagged `ICC_PROFILE`, each
+/// with its sequence number, joined in order.
+fn jpeg_icc<R>(d: &mozjpeg::Decompress<R>) -> Option<Vec<u8>> {
+    const TAG: &[u8] = b"ICC_PROFILE\0";
+    let mut parts: Vec<(u8, &[u8])> = d
+        .markers()
+        .filter(|m| m.marker == mozjpeg::Marker::APP(2) && m.data.len() > TAG.len() + 2)
+        .filter(|m| m.data.starts_with(TAG))
+        .map(|m| (m.data[TAG.len()], &m.data[TAG.len() + 2..]))
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    parts.sort_by_key(|(seq, _)| *seq);
+    Some(
+        parts
+            .into_iter()
+            .flat_map(|(_, p)| p.iter().copied())
+            .collect(),
+    )
 }
 
 fn corrupt_size() -> RenderError {
@@ -193,23 +256,29 @@ fn corrupt_size() -> RenderError {
 
 /// Decodes any other format (the first frame of an animation), within
 /// the allocation limit.
-fn decode_other(data: &[u8], format: ImageFormat, bounds: &Bounds) -> Result<Pixels, RenderError> {
+fn decode_other(data: &[u8], format: ImageFormat, bounds: &Bounds) -> Result<Decoded, RenderError> {
+    use image::ImageDecoder;
     let mut reader = image::ImageReader::with_format(Cursor::new(data), format);
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(bounds.max_alloc);
     reader.limits(limits);
-    let image = reader.decode().map_err(|e| match e {
+    let decoded = reader.into_decoder().and_then(|mut decoder| {
+        let icc = decoder.icc_profile().ok().flatten();
+        DynamicImage::from_decoder(decoder).map(|image| (image, icc))
+    });
+    let (image, icc) = decoded.map_err(|e| match e {
         image::ImageError::Limits(l) => RenderError::TooLarge(format!(
             "decoding the image would take more memory than this server allows: {l}"
         )),
         image::ImageError::Unsupported(u) => RenderError::Unsupported(u.to_string()),
         other => RenderError::Corrupt(format!("the image is unreadable: {other}")),
     })?;
-    Ok(if image.color().has_alpha() {
+    let pixels = if image.color().has_alpha() {
         Pixels::Rgba(image.into_rgba8())
     } else {
         Pixels::Rgb(image.into_rgb8())
-    })
+    };
+    Ok(Decoded { pixels, icc })
 }
 
 /// Resizes to exactly `w` x `h`; `cover` first crops the source, centred,
@@ -242,8 +311,12 @@ fn resize(pixels: Pixels, w: u32, h: u32, cover: bool) -> Result<Pixels, RenderE
     })
 }
 
-/// Encodes without metadata.
-fn encode(image: DynamicImage, spec: &RenditionSpec) -> Result<Vec<u8>, RenderError> {
+/// Encodes with the colour profile `icc`, and no other metadata.
+fn encode(
+    image: DynamicImage,
+    icc: Option<Vec<u8>>,
+    spec: &RenditionSpec,
+) -> Result<Vec<u8>, RenderError> {
     use image::{
         ImageEncoder,
         codecs::{jpeg::JpegEncoder, png, webp::WebPEncoder},
@@ -258,30 +331,40 @@ fn encode(image: DynamicImage, spec: &RenditionSpec) -> Result<Vec<u8>, RenderEr
                 DynamicImage::ImageRgba8(rgba) => flatten(&rgba),
                 other => other.into_rgb8(),
             };
-            JpegEncoder::new_with_quality(&mut out, spec.quality)
-                .write_image(
-                    rgb.as_raw(),
-                    rgb.width(),
-                    rgb.height(),
-                    image::ExtendedColorType::Rgb8,
-                )
-                .map_err(failed)?;
+            let mut enc = JpegEncoder::new_with_quality(&mut out, spec.quality);
+            with_icc(&mut enc, icc);
+            enc.write_image(
+                rgb.as_raw(),
+                rgb.width(),
+                rgb.height(),
+                image::ExtendedColorType::Rgb8,
+            )
+            .map_err(failed)?;
         }
         OutputFormat::Png => {
-            let enc = png::PngEncoder::new_with_quality(
+            let mut enc = png::PngEncoder::new_with_quality(
                 &mut out,
                 png::CompressionType::Fast,
                 png::FilterType::Adaptive,
             );
+            with_icc(&mut enc, icc);
             image.write_with_encoder(enc).map_err(failed)?;
         }
         OutputFormat::Webp => {
-            image
-                .write_with_encoder(WebPEncoder::new_lossless(&mut out))
-                .map_err(failed)?;
+            let mut enc = WebPEncoder::new_lossless(&mut out);
+            with_icc(&mut enc, icc);
+            image.write_with_encoder(enc).map_err(failed)?;
         }
     }
     Ok(out)
+}
+
+/// Gives the encoder the source's colour profile; an encoder that cannot
+/// carry one writes the pixels as they are.
+fn with_icc(enc: &mut impl image::ImageEncoder, icc: Option<Vec<u8>>) {
+    if let Some(icc) = icc {
+        let _ = enc.set_icc_profile(icc);
+    }
 }
 
 /// Composites RGBA over white.

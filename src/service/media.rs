@@ -116,8 +116,8 @@ impl pb::media_service_server::MediaService for MediaApi {
         let tenant = tenant_of(&request);
         let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
         record_media_id(&id);
-        let mut renditions = self.library.renditions(tenant, id).await?;
-        renditions.sort_by(|a, b| a.key.cmp(&b.key));
+        let media = self.library.get(tenant, id).await?;
+        let renditions = self.library.renditions_of(&media).await?;
         Ok(Response::new(pb::ListRenditionsResponse {
             renditions: renditions
                 .into_iter()
@@ -134,9 +134,13 @@ impl pb::media_service_server::MediaService for MediaApi {
         let id = MediaId::parse("id", &request.get_ref().id)?;
         record_media_id(&id);
         let media = self.library.get(tenant, id).await?;
-        Ok(Response::new(pb::GetMediaResponse {
-            media: Some(media_to_pb(media)),
-        }))
+        let renditions = self.library.renditions_of(&media).await?;
+        let mut media = media_to_pb(media);
+        media.renditions = renditions
+            .into_iter()
+            .map(convert::rendition_to_pb)
+            .collect();
+        Ok(Response::new(pb::GetMediaResponse { media: Some(media) }))
     }
 
     async fn batch_get_media(
