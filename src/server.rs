@@ -235,3 +235,18 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+/// A channel to a server just started on `addr`, retrying for up to 5 s
+/// while it comes up (for benchmarks and tools that start one).
+pub async fn connect_when_up(
+    addr: std::net::SocketAddr,
+) -> std::result::Result<tonic::transport::Channel, Box<dyn std::error::Error + Send + Sync>> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?;
+    for _ in 0..100 {
+        if let Ok(ch) = endpoint.connect().await {
+            return Ok(ch);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("the server on {addr} did not come up").into())
+}

@@ -84,14 +84,7 @@ async fn a_photo_s_exif_fills_every_typed_field() {
     assert_eq!(m.exif.get("Make").map(String::as_str), Some("FUJIFILM"));
     assert!(m.analysis_error.is_empty(), "{}", m.analysis_error);
     // The same facts come back from a read.
-    let again = s
-        .client
-        .get_media(pb::GetMediaRequest { id: m.id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .media
-        .unwrap();
+    let again = get_media(&mut s.client, &m.id).await;
     // (The MD5 is computed after the upload was acknowledged.)
     assert_eq!(
         pb::Media {

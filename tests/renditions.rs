@@ -256,15 +256,7 @@ async fn a_repeated_request_is_served_from_the_cache() {
     assert_eq!(s.library.renders(), before + 1);
     let listed = list_renditions(&mut s.client, &m.id).await;
     assert_eq!(listed, vec![first]);
-    let got = s
-        .client
-        .get_media(pb::GetMediaRequest { id: m.id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .media
-        .unwrap();
-    assert_eq!(got.renditions, listed);
+    assert_eq!(get_media(&mut s.client, &m.id).await.renditions, listed);
     assert_storage_sound(&s).await;
 }
 

@@ -151,7 +151,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     tokio::spawn(async move {
         let _ = server::run(listener, &cfg, served, std::future::pending()).await;
     });
-    let channel = connect(addr).await?;
+    let channel = server::connect_when_up(addr).await?;
     let media = MediaServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     let mut tree = FolderServiceClient::new(channel).max_decoding_message_size(64 << 20);
     let root = library.root_folder(tenant).await?;
@@ -396,17 +396,6 @@ async fn page(
         return Err(format!("a page came back with {got} media, not {want}").into());
     }
     Ok(())
-}
-
-async fn connect(addr: std::net::SocketAddr) -> Result<Channel, BoxError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?;
-    for _ in 0..100 {
-        if let Ok(ch) = endpoint.connect().await {
-            return Ok(ch);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err("the server did not come up".into())
 }
 
 /// 100 top-level folders, the rest spread below them; returns every

@@ -118,7 +118,7 @@ async fn main() -> Result<(), BoxError> {
     tokio::spawn(async move {
         let _ = server::run(listener, &cfg, library, std::future::pending()).await;
     });
-    let mut client = MediaServiceClient::new(connect(addr).await?)
+    let mut client = MediaServiceClient::new(server::connect_when_up(addr).await?)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     let mut ids = Vec::new();
@@ -257,17 +257,6 @@ fn photo(seed: u64, w: u32, h: u32) -> Result<Vec<u8>, BoxError> {
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img)?;
     Ok(jpeg)
-}
-
-async fn connect(addr: std::net::SocketAddr) -> Result<Channel, BoxError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?;
-    for _ in 0..100 {
-        if let Ok(ch) = endpoint.connect().await {
-            return Ok(ch);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err("the server did not come up".into())
 }
 
 async fn upload(

@@ -371,6 +371,17 @@ pub async fn read(
     Ok((first, bytes))
 }
 
+/// One media, by GetMedia.
+pub async fn get_media(client: &mut MediaServiceClient<Channel>, id: &str) -> pb::Media {
+    client
+        .get_media(pb::GetMediaRequest { id: id.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .media
+        .unwrap()
+}
+
 /// Every media, walking all pages.
 pub async fn list_all(client: &mut MediaServiceClient<Channel>) -> Vec<pb::Media> {
     let mut out = Vec::new();
