@@ -68,6 +68,19 @@ check "a malformed id is InvalidArgument" grep -q 'Code: InvalidArgument' <<<"$m
 deleted=$($GRPCURL -plaintext -d "{\"id\":\"$id\"}" "$addr" mediastore.v1.MediaService/DeleteMedia 2>&1)
 check "delete removes the blob" grep -q '"blobRemoved": true' <<<"$deleted"
 
+# A 4x2 PNG declared as nothing: the server tells its type and size, and
+# makes a 2x1 rendition of it; the same PNG declared as a JPEG is refused.
+PNG=iVBORw0KGgoAAAANSUhEUgAAAAQAAAACCAIAAADwyuo0AAAAEklEQVR4nGM8ISfHAANMDEgAABlYAQijcLdOAAAAAElFTkSuQmCC
+png=$($GRPCURL -plaintext -d "{\"header\":{\"filename\":\"red.png\"}}
+{\"chunk\":\"$PNG\"}" "$addr" mediastore.v1.MediaService/UploadMedia 2>&1)
+check "a PNG is sniffed and measured" test "$(field 'd["media"]["mimeType"], d["media"]["width"], d["media"]["height"]' <<<"$png" 2>/dev/null)" = "('image/png', 4, 2)"
+png_id=$(field 'd["media"]["id"]' <<<"$png" 2>/dev/null)
+rend=$($GRPCURL -plaintext -d "{\"media_id\":\"$png_id\",\"width\":2}" "$addr" mediastore.v1.MediaService/GetRendition 2>&1)
+check "GetRendition makes a 2x1 JPEG" grep -q '"key": "2x0-contain-jpeg-q80"' <<<"$rend"
+spoof=$($GRPCURL -plaintext -d "{\"header\":{\"filename\":\"red.jpg\",\"content_type\":\"image/jpeg\"}}
+{\"chunk\":\"$PNG\"}" "$addr" mediastore.v1.MediaService/UploadMedia 2>&1)
+check "a PNG declared as a JPEG is refused" grep -q 'the content is image/png' <<<"$spoof"
+
 created=$($GRPCURL -plaintext -d '{"name":"photos"}' "$addr" mediastore.v1.FolderService/CreateFolder 2>&1)
 check "create a folder" test "$(field 'd["folder"]["path"]' <<<"$created" 2>/dev/null)" = "/photos/"
 found=$($GRPCURL -plaintext -d '{"path":"/photos/"}' "$addr" mediastore.v1.FolderService/GetFolder 2>&1)

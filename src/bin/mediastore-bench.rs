@@ -405,6 +405,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     // A killed server's hold on a resumable upload lapses after this (the
     // restart measurement below); it does not affect anything else.
     server_cmd.args(["--upload-hold-secs", "1"]);
+    // The benchmark stores arbitrary bytes of every size, which the default
+    // content policy (known types, per-kind limits) refuses.
+    server_cmd.args(["--allowed-types", "*"]);
     let server = Proc(server_cmd.spawn()?);
     let pid = server.0.id();
     let mut sink = connect(sink_addr).await;
