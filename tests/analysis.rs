@@ -564,23 +564,29 @@ async fn truncated_and_corrupted_media_are_stored_with_the_reason() {
     let mut s = strict(|_| {}).await;
     for file in [
         "video-h264-aac.mp4",
+        "video-hevc.mp4",
         "video-mpeg4-pcm.mov",
         "video-vp9-opus.webm",
         "video-av1-vorbis.mkv",
         "tone.mp3",
         "tone.flac",
         "tone.ogg",
+        "tone.opus",
         "tone.m4a",
+        "silence.wav",
         "pages5-objstm.pdf",
     ] {
-        let data = fixture(file);
+        let data = match file {
+            "silence.wav" => wav(8000, 1, 1),
+            _ => fixture(file),
+        };
         let mut corrupted = data.clone();
         // Keep the magic number (so the type stays), wreck what follows.
         for b in &mut corrupted[12..] {
             *b = b.wrapping_mul(31).wrapping_add(7);
         }
         for (what, bytes) in [
-            ("cut to 100 bytes", data[..100].to_vec()),
+            ("cut to 40 bytes", data[..40].to_vec()),
             ("corrupted", corrupted),
         ] {
             let m = store(&mut s, file, "", &bytes).await;

@@ -148,7 +148,11 @@ fn decode(
 ) -> Result<(Decoded, (u32, u32)), RenderError> {
     let format = ImageFormat::from_mime_type(mime)
         .ok_or_else(|| RenderError::Unsupported(format!("{mime} content has no renditions")))?;
-    let (sw, sh) = header_size(data, format)?;
+    let (sw, sh) = match format {
+        // `image` would copy the whole file to read a JPEG's header.
+        ImageFormat::Jpeg => jpeg_size(data)?,
+        _ => header_size(data, format)?,
+    };
     if u64::from(sw) * u64::from(sh) > bounds.max_pixels {
         return Err(RenderError::TooLarge(format!(
             "the image is {sw}x{sh} pixels, more than the {} this server decodes",
@@ -176,6 +180,47 @@ fn header_size(data: &[u8], format: ImageFormat) -> Result<(u32, u32), RenderErr
     image::ImageReader::with_format(Cursor::new(data), format)
         .into_dimensions()
         .map_err(|e| RenderError::Corrupt(format!("the image header is unreadable: {e}")))
+}
+
+/// A JPEG's width and height from its frame header, walking the marker
+/// segments that precede it.
+fn jpeg_size(data: &[u8]) -> Result<(u32, u32), RenderError> {
+    let corrupt = || RenderError::Corrupt("the JPEG has no readable frame header".into());
+    if !data.starts_with(&[0xFF, 0xD8]) {
+        return Err(corrupt());
+    }
+    let mut at = 2;
+    loop {
+        // Fill bytes (0xFF) may precede a marker.
+        while data.get(at) == Some(&0xFF) && data.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        let (Some(&0xFF), Some(&marker)) = (data.get(at), data.get(at + 1)) else {
+            return Err(corrupt());
+        };
+        let len = data
+            .get(at + 2..at + 4)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            .ok_or_else(corrupt)?;
+        // SOF0-SOF15, except DHT (C4), JPG (C8) and DAC (CC).
+        if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+            let h = data.get(at + 5..at + 7).ok_or_else(corrupt)?;
+            let w = data.get(at + 7..at + 9).ok_or_else(corrupt)?;
+            let (w, h) = (
+                u32::from(u16::from_be_bytes([w[0], w[1]])),
+                u32::from(u16::from_be_bytes([h[0], h[1]])),
+            );
+            return if w == 0 || h == 0 {
+                Err(corrupt())
+            } else {
+                Ok((w, h))
+            };
+        }
+        if marker == 0xDA || marker == 0xD9 || len < 2 {
+            return Err(corrupt());
+        }
+        at += 2 + len;
+    }
 }
 
 /// Decodes a JPEG at the smallest DCT scale (n/8) that still has at least
@@ -374,4 +419,23 @@ fn flatten(rgba: &RgbaImage) -> RgbImage {
         let over = |c: u8| ((u16::from(c) * u16::from(a) + 255 * (255 - u16::from(a))) / 255) as u8;
         image::Rgb([over(r), over(g), over(b)])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jpeg_size_reads_the_frame_header() {
+        let img = DynamicImage::ImageRgb8(RgbImage::new(37, 21));
+        let mut jpeg = Cursor::new(Vec::new());
+        assert!(img.write_to(&mut jpeg, ImageFormat::Jpeg).is_ok());
+        let jpeg = jpeg.into_inner();
+        assert_eq!(jpeg_size(&jpeg).ok(), Some((37, 21)));
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap_or(0);
+        for cut in [0, 1, 2, 3, sof, sof + 6] {
+            assert!(jpeg_size(&jpeg[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(jpeg_size(b"\xFF\xD8\xFF\xDA\x00\x02").is_err());
+    }
 }
