@@ -577,3 +577,24 @@ async fn bad_rendition_requests_are_refused() {
     // Nothing was made for the refused requests.
     assert_eq!(s.blob_files(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_rendition_whose_bytes_are_gone_is_made_again() {
+    let mut s = TestServer::spawn().await;
+    let m = store(&mut s.client, "p.png", &encoded(ImageFormat::Png, 80, 40)).await;
+    let req = sized(&m.id, 20, 0, RenditionFit::Contain);
+    let (first, _, bytes) = rendition(&mut s.client, req.clone()).await.unwrap();
+    // What a scrub's quarantine, or an operator's mistake, leaves.
+    let blob = &first.blake3;
+    std::fs::remove_file(s.dir.path().join("blobs").join(&blob[..2]).join(blob)).unwrap();
+    let (again, cached, again_bytes) = rendition(&mut s.client, req.clone()).await.unwrap();
+    assert!(!cached);
+    assert_eq!(
+        (again.key, again.blake3),
+        (first.key.clone(), first.blake3.clone())
+    );
+    assert_eq!(again_bytes, bytes);
+    let (_, cached, _) = rendition(&mut s.client, req).await.unwrap();
+    assert!(cached);
+    assert_storage_sound(&s).await;
+}

@@ -101,23 +101,56 @@ impl Library {
             ));
         }
         let key = spec.key();
-        let (rendition, cached) = match self.inner.repo.find_rendition(&media.blob, &key).await? {
-            Some(r) => (r, true),
-            None => (self.make_rendition(&media, spec).await?, false),
-        };
-        let store = Arc::clone(&self.inner.blobs);
-        let blob = rendition.blob;
-        let reader = blocking(move || {
-            store
-                .open(&blob)
-                .map_err(|e| Error::io(format!("opening rendition blob {blob}"), e))
-        })
-        .await?;
+        if let Some(r) = self.inner.repo.find_rendition(&media.blob, &key).await? {
+            match self.open_blob(&r.blob).await? {
+                Some(reader) => {
+                    return Ok(OpenedRendition {
+                        rendition: r,
+                        cached: true,
+                        reader,
+                    });
+                }
+                // A cache entry whose bytes are gone (quarantined by a
+                // scrub, say) is forgotten and made again.
+                None => self.forget_rendition(&r).await?,
+            }
+        }
+        let rendition = self.make_rendition(&media, spec).await?;
+        let reader = self.open_blob(&rendition.blob).await?.ok_or_else(|| {
+            Error::DataLoss(format!(
+                "rendition blob {} vanished as it was made",
+                rendition.blob
+            ))
+        })?;
         Ok(OpenedRendition {
             rendition,
-            cached,
+            cached: false,
             reader,
         })
+    }
+
+    /// Opens a blob; `None` when it is not stored.
+    async fn open_blob(&self, hash: &ContentHash) -> Result<Option<Box<dyn BlobReader>>> {
+        let store = Arc::clone(&self.inner.blobs);
+        let hash = *hash;
+        blocking(move || match store.open(&hash) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("opening blob {hash}"), e)),
+        })
+        .await
+    }
+
+    /// Removes a cache entry and, when nothing else references them, its
+    /// bytes' row.
+    async fn forget_rendition(&self, r: &Rendition) -> Result<()> {
+        tracing::warn!(source = %r.source, key = %r.key, blob = %r.blob, "a cached rendition's bytes are missing; making it again");
+        let mut tx = self.inner.repo.begin().await?;
+        if let Some(blob) = tx.remove_rendition(&r.source, &r.key).await? {
+            let gone = tx.remove_unused_blobs(&[blob]).await?;
+            self.delete_blob_files(&gone).await?;
+        }
+        tx.commit().await
     }
 
     /// The cached renditions of `media`'s content, by key.

@@ -92,9 +92,40 @@ impl WriteTx {
                 format!("DELETE FROM renditions WHERE source_hash IN ({list}) RETURNING blob_hash")
             })
             .await?;
+        self.drop_references(&mut blobs).await?;
+        blobs.dedup();
+        Ok(blobs)
+    }
+
+    /// Deletes one cached rendition (whose bytes went missing) and drops
+    /// its reference on its blob. Returns the blob, if the row was there.
+    pub async fn remove_rendition(
+        &mut self,
+        source: &ContentHash,
+        key: &str,
+    ) -> Result<Option<ContentHash>> {
+        let backend = self.tx.get_database_backend();
+        let row = self
+            .tx
+            .query_one(Statement::from_sql_and_values(
+                backend,
+                "DELETE FROM renditions WHERE source_hash = $1 AND params = $2 RETURNING blob_hash",
+                [source.to_hex().into(), key.into()],
+            ))
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut blob = vec![parse_hash(&row.try_get_by_index::<String>(0)?)?];
+        self.drop_references(&mut blob).await?;
+        Ok(blob.pop())
+    }
+
+    /// Drops one reference per entry of `blobs` (sorted in place, so that
+    /// equal blobs make one update, in hash order).
+    async fn drop_references(&mut self, blobs: &mut [ContentHash]) -> Result<()> {
         let backend = self.tx.get_database_backend();
         blobs.sort_unstable_by_key(|h| h.0);
-        // Drop one reference per row: equal blobs in a run are one update.
         let mut at = 0;
         while at < blobs.len() {
             let run = blobs[at..].iter().take_while(|h| **h == blobs[at]).count();
@@ -107,8 +138,7 @@ impl WriteTx {
                 .await?;
             at += run;
         }
-        blobs.dedup();
-        Ok(blobs)
+        Ok(())
     }
 }
 
