@@ -354,6 +354,47 @@ async fn resumable_uploads_obey_the_policy() {
     assert_eq!((m.width, m.height, m.orientation), (64, 32, 6));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn resumable_uploads_obey_the_kind_limit_as_bytes_arrive() {
+    let s = strict(|c| c.max_image_size = 30_000).await;
+    let mut up = uploads(s.addr).await;
+    let big = encoded(ImageFormat::Bmp, 100, 100);
+    assert!(big.len() > 30_000);
+    let mut h = typed("big.bmp", "image/bmp", &big);
+    h.size_bytes = None;
+    // The first stream's first write shows a BMP: its limit holds at once.
+    let id = start_upload(&mut up, h.clone()).await.id;
+    let err = send_pieces(
+        &mut up,
+        vec![
+            piece(&id, 0, &big[..10_000], false),
+            piece(&id, 10_000, &big[10_000..], false),
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("30000"), "{}", err.message());
+    // A later stream learns the kind from the bytes held.
+    let id = start_upload(&mut up, h).await.id;
+    send_pieces(&mut up, vec![piece(&id, 0, &big[..100], false)])
+        .await
+        .unwrap();
+    send_pieces(&mut up, vec![piece(&id, 100, &big[100..10_000], false)])
+        .await
+        .unwrap();
+    let err = send_pieces(&mut up, vec![piece(&id, 10_000, &big[10_000..], false)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    use tonic_types::StatusExt;
+    let quota = err.get_details_quota_failure().unwrap();
+    assert_eq!(quota.violations[0].subject, "max_image_size");
+    // What was held before stays, and may still be finished smaller.
+    let q = query_upload(&mut up, &id).await.unwrap();
+    assert_eq!(q.committed_size, 10_000);
+}
+
 /// The start of a 64-bit Linux executable.
 fn elf_executable() -> Vec<u8> {
     let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0\x01\0\0\0".to_vec();

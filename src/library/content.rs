@@ -24,6 +24,18 @@ pub(super) struct Admitted {
     pub(super) limit: u64,
 }
 
+impl Admitted {
+    /// The error for an upload that reached `size` bytes, over its limit
+    /// (its kind's, or the server's `max` when that is the smaller).
+    pub(super) fn over_limit(&self, size: u64, max: u64) -> Error {
+        if self.limit < max {
+            too_large_for(&self.sniffed, size, self.limit)
+        } else {
+            super::upload::too_large(size, max)
+        }
+    }
+}
+
 impl Library {
     /// Decides from the first bytes (`head`, up to `SNIFF_LEN`) whether an
     /// upload may go on: its type must be allowed and agree with the

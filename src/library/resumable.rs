@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 
 use super::{
     Library,
+    content::Admitted,
     upload::{Received, UploadOutcome, blocking, too_large, verify},
 };
 use crate::{
@@ -242,6 +243,23 @@ impl Library {
         let declared = upload.spec.declared_size;
         let max = self.inner.limits.max_upload_size;
         let mut open = self.open_upload(&upload).await?;
+        // Once the first bytes are held, the content's kind and its size
+        // limit are known, and bytes past that limit are refused as they
+        // come, not at the finish.
+        let mut admitted = None;
+        if upload.committed >= SNIFF_LEN as u64 {
+            let Open { file, hashing } = open;
+            let (file, a) = self.admit_file(&upload.spec, file).await?;
+            open = Open { file, hashing };
+            match a {
+                Ok(a) => admitted = Some(a),
+                Err(e) => {
+                    drop(open);
+                    self.end_upload(id, UploadState::Cancelled).await?;
+                    return Err(e);
+                }
+            }
+        }
         // `pos`: bytes in the file; `held`: bytes recorded as durable.
         let mut pos = upload.committed;
         let mut held = upload.committed;
@@ -265,18 +283,23 @@ impl Library {
                 break;
             }
             finish = msg.finish;
-            if pos == 0
+            if admitted.is_none()
+                && pos == 0
                 && msg.offset == 0
                 && (msg.data.len() >= SNIFF_LEN || msg.finish)
-                && let Err(e) = self.admit(&upload.spec, &msg.data[..msg.data.len().min(SNIFF_LEN)])
             {
-                // Refused from its first bytes, as a plain upload is: the
-                // same bytes would be refused at the finish.
-                drop(open);
-                self.end_upload(id, UploadState::Cancelled).await?;
-                return Err(e);
+                match self.admit(&upload.spec, &msg.data[..msg.data.len().min(SNIFF_LEN)]) {
+                    Ok(a) => admitted = Some(a),
+                    Err(e) => {
+                        // Refused from its first bytes, as a plain upload
+                        // is: the same bytes would be refused at the finish.
+                        drop(open);
+                        self.end_upload(id, UploadState::Cancelled).await?;
+                        return Err(e);
+                    }
+                }
             }
-            let (o, r) = append(open, id, pos, msg, declared, max).await?;
+            let (o, r) = append(open, id, pos, msg, declared, max, admitted.as_ref()).await?;
             open = o;
             match r {
                 Ok(end) => pos = end,
@@ -620,6 +643,7 @@ async fn append(
     msg: UploadWrite,
     declared: Option<u64>,
     max: u64,
+    admitted: Option<&Admitted>,
 ) -> Result<(Open, Result<u64>)> {
     let part: Range<usize> = match new_part(id, pos, msg.offset, msg.data.len()) {
         Ok(p) => p,
@@ -635,8 +659,10 @@ async fn append(
         );
         return Ok((open, Err(e)));
     }
-    if end > max {
-        return Ok((open, Err(too_large(end, max))));
+    match admitted {
+        Some(a) if end > a.limit => return Ok((open, Err(a.over_limit(end, max)))),
+        None if end > max => return Ok((open, Err(too_large(end, max)))),
+        _ => {}
     }
     let mut open = open;
     if part.start > 0 {

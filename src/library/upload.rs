@@ -250,13 +250,7 @@ impl Library {
                 }
             }
             match &admitted {
-                Some(a) if total > a.limit => {
-                    return Err(if a.limit < max {
-                        too_large_for(&a.sniffed, total, a.limit)
-                    } else {
-                        too_large(total, max)
-                    });
-                }
+                Some(a) if total > a.limit => return Err(a.over_limit(total, max)),
                 None if total > max => return Err(too_large(total, max)),
                 _ => {}
             }
