@@ -598,3 +598,26 @@ async fn a_cached_rendition_whose_bytes_are_gone_is_made_again() {
     assert!(cached);
     assert_storage_sound(&s).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cmyk_jpegs_render_too() {
+    let mut s = TestServer::spawn().await;
+    // Cyan everywhere (C=255, M=Y=K=0; Adobe writes CMYK inverted, which
+    // decoders undo), as print workflows make them.
+    let (w, h) = (64usize, 32usize);
+    let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_CMYK);
+    c.set_size(w, h);
+    c.set_quality(90.0);
+    let mut started = c.start_compress(Vec::new()).unwrap();
+    started
+        .write_scanlines(&[0u8, 255, 255, 255].repeat(w * h))
+        .unwrap();
+    let cmyk = started.finish().unwrap();
+    let m = store(&mut s.client, "print.jpg", &cmyk).await;
+    assert_eq!((m.width, m.height), (64, 32));
+    let (r, _, bytes) = rendition(&mut s.client, sized(&m.id, 16, 0, RenditionFit::Contain))
+        .await
+        .unwrap();
+    assert_eq!((r.width, r.height), (16, 8));
+    decode(&r, &bytes);
+}

@@ -169,7 +169,12 @@ fn decode(
     let (tw, th) = if turned { (oh, ow) } else { (ow, oh) };
     let scale = (f64::from(tw) / f64::from(sw)).max(f64::from(th) / f64::from(sh));
     let decoded = match format {
-        ImageFormat::Jpeg => decode_jpeg(data, scale)?,
+        // libjpeg does not turn CMYK (print) JPEGs into RGB; `image` does,
+        // without scaling, so such files cost a full decode.
+        ImageFormat::Jpeg => match decode_jpeg(data, scale) {
+            Ok(d) => d,
+            Err(e) => decode_other(data, format, bounds).map_err(|_| e)?,
+        },
         _ => decode_other(data, format, bounds)?,
     };
     Ok((decoded, (tw, th)))
