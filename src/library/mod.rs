@@ -112,6 +112,8 @@ struct Inner {
     analysis_slots: Arc<tokio::sync::Semaphore>,
     /// Renditions decoded by this process (cache hits do not count).
     renders: std::sync::atomic::AtomicU64,
+    /// Taken by the background task making one upload's eager renditions.
+    eager_turn: tokio::sync::Semaphore,
 }
 
 impl Library {
@@ -143,6 +145,7 @@ impl Library {
                     std::thread::available_parallelism().map_or(2, usize::from),
                 )),
                 renders: Default::default(),
+                eager_turn: tokio::sync::Semaphore::new(1),
             }),
         };
         library.recover().await?;

@@ -181,6 +181,12 @@ impl Library {
         let this = self.clone();
         let media = media.clone();
         tokio::spawn(async move {
+            // One image's presets at a time, so a burst of image uploads
+            // leaves the other slots to their analyses and to renditions
+            // clients are waiting for.
+            let Ok(_turn) = this.inner.eager_turn.acquire().await else {
+                return;
+            };
             for spec in specs {
                 let cached = this
                     .inner
