@@ -642,3 +642,33 @@ async fn truncated_and_corrupted_media_are_stored_with_the_reason() {
     }
     assert_storage_sound(&s).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn svg_is_refused_by_default_and_stored_when_allowed() {
+    let svg =
+        br#"<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>"#;
+    let mut s = strict(|_| {}).await;
+    let err = upload(&mut s.client, typed("a.svg", "image/svg+xml", svg), svg)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "TYPE_NOT_ALLOWED", "{err:?}");
+    assert!(err.message().contains("image/svg+xml"), "{}", err.message());
+    let mut s = strict(|c| c.allowed_types = "image/*".into()).await;
+    let m = store(&mut s, "a.svg", "image/svg+xml", svg).await;
+    assert_eq!(
+        (m.mime_type.as_str(), m.r#type),
+        ("image/svg+xml", MediaType::Image as i32)
+    );
+    assert!(m.analysis_error.is_empty(), "{}", m.analysis_error);
+    let err = s
+        .client
+        .get_rendition(pb::GetRenditionRequest {
+            media_id: m.id.clone(),
+            width: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(reason(&err), "RENDITION_UNSUPPORTED");
+}

@@ -18,6 +18,15 @@ const MAX_EXIF_VALUE_CHARS: usize = 256;
 /// the reason when the image is unreadable; EXIF that is absent is not an
 /// error, EXIF that is broken is (the dimensions are kept).
 pub fn analyze<R: BufRead + Seek>(r: &mut R, mime: &str, a: &mut Analysis) -> Result<(), String> {
+    // The containers `kamadak-exif` can look into.
+    let has_exif = matches!(
+        mime,
+        "image/jpeg" | "image/tiff" | "image/png" | "image/webp" | "image/heif" | "image/avif"
+    );
+    if image::ImageFormat::from_mime_type(mime).is_none() && !has_exif {
+        // Nothing here reads it (SVG, icons, ...): nothing to report.
+        return Ok(());
+    }
     let dims = dimensions(r, mime);
     if let Ok((w, h)) = dims {
         a.width = i32::try_from(w).ok();
@@ -26,11 +35,6 @@ pub fn analyze<R: BufRead + Seek>(r: &mut R, mime: &str, a: &mut Analysis) -> Re
     r.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     density(r, mime, a);
     r.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-    // The containers `kamadak-exif` can look into.
-    let has_exif = matches!(
-        mime,
-        "image/jpeg" | "image/tiff" | "image/png" | "image/webp" | "image/heif" | "image/avif"
-    );
     let exif = match has_exif.then(|| exif::Reader::new().read_from_container(r)) {
         None => None,
         Some(Ok(exif)) => Some(exif),

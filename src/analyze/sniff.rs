@@ -170,6 +170,19 @@ const CONTAINERS: &[(&str, &[&str])] = &[
     ("video/webm", &["audio/webm"]),
     ("video/x-matroska", &["audio/x-matroska"]),
     ("audio/ogg", &["video/ogg"]),
+    // Text formats `infer` recognises by their first characters, which
+    // more specific text types share.
+    (
+        "text/xml",
+        &[
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "application/rss+xml",
+            "application/atom+xml",
+        ],
+    ),
+    ("text/html", &["application/xhtml+xml", "text/plain"]),
+    ("text/x-shellscript", &["text/plain", "application/x-sh"]),
 ];
 
 fn is_container(mime: &str) -> bool {
@@ -262,6 +275,15 @@ mod tests {
         assert_eq!(
             agreed(sniff(b"a,b\n1,2\n", "text/csv")).as_deref(),
             Some("text/csv")
+        );
+        let svg = b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"/>";
+        assert_eq!(
+            agreed(sniff(svg, "image/svg+xml")).as_deref(),
+            Some("image/svg+xml")
+        );
+        assert_eq!(
+            agreed(sniff(b"#!/bin/sh\necho hi\n", "text/plain")).as_deref(),
+            Some("text/plain")
         );
     }
 
