@@ -218,15 +218,10 @@ fn readable(exif: &Exif) -> serde_json::Value {
 /// Pixel density from the JFIF header or the PNG `pHYs` chunk, for images
 /// whose EXIF (read later, and preferred) does not say.
 fn density<R: Read>(r: &mut R, mime: &str, a: &mut Analysis) {
-    let mut head = [0u8; 64];
-    let mut n = 0;
-    while n < head.len() {
-        match r.read(&mut head[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k,
-        }
-    }
-    let head = &head[..n];
+    let mut head = Vec::with_capacity(64);
+    // A short or unreadable file has no density to tell.
+    let _ = r.take(64).read_to_end(&mut head);
+    let head = head.as_slice();
     let dpi = match mime {
         // SOI, APP0 length, "JFIF\0", version, units, Xdensity, Ydensity.
         "image/jpeg" if head.len() >= 18 && &head[6..11] == b"JFIF\0" => {

@@ -42,8 +42,8 @@ impl Library {
     /// declared one, and its declared size fit its kind's limit.
     pub(super) fn admit(&self, spec: &UploadSpec, head: &[u8]) -> Result<Admitted> {
         let policy = &self.inner.limits.policy;
-        let declared = spec.mime_type.split(';').next().unwrap_or("").trim();
-        let sniffed = match analyze::sniff::sniff(head, declared) {
+        // `spec.mime_type` is already a lowercase essence (`convert::parse_mime`).
+        let sniffed = match analyze::sniff::sniff(head, &spec.mime_type) {
             Verdict::Agree(s) => s,
             Verdict::Mismatch { declared, sniffed } => match policy.on_mismatch {
                 OnMismatch::UseContent => sniffed,

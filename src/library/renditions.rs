@@ -187,15 +187,8 @@ impl Library {
             let Ok(_turn) = this.inner.eager_turn.acquire().await else {
                 return;
             };
+            // `make_rendition` skips those already cached.
             for spec in specs {
-                let cached = this
-                    .inner
-                    .repo
-                    .find_rendition(&media.blob, &spec.key())
-                    .await;
-                if matches!(cached, Ok(Some(_))) {
-                    continue;
-                }
                 if let Err(e) = this.make_rendition(&media, spec).await {
                     tracing::debug!(media = %media.id, error = %e, "no eager rendition");
                 }
