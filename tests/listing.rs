@@ -1363,3 +1363,89 @@ async fn text_query_pages_in_creation_order_are_exact_at_ties_and_odd_times() {
         }
     }
 }
+
+/// The text index follows every change of a media's words: a media whose
+/// words hold the text twice comes once, a word longer than the index
+/// stores whole is found from anywhere inside it, edits of the title and
+/// tags move the media to its new words, and a deleted media is found no
+/// more. On PostgreSQL these go through the term index and its chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_queries_follow_edits_deletes_repeats_and_long_words() {
+    let mut s = TestServer::spawn().await;
+    let cl = &mut s.client;
+    let hits = |text: &str| MediaFilter {
+        query: text.into(),
+        ..Default::default()
+    };
+    let twice = up(cl, "fruit.bin", 10, |h| {
+        h.title = "Apple pineapple".into();
+        h.tags = vec!["apples".into()];
+    })
+    .await;
+    let page = list(
+        cl,
+        ListMediaRequest {
+            filter: Some(hits("apple")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids(&page.media), std::slice::from_ref(&twice.id));
+
+    // One 448-character word: "w000w001...w111" (queries stop at 200).
+    let long: String = (0..112).map(|i| format!("w{i:03}")).collect();
+    let word = up(cl, "long.bin", 11, |h| h.title = long.clone()).await;
+    for (from, len) in [
+        (0, 100),
+        (150, 100),
+        (348, 100),
+        (388, 60),
+        (120, 101),
+        (248, 200),
+    ] {
+        let part = &long[from..from + len];
+        assert_eq!(
+            matching(cl, hits(&part.to_uppercase())).await,
+            set_of(&[&word]),
+            "{len} characters from {from}"
+        );
+    }
+    assert!(
+        matching(cl, hits(&format!("{}x", &long[300..400])))
+            .await
+            .is_empty()
+    );
+
+    let edited = up(cl, "notes.bin", 12, |h| {
+        h.title = "old caption".into();
+        h.tags = vec!["oldtag".into()];
+    })
+    .await;
+    assert_eq!(matching(cl, hits("oldtag")).await, set_of(&[&edited]));
+    let mut change = edited.clone();
+    change.title = "new caption".into();
+    change.tags = vec!["newtag".into()];
+    cl.update_media(pb::UpdateMediaRequest {
+        media: Some(change),
+        update_mask: Some(FieldMask {
+            paths: vec!["title".into(), "tags".into()],
+        }),
+    })
+    .await
+    .unwrap();
+    assert!(matching(cl, hits("old")).await.is_empty());
+    assert_eq!(matching(cl, hits("newtag")).await, set_of(&[&edited]));
+    assert_eq!(matching(cl, hits("NEW CAPTION")).await, set_of(&[&edited]));
+    assert_eq!(matching(cl, hits("notes.b")).await, set_of(&[&edited]));
+
+    cl.delete_media(DeleteMediaRequest {
+        id: edited.id.clone(),
+        force: false,
+    })
+    .await
+    .unwrap();
+    assert!(matching(cl, hits("caption")).await.is_empty());
+    assert!(matching(cl, hits("newtag")).await.is_empty());
+    assert_eq!(matching(cl, hits("APPLES")).await, set_of(&[&twice]));
+}

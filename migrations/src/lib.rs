@@ -16,6 +16,10 @@ mod m20261125_000003_text_search;
 mod m20261125_000004_uploads;
 mod m20261125_000005_analysis;
 mod m20261125_000006_renditions;
+mod m20261201_000007_text_terms;
+
+/// Longest text query PostgreSQL's term index answers (see migration 000007).
+pub use m20261201_000007_text_terms::STEP as TERM_QUERY_CHARS;
 
 /// Runs every migration in order; the server applies pending ones at start-up.
 #[derive(Debug)]
@@ -31,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_uploads::Migration),
             Box::new(m20261125_000005_analysis::Migration),
             Box::new(m20261125_000006_renditions::Migration),
+            Box::new(m20261201_000007_text_terms::Migration),
         ]
     }
 }

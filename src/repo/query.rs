@@ -25,7 +25,7 @@ use crate::{
 };
 
 mod fts_walk;
-mod trigram_sparse;
+mod sparse;
 
 /// Which folders a query covers, resolved from `MediaQuery::folder`.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ impl Repo {
         if text == TextMode::Trigram
             && walkable(query)
             && let Some(page) = self
-                .trigram_page(tenant, scope, query, cursor, limit)
+                .sparse_page(tenant, scope, query, cursor, limit)
                 .await?
         {
             return Ok(page);
@@ -78,11 +78,12 @@ impl Repo {
     ) -> Result<Vec<String>> {
         let backend = self.read.get_database_backend();
         let text = self.text_mode(scope, query).await?;
+        if text == TextMode::Trigram && walkable(query) {
+            // Unless the text is common (then it is the plan below).
+            return self.explain_sparse_page(tenant, scope, query, limit).await;
+        }
         let q = if text == TextMode::FtsWalk {
             self.fts_walk_statement(tenant, scope, query, limit)
-        } else if text == TextMode::Trigram && walkable(query) {
-            // The page then comes by id, unless the text is common.
-            trigram_sparse::trigram_hits(tenant, scope, query, None)
         } else {
             page(tenant, scope, query, text, None, limit)
         };
@@ -129,7 +130,8 @@ enum TextMode {
     /// trigram index can serve.
     Like,
     /// PostgreSQL: `LIKE` on the generated column `search_text` (title,
-    /// filename and tags, lower-cased), which `media_search_trgm` indexes.
+    /// filename and tags, lower-cased), which `media_search_trgm` indexes;
+    /// in creation order, first the term index ([`sparse`]).
     Trigram,
     /// SQLite, the FTS5 trigram table; `sparse` when few media match, so
     /// the page is built from the matches (sorted) rather than by walking
@@ -290,10 +292,7 @@ fn sort_expr(order: SortKey) -> SimpleExpr {
 
 /// Rows strictly after the cursor in the listing's order.
 fn after(key: SimpleExpr, id: SimpleExpr, ascending: bool, c: &PageCursor) -> Condition {
-    let value: sea_orm::Value = match &c.value {
-        SortValue::Int(v) => (*v).into(),
-        SortValue::Text(s) => s.clone().into(),
-    };
+    let value = sort_value(&c.value);
     let id = Expr::expr(id);
     let key = Expr::expr(key);
     let (beyond, id_beyond) = if ascending {
@@ -304,6 +303,14 @@ fn after(key: SimpleExpr, id: SimpleExpr, ascending: bool, c: &PageCursor) -> Co
     Condition::any()
         .add(beyond)
         .add(Condition::all().add(key.eq(value)).add(id_beyond))
+}
+
+/// A cursor's sort key as a bound value.
+fn sort_value(v: &SortValue) -> sea_orm::Value {
+    match v {
+        SortValue::Int(v) => (*v).into(),
+        SortValue::Text(s) => s.clone().into(),
+    }
 }
 
 /// Rows strictly after the cursor in creation order.
