@@ -138,11 +138,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let started = Instant::now();
         let ids = seed_media(&library, &folders, args.media).await?;
         println!("seeded {} media in {:.1?}", ids.len(), started.elapsed());
-        // What autovacuum (PostgreSQL) or a periodic ANALYZE (SQLite) does
-        // after a load like this one.
-        library.repo().analyze().await?;
         (folders, ids)
     };
+    // What autovacuum (PostgreSQL) or a periodic ANALYZE (SQLite) does
+    // after a load like the seeding, or a migration that fills a table;
+    // quick when nothing changed.
+    library.repo().analyze().await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
