@@ -68,16 +68,19 @@ fn up_statements() -> Vec<String> {
            created_at bigint NOT NULL, \
            media_id uuid NOT NULL)"
             .into(),
-        // New terms go into the vocabulary in sorted order, so two
-        // concurrent statements never wait on each other's terms in a cycle.
+        // Each media's terms are computed once: the vocabulary takes them
+        // from the rows just added. New terms go into it in sorted order, so
+        // two concurrent statements never wait on each other's terms in a
+        // cycle.
         "CREATE FUNCTION media_terms_add() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN \
+           WITH stored AS ( \
+             INSERT INTO media_terms (tenant_id, term, created_at, media_id) \
+               SELECT added.tenant_id, t, added.created_at, added.id \
+                 FROM added, unnest(media_search_terms(added.title, added.filename, added.tags)) AS t \
+               RETURNING term) \
            INSERT INTO search_vocab (term) \
-             SELECT DISTINCT t FROM added, unnest(media_search_terms(added.title, added.filename, added.tags)) AS t \
-              ORDER BY t ON CONFLICT DO NOTHING; \
-           INSERT INTO media_terms (tenant_id, term, created_at, media_id) \
-             SELECT added.tenant_id, t, added.created_at, added.id \
-               FROM added, unnest(media_search_terms(added.title, added.filename, added.tags)) AS t; \
+             SELECT DISTINCT term FROM stored ORDER BY term ON CONFLICT DO NOTHING; \
            RETURN NULL; \
          END $$"
             .into(),
@@ -101,12 +104,13 @@ fn up_statements() -> Vec<String> {
             WHERE tenant_id = OLD.tenant_id \
               AND term = ANY (media_search_terms(OLD.title, OLD.filename, OLD.tags)) \
               AND created_at = OLD.created_at AND media_id = OLD.id; \
+           WITH stored AS ( \
+             INSERT INTO media_terms (tenant_id, term, created_at, media_id) \
+               SELECT NEW.tenant_id, t, NEW.created_at, NEW.id \
+                 FROM unnest(media_search_terms(NEW.title, NEW.filename, NEW.tags)) AS t \
+               RETURNING term) \
            INSERT INTO search_vocab (term) \
-             SELECT t FROM unnest(media_search_terms(NEW.title, NEW.filename, NEW.tags)) AS t \
-              ORDER BY t ON CONFLICT DO NOTHING; \
-           INSERT INTO media_terms (tenant_id, term, created_at, media_id) \
-             SELECT NEW.tenant_id, t, NEW.created_at, NEW.id \
-               FROM unnest(media_search_terms(NEW.title, NEW.filename, NEW.tags)) AS t; \
+             SELECT term FROM stored ORDER BY term ON CONFLICT DO NOTHING; \
            RETURN NULL; \
          END $$"
             .into(),

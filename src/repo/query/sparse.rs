@@ -41,26 +41,6 @@ use crate::{
     repo::{Repo, entity::media},
 };
 
-/// Where a sparse text query finds its matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// `media_terms`, through the vocabulary.
-    Terms,
-    /// The trigram index on `media.search_text`.
-    Trigrams,
-}
-
-impl Source {
-    /// The index that answers `text`.
-    fn for_text(text: &str) -> Self {
-        if fits_a_term(text) {
-            Self::Terms
-        } else {
-            Self::Trigrams
-        }
-    }
-}
-
 /// Whether every media matching `text` holds it inside one term, so the
 /// term index finds them all.
 ///
@@ -172,12 +152,9 @@ fn hits(
     query: &MediaQuery,
     cursor: Option<&PageCursor>,
 ) -> (SelectStatement, Option<MediaFilter>) {
-    let Some(text) = &query.filter.text else {
+    let Some(text) = query.filter.text.as_deref().filter(|t| fits_a_term(t)) else {
         return (trigram_hits(tenant, scope, query, cursor), None);
     };
-    if Source::for_text(text) == Source::Trigrams {
-        return (trigram_hits(tenant, scope, query, cursor), None);
-    }
     let rest = MediaFilter {
         text: None,
         ..query.filter.clone()
@@ -319,10 +296,10 @@ mod tests {
     #[test]
     fn only_text_inside_one_term_goes_to_the_term_index() {
         for text in ["dawn", "IMG_0042.jpg", "été", "abc-d_e%f.g", "x1y"] {
-            assert_eq!(Source::for_text(text), Source::Terms, "{text}");
+            assert!(fits_a_term(text), "{text}");
         }
         let longest = "a".repeat(mediastore_migrations::TERM_QUERY_CHARS);
-        assert_eq!(Source::for_text(&longest), Source::Terms);
+        assert!(fits_a_term(&longest));
         let too_long = format!("{longest}a");
         for text in [
             "two words",
@@ -337,7 +314,7 @@ mod tests {
             "emoji🙂abc",
             too_long.as_str(),
         ] {
-            assert_eq!(Source::for_text(text), Source::Trigrams, "{text}");
+            assert!(!fits_a_term(text), "{text}");
         }
     }
 }
