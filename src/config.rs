@@ -63,53 +63,61 @@ pub enum LogFormat {
     Json,
 }
 
-/// Server settings.
+/// Server settings. Every one is `global`, so it may be given before or
+/// after the subcommand: `mediastore --listen A serve` and `mediastore
+/// serve --listen A` are the same.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "MEDIASTORE_LISTEN", default_value = DEFAULT_LISTEN)]
+    #[arg(global = true, long, env = "MEDIASTORE_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Directory for blobs, staging files and the default SQLite database.
-    #[arg(long, env = "MEDIASTORE_DATA_DIR", default_value = "./data")]
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_DATA_DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
     /// Database URL: `sqlite://PATH` or `postgres://USER@HOST/DB`.
     /// Default: `sqlite://<data-dir>/mediastore.db`.
-    #[arg(long, env = "MEDIASTORE_DATABASE_URL")]
+    #[arg(global = true, long, env = "MEDIASTORE_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Largest accepted upload (bytes; suffixes KiB, MiB, GiB, KB, MB, GB).
-    #[arg(long, env = "MEDIASTORE_MAX_UPLOAD_SIZE", default_value = DEFAULT_MAX_UPLOAD_SIZE, value_parser = parse_size)]
+    #[arg(global = true, long, env = "MEDIASTORE_MAX_UPLOAD_SIZE", default_value = DEFAULT_MAX_UPLOAD_SIZE, value_parser = parse_size)]
     pub max_upload_size: u64,
     /// Content types accepted, comma-separated: exact (`image/png`), a
     /// family (`image/*`) or `*` for anything. The type is sniffed from
     /// the bytes, never taken from the name or the declared type.
-    #[arg(long, env = "MEDIASTORE_ALLOWED_TYPES", default_value = DEFAULT_ALLOWED_TYPES)]
+    #[arg(global = true, long, env = "MEDIASTORE_ALLOWED_TYPES", default_value = DEFAULT_ALLOWED_TYPES)]
     pub allowed_types: String,
     /// Largest image upload.
-    #[arg(long, env = "MEDIASTORE_MAX_IMAGE_SIZE", default_value = "10MB", value_parser = parse_size)]
+    #[arg(global = true, long, env = "MEDIASTORE_MAX_IMAGE_SIZE", default_value = "10MB", value_parser = parse_size)]
     pub max_image_size: u64,
     /// Largest video upload.
-    #[arg(long, env = "MEDIASTORE_MAX_VIDEO_SIZE", default_value = "100MB", value_parser = parse_size)]
+    #[arg(global = true, long, env = "MEDIASTORE_MAX_VIDEO_SIZE", default_value = "100MB", value_parser = parse_size)]
     pub max_video_size: u64,
     /// Largest audio upload.
-    #[arg(long, env = "MEDIASTORE_MAX_AUDIO_SIZE", default_value = "50MB", value_parser = parse_size)]
+    #[arg(global = true, long, env = "MEDIASTORE_MAX_AUDIO_SIZE", default_value = "50MB", value_parser = parse_size)]
     pub max_audio_size: u64,
     /// Largest document upload (PDF, office files, text).
-    #[arg(long, env = "MEDIASTORE_MAX_DOCUMENT_SIZE", default_value = "20MB", value_parser = parse_size)]
+    #[arg(global = true, long, env = "MEDIASTORE_MAX_DOCUMENT_SIZE", default_value = "20MB", value_parser = parse_size)]
     pub max_document_size: u64,
     /// Largest upload of any other allowed type; `--max-upload-size`
     /// alone when unset.
-    #[arg(long, env = "MEDIASTORE_MAX_OTHER_SIZE", value_parser = parse_size)]
+    #[arg(global = true, long, env = "MEDIASTORE_MAX_OTHER_SIZE", value_parser = parse_size)]
     pub max_other_size: Option<u64>,
     /// What an upload whose declared content type contradicts its bytes
     /// does: `reject` it naming both, or `use-content` (store it under the
     /// type the bytes have).
-    #[arg(long, env = "MEDIASTORE_ON_TYPE_MISMATCH", value_enum, default_value_t = OnMismatch::Reject)]
+    #[arg(global = true, long, env = "MEDIASTORE_ON_TYPE_MISMATCH", value_enum, default_value_t = OnMismatch::Reject)]
     pub on_type_mismatch: OnMismatch,
     /// Named rendition requests, comma-separated `name=WxH[:fit][:format][:qN]`
     /// (fit: contain, cover, fill, scale-down; format: jpeg, png, webp;
     /// 0 for a side keeps the aspect ratio), e.g.
     /// `thumbnail=256x0,square=512x512:cover:webp`.
     #[arg(
+        global = true,
         long,
         env = "MEDIASTORE_RENDITION_PRESETS",
         default_value = "thumbnail=256x0:scale-down:jpeg:q80"
@@ -117,10 +125,16 @@ pub struct Config {
     pub rendition_presets: String,
     /// Presets made for every image as it is uploaded, comma-separated;
     /// empty for none.
-    #[arg(long, env = "MEDIASTORE_EAGER_RENDITIONS", default_value = "thumbnail")]
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_EAGER_RENDITIONS",
+        default_value = "thumbnail"
+    )]
     pub eager_renditions: String,
     /// Largest width or height a rendition request may ask for.
     #[arg(
+        global = true,
         long,
         env = "MEDIASTORE_RENDITION_MAX_DIMENSION",
         default_value_t = 4096
@@ -129,52 +143,83 @@ pub struct Config {
     /// When set, the only sizes a rendition request may ask for (presets
     /// aside), comma-separated `WxH`, e.g. `128x128,256x0,1024x0`: clients
     /// cannot then fill the disk with arbitrary sizes.
-    #[arg(long, env = "MEDIASTORE_RENDITION_SIZES")]
+    #[arg(global = true, long, env = "MEDIASTORE_RENDITION_SIZES")]
     pub rendition_sizes: Option<String>,
     /// Most pixels an image may have to be decoded for a rendition; its
     /// header is checked before any decoding (decompression bombs).
     #[arg(
+        global = true,
         long,
         env = "MEDIASTORE_MAX_IMAGE_PIXELS",
         default_value_t = 100_000_000
     )]
     pub max_image_pixels: u64,
     /// Most frames a GIF may have to be decoded for a rendition.
-    #[arg(long, env = "MEDIASTORE_MAX_GIF_FRAMES", default_value_t = 1000)]
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_MAX_GIF_FRAMES",
+        default_value_t = 1000
+    )]
     pub max_gif_frames: u32,
     /// Largest gRPC message, in either direction.
-    #[arg(long, env = "MEDIASTORE_MAX_MESSAGE_SIZE", default_value = DEFAULT_MAX_MESSAGE_SIZE, value_parser = parse_size)]
+    #[arg(global = true, long, env = "MEDIASTORE_MAX_MESSAGE_SIZE", default_value = DEFAULT_MAX_MESSAGE_SIZE, value_parser = parse_size)]
     pub max_message_size: u64,
     /// HTTP/2 flow-control window per stream and per connection.
-    #[arg(long, env = "MEDIASTORE_WINDOW_SIZE", default_value = DEFAULT_WINDOW_SIZE, value_parser = parse_size)]
+    #[arg(global = true, long, env = "MEDIASTORE_WINDOW_SIZE", default_value = DEFAULT_WINDOW_SIZE, value_parser = parse_size)]
     pub window_size: u64,
     /// Seconds a resumable upload may take, from its start, before it is
     /// discarded unfinished (default: a week, as Google Cloud Storage).
-    #[arg(long, env = "MEDIASTORE_UPLOAD_EXPIRY_SECS", default_value_t = 7 * 24 * 3600)]
+    #[arg(global = true, long, env = "MEDIASTORE_UPLOAD_EXPIRY_SECS", default_value_t = 7 * 24 * 3600)]
     pub upload_expiry_secs: u64,
     /// How long a resumable upload's writing stream keeps its hold without
     /// news (it renews it every second while bytes flow); a stream of a
     /// server that died gives way to a new one after this.
-    #[arg(long, env = "MEDIASTORE_UPLOAD_HOLD_SECS", default_value_t = 30)]
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_UPLOAD_HOLD_SECS",
+        default_value_t = 30
+    )]
     pub upload_hold_secs: u64,
     /// Seconds between sweeps that discard expired resumable uploads.
-    #[arg(long, env = "MEDIASTORE_UPLOAD_SWEEP_SECS", default_value_t = 60)]
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_UPLOAD_SWEEP_SECS",
+        default_value_t = 60
+    )]
     pub upload_sweep_secs: u64,
     /// Seconds between background garbage collections (blob files no
     /// media references, files of crashed uploads).
-    #[arg(long, env = "MEDIASTORE_GC_EVERY_SECS", default_value_t = 3600)]
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_GC_EVERY_SECS",
+        default_value_t = 3600
+    )]
     pub gc_every_secs: u64,
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "MEDIASTORE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_SHUTDOWN_GRACE_SECS",
+        default_value_t = 30
+    )]
     pub shutdown_grace_secs: u64,
     /// Seconds between health checks of the database and the blob store.
-    #[arg(long, env = "MEDIASTORE_HEALTH_CHECK_SECS", default_value_t = 5)]
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_HEALTH_CHECK_SECS",
+        default_value_t = 5
+    )]
     pub health_check_secs: u64,
     /// Log format.
-    #[arg(long, env = "MEDIASTORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(global = true, long, env = "MEDIASTORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Log filter, e.g. `info` or `mediastore=debug,info`.
-    #[arg(long, env = "MEDIASTORE_LOG", default_value = "info")]
+    #[arg(global = true, long, env = "MEDIASTORE_LOG", default_value = "info")]
     pub log: String,
 }
 

@@ -17,43 +17,73 @@ pub const ERROR_DOMAIN: &str = "mediastore";
 /// Result alias for the domain.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a call failed: the `reason` of the `google.rpc.ErrorInfo` every
+/// error carries. The enum is generated from
+/// `proto/mediastore/v1/error_reason.proto`, so the list clients read and
+/// the codes the server sends are one list.
+pub use crate::pb::v1::ErrorReason as Reason;
+
+/// A kind of resource an id names, for NOT_FOUND and ALREADY_EXISTS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// A media.
+    Media,
+    /// A folder (by id or path).
+    Folder,
+    /// A resumable upload.
+    Upload,
+    /// A binding of a media to another service's object.
+    Binding,
+    /// A tenant.
+    Tenant,
+}
+
+impl Resource {
+    /// The name clients see in messages and `ResourceInfo.resource_type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Media => "media",
+            Self::Folder => "folder",
+            Self::Upload => "upload",
+            Self::Binding => "binding",
+            Self::Tenant => "tenant",
+        }
+    }
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything that can go wrong, grouped by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request is wrong whatever the server's state: fix `field`.
     #[error("{message}")]
     InvalidArgument {
+        /// What kind of mistake, e.g. `FIELD_REQUIRED`, `SIZE_MISMATCH`.
+        reason: Reason,
         /// Path of the field at fault, e.g. `header.filename`.
         field: String,
         /// What is wrong and what would be right.
         message: String,
     },
-    /// The content is refused as it is (wrong or unaccepted type, an
-    /// image too large to decode): an `InvalidArgument` with its own
-    /// reason code, so clients can tell these apart from malformed fields.
-    #[error("{message}")]
-    ContentRefused {
-        /// Path of the field at fault, e.g. `header.content_type`.
-        field: String,
-        /// Stable reason code, e.g. `TYPE_MISMATCH`.
-        reason: &'static str,
-        /// What is wrong and what would be accepted.
-        message: String,
-    },
     /// The named resource does not exist (for this tenant).
     #[error("{kind} {id} does not exist")]
     NotFound {
-        /// Resource type, e.g. `media`.
-        kind: &'static str,
-        /// The id that was asked for.
+        /// Resource type.
+        kind: Resource,
+        /// The id (or path) that was asked for.
         id: String,
     },
     /// The resource to create already exists, e.g. a sibling folder with
     /// the same name.
     #[error("{message}")]
     AlreadyExists {
-        /// Resource type, e.g. `folder`.
-        kind: &'static str,
+        /// Resource type.
+        kind: Resource,
         /// Its name or id.
         name: String,
         /// What clashes and what to do.
@@ -62,14 +92,18 @@ pub enum Error {
     /// A position lies outside the resource, e.g. a read offset past the end.
     #[error("{message}")]
     OutOfRange {
+        /// Which position, e.g. `READ_OFFSET_PAST_END`.
+        reason: Reason,
         /// Path of the field at fault.
         field: String,
         /// What the valid range is.
         message: String,
     },
-    /// A configured limit was exceeded (upload size, ...).
+    /// A limit was exceeded (upload size, message size, folders, disk).
     #[error("{message}")]
     ResourceExhausted {
+        /// Which limit, e.g. `UPLOAD_TOO_LARGE`.
+        reason: Reason,
         /// What ran out, e.g. `max_upload_size`.
         subject: String,
         /// The limit and how far the request went over it.
@@ -78,24 +112,37 @@ pub enum Error {
     /// The request is valid but the system's state refuses it.
     #[error("{message}")]
     FailedPrecondition {
-        /// Stable reason code for `ErrorInfo`.
-        reason: &'static str,
+        /// Which state, e.g. `MEDIA_BOUND`.
+        reason: Reason,
         /// What a person can do about it.
         message: String,
     },
-    /// Another request holds what this one needs (e.g. a second stream
-    /// writing to the same resumable upload); retry after it ends.
+    /// Another stream holds the resumable upload this one writes; retry
+    /// after it ends.
     #[error("{0}")]
-    Aborted(String),
-    /// Stored bytes are missing or no longer match their hash.
-    #[error("{0}")]
-    DataLoss(String),
-    /// The client went away or the server is shutting down mid-request.
+    UploadBusy(String),
+    /// Stored bytes or records of something that still exists are missing
+    /// or malformed. Never raised for something deleted meanwhile: that is
+    /// a `NotFound`.
+    #[error("{message}")]
+    DataLoss {
+        /// What was lost, e.g. `BLOB_MISSING`.
+        reason: Reason,
+        /// What is missing, named so an operator can find it.
+        message: String,
+    },
+    /// The client's stream broke or was cancelled before a positive end.
     #[error("{0}")]
     Cancelled(String),
-    /// The server cannot take the request now; retrying later may work.
-    #[error("{0}")]
-    Unavailable(String),
+    /// The server cannot take the request now (shutting down, database
+    /// trouble); retrying later, or on another replica, may work.
+    #[error("{message}")]
+    Unavailable {
+        /// Why, e.g. `SHUTTING_DOWN`.
+        reason: Reason,
+        /// What happened and what to do.
+        message: String,
+    },
     /// File system trouble while storing or reading bytes.
     #[error("{context}: {source}")]
     Io {
@@ -105,22 +152,34 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The database failed.
+    /// The database failed, or refused a change it should have taken.
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
 }
 
 impl Error {
-    /// An `InvalidArgument` naming `field`.
+    /// An `InvalidArgument` for a malformed or out-of-range `field`
+    /// (`FIELD_INVALID`).
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::bad(Reason::FieldInvalid, field, message)
+    }
+
+    /// An `InvalidArgument` for an empty required `field` (`FIELD_REQUIRED`).
+    pub fn required(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::bad(Reason::FieldRequired, field, message)
+    }
+
+    /// An `InvalidArgument` naming `field`, with its own `reason`.
+    pub fn bad(reason: Reason, field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidArgument {
+            reason,
             field: field.into(),
             message: message.into(),
         }
     }
 
     /// A `NotFound` for `kind` `id`.
-    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+    pub fn not_found(kind: Resource, id: impl Into<String>) -> Self {
         Self::NotFound {
             kind,
             id: id.into(),
@@ -128,9 +187,25 @@ impl Error {
     }
 
     /// A `FailedPrecondition` with a stable `reason`.
-    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
         Self::FailedPrecondition {
             reason,
+            message: message.into(),
+        }
+    }
+
+    /// A `DataLoss` with its `reason`.
+    pub fn data_loss(reason: Reason, message: impl Into<String>) -> Self {
+        Self::DataLoss {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// An `Unavailable` because the server is shutting down.
+    pub fn shutting_down(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            reason: Reason::ShuttingDown,
             message: message.into(),
         }
     }
@@ -144,22 +219,27 @@ impl Error {
     }
 
     /// Stable reason code for `google.rpc.ErrorInfo`.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
-            Self::ContentRefused { reason, .. } => reason,
-            Self::NotFound { .. } => "NOT_FOUND",
-            Self::AlreadyExists { .. } => "ALREADY_EXISTS",
-            Self::OutOfRange { .. } => "OUT_OF_RANGE",
-            Self::ResourceExhausted { .. } => "LIMIT_EXCEEDED",
-            Self::FailedPrecondition { reason, .. } => reason,
-            Self::Aborted(_) => "CONFLICT",
-            Self::DataLoss(_) => "DATA_LOSS",
-            Self::Cancelled(_) => "CANCELLED",
-            Self::Unavailable(_) => "UNAVAILABLE",
-            Self::Io { source, .. } if is_disk_full(source) => "STORAGE_FULL",
-            Self::Io { .. } => "STORAGE_IO",
-            Self::Database(_) => "DATABASE",
+            Self::InvalidArgument { reason, .. }
+            | Self::OutOfRange { reason, .. }
+            | Self::ResourceExhausted { reason, .. }
+            | Self::FailedPrecondition { reason, .. }
+            | Self::DataLoss { reason, .. }
+            | Self::Unavailable { reason, .. } => *reason,
+            Self::NotFound { kind, .. } => match kind {
+                Resource::Media => Reason::MediaNotFound,
+                Resource::Folder => Reason::FolderNotFound,
+                Resource::Upload => Reason::UploadNotFound,
+                Resource::Binding => Reason::BindingNotFound,
+                Resource::Tenant => Reason::TenantNotFound,
+            },
+            Self::AlreadyExists { .. } => Reason::FolderAlreadyExists,
+            Self::UploadBusy(_) => Reason::UploadBusy,
+            Self::Cancelled(_) => Reason::StreamCancelled,
+            Self::Io { source, .. } if is_disk_full(source) => Reason::StorageFull,
+            Self::Io { .. } => Reason::StorageIo,
+            Self::Database(_) => Reason::DatabaseUnavailable,
         }
     }
 }
@@ -172,43 +252,45 @@ fn is_disk_full(e: &std::io::Error) -> bool {
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         let mut details = ErrorDetails::new();
-        details.set_error_info(err.reason(), ERROR_DOMAIN, HashMap::new());
+        details.set_error_info(err.reason().as_str_name(), ERROR_DOMAIN, HashMap::new());
         let (code, message) = match &err {
-            Error::InvalidArgument { field, message } => {
-                details.add_bad_request_violation(field.clone(), message.clone());
-                (Code::InvalidArgument, err.to_string())
-            }
-            Error::ContentRefused { field, message, .. } => {
+            Error::InvalidArgument { field, message, .. } => {
                 details.add_bad_request_violation(field.clone(), message.clone());
                 (Code::InvalidArgument, err.to_string())
             }
             Error::NotFound { kind, id } => {
-                details.set_resource_info(*kind, id.clone(), "", "not found");
+                details.set_resource_info(kind.as_str(), id.clone(), "", "not found");
                 (Code::NotFound, err.to_string())
             }
             Error::AlreadyExists { kind, name, .. } => {
-                details.set_resource_info(*kind, name.clone(), "", "already exists");
+                details.set_resource_info(kind.as_str(), name.clone(), "", "already exists");
                 (Code::AlreadyExists, err.to_string())
             }
-            Error::OutOfRange { field, message } => {
+            Error::OutOfRange { field, message, .. } => {
                 details.add_bad_request_violation(field.clone(), message.clone());
                 (Code::OutOfRange, err.to_string())
             }
-            Error::ResourceExhausted { subject, message } => {
+            Error::ResourceExhausted {
+                subject, message, ..
+            } => {
                 details.add_quota_failure_violation(subject.clone(), message.clone());
                 (Code::ResourceExhausted, err.to_string())
             }
             Error::FailedPrecondition { reason, message } => {
-                details.add_precondition_failure_violation(*reason, "", message.clone());
+                details.add_precondition_failure_violation(
+                    reason.as_str_name(),
+                    "",
+                    message.clone(),
+                );
                 (Code::FailedPrecondition, err.to_string())
             }
-            Error::DataLoss(_) => {
+            Error::DataLoss { .. } => {
                 tracing::error!(error = %err, "data loss");
                 (Code::DataLoss, err.to_string())
             }
-            Error::Aborted(_) => (Code::Aborted, err.to_string()),
+            Error::UploadBusy(_) => (Code::Aborted, err.to_string()),
             Error::Cancelled(_) => (Code::Cancelled, err.to_string()),
-            Error::Unavailable(_) => (Code::Unavailable, err.to_string()),
+            Error::Unavailable { .. } => (Code::Unavailable, err.to_string()),
             Error::Io { source, .. } if is_disk_full(source) => {
                 tracing::error!(error = %err, "storage full");
                 (

@@ -166,7 +166,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let id = ids[rng.below(ids.len() as u64) as usize].to_string();
         let mut c = media.clone();
         async move {
-            c.get_media(pb::GetMediaRequest { id }).await?;
+            c.get_media(pb::GetMediaRequest { media_id: id }).await?;
             Ok(())
         }
     })
@@ -176,7 +176,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     results.push((
         "folder listing, 50 newest",
         pages(n, &media, false, || pb::ListMediaRequest {
-            folder_id: leaf(&mut rng),
+            parent_folder_id: leaf(&mut rng),
             ..Default::default()
         })
         .await?,
@@ -184,7 +184,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     results.push((
         "recursive listing from the root, 50 newest",
         pages(n, &media, true, || pb::ListMediaRequest {
-            folder_id: root.to_string(),
+            parent_folder_id: root.to_string(),
             recursive: true,
             ..Default::default()
         })

@@ -264,22 +264,27 @@ async fn upload(
     path: &Path,
     data: &[u8],
 ) -> Result<String, BoxError> {
-    use pb::{UploadMediaRequest, upload_media_request::Data};
+    use pb::UploadMediaRequest;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut msgs = vec![UploadMediaRequest {
-        data: Some(Data::Header(pb::UploadHeader {
+        header: Some(pb::UploadHeader {
             filename: name,
             content_type: "image/jpeg".into(),
             ..Default::default()
-        })),
+        }),
+        ..Default::default()
     }];
     for c in data.chunks(1 << 20) {
         msgs.push(UploadMediaRequest {
-            data: Some(Data::Chunk(bytes::Bytes::copy_from_slice(c))),
+            data: bytes::Bytes::copy_from_slice(c),
+            ..Default::default()
         });
+    }
+    if let Some(last) = msgs.last_mut() {
+        last.finish_write = true;
     }
     let media = client
         .upload_media(tokio_stream::iter(msgs))
@@ -312,7 +317,7 @@ async fn rendition(
     while let Some(msg) = stream.next().await {
         let msg = msg?;
         cached |= msg.cached;
-        size += msg.chunk.len();
+        size += msg.data.len();
     }
     Ok((cached, size))
 }

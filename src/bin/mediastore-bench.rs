@@ -45,7 +45,6 @@ use mediastore::{
         self as pb,
         media_service_client::MediaServiceClient,
         media_service_server::{MediaService, MediaServiceServer},
-        upload_media_request::Data,
         upload_service_client::UploadServiceClient,
     },
 };
@@ -162,18 +161,20 @@ fn upload_stream(
 ) -> impl Stream<Item = pb::UploadMediaRequest> + Send + 'static {
     let size: u64 = chunks.iter().map(|c| c.len() as u64).sum();
     let header = pb::UploadMediaRequest {
-        data: Some(Data::Header(pb::UploadHeader {
+        header: Some(pb::UploadHeader {
             filename,
             content_type: "application/octet-stream".into(),
             size_bytes: Some(size),
             ..Default::default()
-        })),
+        }),
+        ..Default::default()
     };
-    futures_util::stream::iter(std::iter::once(header).chain(chunks.into_iter().map(|c| {
-        pb::UploadMediaRequest {
-            data: Some(Data::Chunk(c)),
-        }
-    })))
+    futures_util::stream::iter(
+        std::iter::once(header).chain(chunks.into_iter().map(|data| pb::UploadMediaRequest {
+            data,
+            ..Default::default()
+        })),
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -286,7 +287,7 @@ async fn timed_download(client: &mut MediaServiceClient<Channel>, id: &str) -> (
     let t = Instant::now();
     let mut stream = client
         .read_media(pb::ReadMediaRequest {
-            id: id.to_string(),
+            media_id: id.to_string(),
             read_offset: 0,
             read_limit: 0,
         })
@@ -297,7 +298,7 @@ async fn timed_download(client: &mut MediaServiceClient<Channel>, id: &str) -> (
     while let Some(msg) = stream.next().await {
         n += msg
             .unwrap_or_else(|e| panic!("read stream: {e}"))
-            .chunk
+            .data
             .len() as u64;
     }
     (t.elapsed().as_secs_f64(), n)
@@ -571,7 +572,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     );
     for id in uploaded {
         client
-            .delete_media(pb::DeleteMediaRequest { id, force: false })
+            .delete_media(pb::DeleteMediaRequest {
+                media_id: id,
+                force: false,
+            })
             .await
             .map_err(|e| format!("delete: {e}"))?;
     }
@@ -718,9 +722,7 @@ impl MediaService for Sink {
         let mut stream = request.into_inner();
         let mut n = 0u64;
         while let Some(msg) = stream.message().await? {
-            if let Some(Data::Chunk(c)) = msg.data {
-                n += c.len() as u64;
-            }
+            n += msg.data.len() as u64;
         }
         Ok(Response::new(pb::UploadMediaResponse {
             media: Some(pb::Media {
@@ -741,14 +743,14 @@ impl MediaService for Sink {
         let first = pb::ReadMediaResponse {
             media: Some(pb::Media::default()),
             content_range: None,
-            chunk: Bytes::new(),
+            data: Bytes::new(),
         };
         let data = Arc::clone(&self.data);
         let rest = (0..data.len()).map(move |i| {
             Ok(pb::ReadMediaResponse {
                 media: None,
                 content_range: None,
-                chunk: data[i].clone(),
+                data: data[i].clone(),
             })
         });
         Ok(Response::new(Box::pin(futures_util::stream::iter(

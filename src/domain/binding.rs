@@ -40,7 +40,7 @@ pub fn parse_object_id(field: &str, s: &str) -> Result<String> {
 
 fn parse_label(field: &str, s: &str, what: &str, max: usize) -> Result<String> {
     if s.is_empty() {
-        return Err(Error::invalid(field, format!("a {what} is required")));
+        return Err(Error::required(field, format!("a {what} is required")));
     }
     check_text(field, s, max)?;
     if s.contains(['\n', '\t', '\r']) {

@@ -33,7 +33,7 @@ impl FolderName {
         let bad = |why: String| Error::invalid(field, why);
         let name: String = s.nfc().collect();
         if name.is_empty() {
-            return Err(bad("a folder name is required".into()));
+            return Err(Error::required(field, "a folder name is required"));
         }
         if name.len() > MAX_FOLDER_NAME_BYTES {
             return Err(bad(format!(

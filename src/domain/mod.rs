@@ -62,7 +62,7 @@ macro_rules! uuid_id {
             /// Parses the id a client sent in `field`.
             pub fn parse(field: &str, s: &str) -> Result<Self> {
                 if s.is_empty() {
-                    return Err(Error::invalid(field, concat!("a ", $kind, " id is required")));
+                    return Err(Error::required(field, concat!("a ", $kind, " id is required")));
                 }
                 Uuid::try_parse(s).map(Self).map_err(|_| {
                     Error::invalid(
@@ -262,7 +262,7 @@ impl Filename {
     /// Validates the name sent in `field`.
     pub fn parse(field: &str, s: &str) -> Result<Self> {
         if s.is_empty() {
-            return Err(Error::invalid(
+            return Err(Error::required(
                 field,
                 "a filename is required, e.g. \"photo.jpg\"",
             ));

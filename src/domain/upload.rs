@@ -1,7 +1,7 @@
 //! Resumable uploads: their state and the rules for each write.
 
 use super::{MediaId, TenantId, UploadId, UploadSpec};
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 
 /// Where a resumable upload is. Stored as a small integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,15 +69,15 @@ impl UploadSession {
         match self.state_at(now) {
             UploadState::Active => Ok(()),
             UploadState::Finished => Err(Error::precondition(
-                "UPLOAD_FINISHED",
+                Reason::UploadFinished,
                 format!("upload {id} has already finished; QueryUpload returns its media"),
             )),
             UploadState::Cancelled => Err(Error::precondition(
-                "UPLOAD_CANCELLED",
+                Reason::UploadCancelled,
                 format!("upload {id} was cancelled; start a new upload"),
             )),
             UploadState::Expired => Err(Error::precondition(
-                "UPLOAD_EXPIRED",
+                Reason::UploadExpired,
                 format!("upload {id} expired before it finished; start a new upload"),
             )),
         }
@@ -96,6 +96,7 @@ pub fn new_part(
 ) -> Result<std::ops::Range<usize>> {
     if offset > held {
         return Err(Error::OutOfRange {
+            reason: Reason::WriteOffsetPastCommitted,
             field: "write_offset".into(),
             message: format!(
                 "write_offset {offset} is past the {held} bytes upload {upload} holds; \

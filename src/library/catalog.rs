@@ -7,7 +7,7 @@ use crate::{
         Binding, BindingKey, FolderId, Media, MediaId, MediaPatch, MediaQuery, PageCursor,
         TenantId, missing_ids,
     },
-    error::{Error, Result},
+    error::{Error, Resource, Result},
     repo::{BindingScope, FolderScope},
 };
 
@@ -122,7 +122,7 @@ impl Library {
             Ok(())
         } else {
             Err(Error::not_found(
-                "binding",
+                Resource::Binding,
                 format!("{}/{}/{}", key.media, key.module, key.object_id),
             ))
         }

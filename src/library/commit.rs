@@ -14,7 +14,9 @@
 //! While one batch commits, the uploads that finish meanwhile queue up and
 //! form the next batch, so batches grow with the load. When other uploads
 //! are still receiving, the committer also lingers up to 2 ms for them; a
-//! lone upload is never delayed. If the database refuses the
+//! lone upload is never delayed. An upload whose caller gave up while it
+//! waited (a reset stream, an expired deadline) is dropped from the batch,
+//! not stored. If the database refuses the
 //! batch before anything was published, each upload is retried alone so
 //! that one bad upload cannot fail the others.
 
@@ -32,7 +34,7 @@ use super::upload::{UploadOutcome, blocking};
 use crate::{
     blob::{BlobStore, StagedBlob},
     domain::{Media, UploadId},
-    error::{Error, Result},
+    error::{Error, Reason, Result},
     repo::{BlobClaim, Repo},
 };
 
@@ -141,6 +143,22 @@ pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> Committer {
 }
 
 async fn commit_jobs(repo: &Repo, blobs: &Arc<dyn BlobStore>, mut jobs: Vec<CommitJob>) {
+    // An upload whose caller went away while it waited here (the client
+    // reset the stream, its deadline passed, the connection dropped) is
+    // not stored: nobody would hear of it, and the client, which gave up,
+    // would not expect it. Its staged bytes go with the job. (A resumable
+    // upload's finish waits on its own task, so it is always stored: its
+    // `finish_write` was explicit, and QueryUpload reports the media.)
+    jobs.retain(|j| {
+        let abandoned = j.reply.is_closed();
+        if abandoned {
+            tracing::info!(media_id = %j.media.id, "upload abandoned by its client before its commit; not stored");
+        }
+        !abandoned
+    });
+    if jobs.is_empty() {
+        return;
+    }
     jobs.sort_by_key(|j| j.media.blob);
     let Err(Retry::Each(jobs, err)) = commit_batch(repo, blobs, jobs).await else {
         return;
@@ -161,8 +179,9 @@ async fn commit_jobs(repo: &Repo, blobs: &Arc<dyn BlobStore>, mut jobs: Vec<Comm
 fn reply_all(jobs: Vec<CommitJob>, err: Error) {
     let mut err = Some(err);
     for job in jobs {
-        let e = err.take().unwrap_or_else(|| {
-            Error::Unavailable("the database refused to record the upload; retry it".into())
+        let e = err.take().unwrap_or_else(|| Error::Unavailable {
+            reason: Reason::DatabaseUnavailable,
+            message: "the database refused to record the upload; retry it".into(),
         });
         let _ = job.reply.send(Err(e));
     }
@@ -269,9 +288,10 @@ async fn commit_batch(
         Err(e) => {
             tracing::error!(error = %e, "committing a batch of uploads failed");
             for (reply, _) in replies {
-                let _ = reply.send(Err(Error::Unavailable(
-                    "storing the upload failed on the server; retry it".into(),
-                )));
+                let _ = reply.send(Err(Error::Unavailable {
+                    reason: Reason::DatabaseUnavailable,
+                    message: "storing the upload failed on the server; retry it".into(),
+                }));
             }
             Err(Retry::Failed)
         }

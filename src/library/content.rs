@@ -12,7 +12,7 @@ use crate::{
     },
     blob::{StagedBlob, UploadFile},
     domain::{Analysis, MediaType, OnMismatch, UploadSpec},
-    error::{Error, Result},
+    error::{Error, Reason, Result},
 };
 
 /// Content that passed the policy.
@@ -48,9 +48,9 @@ impl Library {
             Verdict::Mismatch { declared, sniffed } => match policy.on_mismatch {
                 OnMismatch::UseContent => sniffed,
                 OnMismatch::Reject => {
-                    return Err(Error::ContentRefused {
+                    return Err(Error::InvalidArgument {
                         field: "header.content_type".into(),
-                        reason: "TYPE_MISMATCH",
+                        reason: Reason::TypeMismatch,
                         message: format!(
                             "header.content_type says {declared}, but the content is {}; \
                              send the file's real type, or no type to let the server tell",
@@ -61,9 +61,9 @@ impl Library {
             },
         };
         if !policy.allows(&sniffed.mime) {
-            return Err(Error::ContentRefused {
+            return Err(Error::InvalidArgument {
                 field: "data".into(),
-                reason: "TYPE_NOT_ALLOWED",
+                reason: Reason::TypeNotAllowed,
                 message: format!(
                     "the content is {}, which this server does not accept \
                      (its operator sets the accepted types with --allowed-types)",
@@ -130,7 +130,7 @@ impl Library {
         let _slot = Arc::clone(&self.inner.analysis_slots)
             .acquire_owned()
             .await
-            .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
+            .map_err(|_| Error::shutting_down("the server is shutting down"))?;
         let sniffed = sniffed.clone();
         let (staged, analysis) = tokio::task::spawn_blocking(move || {
             // Shared with the parsers, which want an owned source, and
@@ -173,6 +173,7 @@ pub(super) fn too_large_for(sniffed: &Sniffed, size: u64, limit: u64) -> Error {
         MediaType::Other => "other",
     };
     Error::ResourceExhausted {
+        reason: Reason::UploadTooLarge,
         subject: format!("max_{kind}_size"),
         message: format!(
             "the upload is {} ({size} bytes or more); this server accepts {kind} files of at most {limit} bytes",

@@ -5,7 +5,9 @@
 //! single OS thread at the lowest scheduling priority reads each new blob
 //! and hashes it, so it uses the spare core without slowing uploads; the
 //! result is recorded on the blob row, where every media sharing the bytes
-//! sees it; results that finish together are recorded in one transaction. Blobs still missing an MD5 at start-up are queued again.
+//! sees it; results that finish together are recorded in one transaction,
+//! retried a few times if it fails. Blobs still missing an MD5 at start-up
+//! are queued again.
 
 use std::{io, sync::Arc};
 
@@ -22,6 +24,12 @@ use crate::{
 const READ_SIZE: usize = 1024 * 1024;
 /// Most digests recorded in one transaction.
 const RECORD_BATCH: usize = 500;
+/// Tries to record one batch: a failure (the database briefly away, a
+/// transaction chosen as a deadlock victim) is retried soon, not left for
+/// the next start-up.
+const RECORD_ATTEMPTS: u32 = 5;
+/// Pause before the first retry; it doubles after each failure.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Sender side of the MD5 queue.
 #[derive(Debug, Clone)]
@@ -64,12 +72,30 @@ pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
         while done_rx.recv_many(&mut done, RECORD_BATCH).await > 0 {
             let digests: Vec<(ContentHash, String)> =
                 done.drain(..).map(|(h, m)| (h, m.to_hex())).collect();
-            if let Err(e) = repo.set_md5s(&digests).await {
-                tracing::warn!(blobs = digests.len(), error = %e, "recording MD5s failed");
-            }
+            record(&repo, &digests).await;
         }
     });
     DigestQueue(tx)
+}
+
+/// Records a batch of digests, retrying a failure a few times.
+async fn record(repo: &Repo, digests: &[(ContentHash, String)]) {
+    let mut pause = RETRY_PAUSE;
+    for attempt in 1..=RECORD_ATTEMPTS {
+        match repo.set_md5s(digests).await {
+            Ok(()) => return,
+            Err(e) if attempt < RECORD_ATTEMPTS => {
+                tracing::warn!(blobs = digests.len(), attempt, error = %e, "recording MD5s failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Err(e) => tracing::error!(
+                blobs = digests.len(),
+                error = %e,
+                "recording MD5s failed; they are computed again at the next start"
+            ),
+        }
+    }
 }
 
 fn md5_of(blobs: &dyn BlobStore, hash: &ContentHash) -> io::Result<Md5Digest> {

@@ -11,7 +11,7 @@ use crate::{
     domain::{
         Folder, FolderDeletion, FolderId, FolderName, FolderPath, MAX_FOLDER_DEPTH, TenantId,
     },
-    error::{Error, Result},
+    error::{Error, Reason, Resource, Result},
 };
 
 /// Most folders one tree response holds; a larger subtree must be asked
@@ -100,7 +100,7 @@ impl Library {
             .repo
             .folder(tenant, id)
             .await?
-            .ok_or_else(|| Error::not_found("folder", id.to_string()))
+            .ok_or_else(|| Error::not_found(Resource::Folder, id.to_string()))
     }
 
     /// The folder at `path`.
@@ -109,7 +109,27 @@ impl Library {
             .repo
             .folder_by_path(tenant, path)
             .await?
-            .ok_or_else(|| Error::not_found("folder", path.as_str()))
+            .ok_or_else(|| Error::not_found(Resource::Folder, path.as_str()))
+    }
+
+    /// The folders directly in `parent` (the root when `None`), by name,
+    /// after the name `after`; at most `limit`. NOT_FOUND when the parent
+    /// is not a live folder of the tenant.
+    pub async fn child_folders(
+        &self,
+        tenant: TenantId,
+        parent: Option<FolderId>,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Folder>> {
+        let parent = match parent {
+            Some(id) => self.folder(tenant, id).await?.id,
+            None => self.root_folder(tenant).await?,
+        };
+        self.inner
+            .repo
+            .child_folders(tenant, parent, after, limit)
+            .await
     }
 
     /// `id`, or the tenant's root when `None`.
@@ -163,6 +183,7 @@ impl Library {
         };
         if nodes.len() as u64 > MAX_TREE_NODES {
             return Err(Error::ResourceExhausted {
+                reason: Reason::TreeTooLarge,
                 subject: "folder_tree_nodes".into(),
                 message: format!(
                     "{} holds more than {MAX_TREE_NODES} folders within {levels} levels; \
@@ -236,7 +257,7 @@ impl Library {
         let (media, blobs) = tokio::spawn(async move { this.empty_subtree(tenant, &tomb).await })
             .await
             .map_err(|e| {
-                Error::Unavailable(format!(
+                Error::shutting_down(format!(
                     "the folder deletion stopped: {e}; it resumes at the next start"
                 ))
             })??;

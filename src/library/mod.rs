@@ -24,12 +24,12 @@ pub use self::{
     folders::MAX_TREE_NODES,
     integrity::{GC_GRACE, GcReport, ScrubReport},
     resumable::{UploadProgress, UploadWrite},
-    upload::UploadOutcome,
+    upload::{UploadOutcome, UploadPart},
 };
 use crate::{
     blob::{BlobReader, BlobStore},
     domain::{ContentHash, FolderId, Media, MediaId, TenantId, TypePolicy},
-    error::{Error, Result},
+    error::{Error, Reason, Resource, Result},
     repo::Repo,
 };
 
@@ -215,7 +215,7 @@ impl Library {
             .repo
             .root_folder(tenant)
             .await?
-            .ok_or_else(|| Error::not_found("tenant", tenant.0.to_string()))?;
+            .ok_or_else(|| Error::not_found(Resource::Tenant, tenant.0.to_string()))?;
         if let Ok(mut roots) = self.inner.roots.write() {
             roots.insert(tenant, root);
         }
@@ -244,7 +244,18 @@ impl Library {
             .repo
             .get_media(tenant, id)
             .await?
-            .ok_or_else(|| Error::not_found("media", id.to_string()))
+            .ok_or_else(|| Error::not_found(Resource::Media, id.to_string()))
+    }
+
+    /// What bytes found missing mean for `media`: NOT_FOUND when the media
+    /// was deleted meanwhile (a race any client can cause, which operators
+    /// must not be paged for), else `lost`, a real loss.
+    pub(super) async fn unless_deleted(&self, media: &Media, lost: Error) -> Error {
+        match self.inner.repo.get_media(media.tenant, media.id).await {
+            Ok(None) => Error::not_found(Resource::Media, media.id.to_string()),
+            Ok(Some(_)) => lost,
+            Err(e) => e,
+        }
     }
 
     /// Opens a media for reading `offset..offset+limit` (`limit` 0: to the
@@ -262,6 +273,7 @@ impl Library {
             let start = offset.unsigned_abs();
             if start > size {
                 return Err(Error::OutOfRange {
+                    reason: Reason::ReadOffsetPastEnd,
                     field: "read_offset".into(),
                     message: format!(
                         "read_offset {start} is past the end of media {id}, which has {size} bytes"
@@ -284,20 +296,22 @@ impl Library {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Deleted between the lookup and the open, or lost.
-                return Err(match self.inner.repo.get_media(tenant, id).await? {
-                    None => Error::not_found("media", id.to_string()),
-                    Some(_) => Error::DataLoss(format!(
-                        "the content of media {id} (blob {hash}) is missing from storage"
-                    )),
-                });
+                let lost = Error::data_loss(
+                    Reason::BlobMissing,
+                    format!("the content of media {id} (blob {hash}) is missing from storage"),
+                );
+                return Err(self.unless_deleted(&media, lost).await);
             }
             Err(e) => return Err(Error::io(format!("opening blob {hash}"), e)),
         };
         if reader.len() != size {
-            return Err(Error::DataLoss(format!(
-                "the stored content of media {id} has {} bytes, not the {size} recorded",
-                reader.len()
-            )));
+            return Err(Error::data_loss(
+                Reason::BlobTruncated,
+                format!(
+                    "the stored content of media {id} has {} bytes, not the {size} recorded",
+                    reader.len()
+                ),
+            ));
         }
         Ok(OpenedMedia {
             media,
@@ -313,7 +327,7 @@ impl Library {
     pub async fn delete(&self, tenant: TenantId, id: MediaId, force: bool) -> Result<bool> {
         let done = self.delete_many(tenant, &[id], force).await?;
         if done.deleted == 0 {
-            return Err(Error::not_found("media", id.to_string()));
+            return Err(Error::not_found(Resource::Media, id.to_string()));
         }
         Ok(done.blobs > 0)
     }
@@ -329,6 +343,7 @@ impl Library {
             return Ok(0);
         }
         let mut tx = self.inner.repo.begin().await?;
+        tx.lock_blobs_and_renditions(hashes).await?;
         let mut gone = tx.remove_unused_blobs(hashes).await?;
         // Renditions go with their source, and so do their bytes unless
         // something else references them (even renditions of renditions,

@@ -17,7 +17,7 @@ use super::{Library, upload::blocking};
 use crate::{
     blob::BlobReader,
     domain::{ContentHash, Media, MediaId, MediaType, Rendition, TenantId, now_micros},
-    error::{Error, Result},
+    error::{Error, Reason, Resource, Result},
     render::{self, Bounds, RenderError, RenditionSpec},
     repo::BlobClaim,
 };
@@ -93,7 +93,7 @@ impl Library {
         let media = self.get(tenant, id).await?;
         if media.media_type != MediaType::Image {
             return Err(Error::precondition(
-                "NOT_AN_IMAGE",
+                Reason::NotAnImage,
                 format!(
                     "media {id} is {}, not an image; renditions are made of images only",
                     media.mime_type
@@ -115,13 +115,19 @@ impl Library {
                 None => self.forget_rendition(&r).await?,
             }
         }
-        let rendition = self.make_rendition(&media, spec).await?;
-        let reader = self.open_blob(&rendition.blob).await?.ok_or_else(|| {
-            Error::DataLoss(format!(
-                "rendition blob {} vanished as it was made",
-                rendition.blob
-            ))
-        })?;
+        // A delete racing this request removes the source's bytes and its
+        // renditions: that is the media being gone, not a loss.
+        let rendition = match self.make_rendition(&media, spec).await {
+            Err(e @ Error::DataLoss { .. }) => return Err(self.unless_deleted(&media, e).await),
+            r => r?,
+        };
+        let Some(reader) = self.open_blob(&rendition.blob).await? else {
+            let lost = Error::data_loss(
+                Reason::BlobMissing,
+                format!("rendition blob {} vanished as it was made", rendition.blob),
+            );
+            return Err(self.unless_deleted(&media, lost).await);
+        };
         Ok(OpenedRendition {
             rendition,
             cached: false,
@@ -208,7 +214,8 @@ impl Library {
                     .ok_or_else(|| {
                         let known: Vec<&str> =
                             settings.presets.keys().map(String::as_str).collect();
-                        Error::invalid(
+                        Error::bad(
+                            Reason::RenditionPresetUnknown,
                             "preset",
                             format!(
                                 "there is no preset {name:?}; this server has: {}",
@@ -221,7 +228,8 @@ impl Library {
         };
         for (field, v) in [("width", spec.width), ("height", spec.height)] {
             if v > settings.max_dimension {
-                return Err(Error::invalid(
+                return Err(Error::bad(
+                    Reason::RenditionSizeNotAllowed,
                     field,
                     format!(
                         "{field} {v} is more than the {} pixels this server renders",
@@ -234,7 +242,8 @@ impl Library {
             && !sizes.contains(&(spec.width, spec.height))
         {
             let list: Vec<String> = sizes.iter().map(|(w, h)| format!("{w}x{h}")).collect();
-            return Err(Error::invalid(
+            return Err(Error::bad(
+                Reason::RenditionSizeNotAllowed,
                 "width",
                 format!(
                     "{}x{} is not a size this server renders; ask for one of {} or a preset",
@@ -253,7 +262,7 @@ impl Library {
         let _slot = Arc::clone(&self.inner.analysis_slots)
             .acquire_owned()
             .await
-            .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
+            .map_err(|_| Error::shutting_down("the server is shutting down"))?;
         let key = spec.key();
         // Made while this request waited for a slot?
         if let Some(r) = self.inner.repo.find_rendition(&media.blob, &key).await? {
@@ -261,7 +270,7 @@ impl Library {
         }
         if media.size > MAX_SOURCE_BYTES {
             return Err(Error::precondition(
-                "IMAGE_TOO_LARGE",
+                Reason::ImageTooLarge,
                 format!(
                     "media {} has {} bytes; renditions are made of images up to {MAX_SOURCE_BYTES} bytes",
                     media.id, media.size
@@ -310,7 +319,7 @@ impl Library {
                 .repo
                 .find_rendition(&source, &rendition.key)
                 .await?
-                .ok_or_else(|| Error::not_found("media", media.id.to_string()));
+                .ok_or_else(|| Error::not_found(Resource::Media, media.id.to_string()));
         }
         let counts = tx
             .claim_blobs(&[BlobClaim {
@@ -339,21 +348,23 @@ impl Library {
 /// Reads a whole blob.
 fn read_whole(store: &dyn crate::blob::BlobStore, hash: &ContentHash) -> Result<Vec<u8>> {
     let reader = store.open(hash).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::DataLoss(format!("the source blob {hash} is missing from storage"))
-        }
+        std::io::ErrorKind::NotFound => Error::data_loss(
+            Reason::BlobMissing,
+            format!("the source blob {hash} is missing from storage"),
+        ),
         _ => Error::io(format!("opening blob {hash}"), e),
     })?;
-    let len =
-        usize::try_from(reader.len()).map_err(|_| Error::DataLoss("blob too large".into()))?;
+    // Sources are at most MAX_SOURCE_BYTES, checked before.
+    let len = usize::try_from(reader.len()).unwrap_or(usize::MAX);
     let mut data = vec![0u8; len];
     let mut at = 0;
     while at < len {
         match reader.read_at(&mut data[at..], at as u64) {
             Ok(0) => {
-                return Err(Error::DataLoss(format!(
-                    "blob {hash} ended at byte {at} of {len}"
-                )));
+                return Err(Error::data_loss(
+                    Reason::BlobTruncated,
+                    format!("blob {hash} ended at byte {at} of {len}"),
+                ));
             }
             Ok(n) => at += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -365,9 +376,9 @@ fn read_whole(store: &dyn crate::blob::BlobStore, hash: &ContentHash) -> Result<
 
 fn render_error(e: &RenderError) -> Error {
     let reason = match e {
-        RenderError::TooLarge(_) => "IMAGE_TOO_LARGE",
-        RenderError::Unsupported(_) => "RENDITION_UNSUPPORTED",
-        RenderError::Corrupt(_) => "IMAGE_UNREADABLE",
+        RenderError::TooLarge(_) => Reason::ImageTooLarge,
+        RenderError::Unsupported(_) => Reason::RenditionUnsupported,
+        RenderError::Corrupt(_) => Reason::ImageUnreadable,
     };
     Error::precondition(reason, format!("no rendition can be made: {e}"))
 }

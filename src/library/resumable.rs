@@ -48,7 +48,7 @@ use crate::{
     domain::{
         Md5Digest, TenantId, UploadId, UploadSession, UploadSpec, UploadState, new_part, now_micros,
     },
-    error::{Error, Result},
+    error::{Error, Reason, Resource, Result},
 };
 
 /// How often a stream records its progress while bytes flow.
@@ -156,7 +156,7 @@ impl Library {
             .repo
             .get_upload(tenant, id)
             .await?
-            .ok_or_else(|| Error::not_found("upload", id.to_string()))
+            .ok_or_else(|| Error::not_found(Resource::Upload, id.to_string()))
     }
 
     /// Cancels an upload and discards its bytes. Cancelling an ended
@@ -166,7 +166,7 @@ impl Library {
         match upload.state {
             UploadState::Finished => {
                 return Err(Error::precondition(
-                    "UPLOAD_FINISHED",
+                    Reason::UploadFinished,
                     format!("upload {id} has finished; delete its media instead"),
                 ));
             }
@@ -184,7 +184,8 @@ impl Library {
         S: Stream<Item = Result<UploadWrite>> + Unpin + Send + 'static,
     {
         let first = writes.next().await.ok_or_else(|| {
-            Error::invalid(
+            Error::bad(
+                Reason::StreamInvalid,
                 "upload_id",
                 "the write stream ended before its first message; every message names the upload",
             )
@@ -202,7 +203,7 @@ impl Library {
         {
             let now = self.query_upload(tenant, id).await?;
             now.check_writable(now_micros())?;
-            return Err(Error::Aborted(format!(
+            return Err(Error::UploadBusy(format!(
                 "upload {id} is being written by another stream; the server holds {} bytes of it. \
                  Retry when that stream ends (or after {} s, if it was lost)",
                 now.committed,
@@ -272,7 +273,8 @@ impl Library {
         let mut failure: Option<Error> = None;
         while let Some(msg) = current.take() {
             if msg.upload != id {
-                failure = Some(Error::invalid(
+                failure = Some(Error::bad(
+                    Reason::StreamInvalid,
                     "upload_id",
                     format!(
                         "a message named upload {}, but this stream writes upload {id}; \
@@ -410,7 +412,7 @@ impl Library {
         {
             Ok(())
         } else {
-            Err(Error::Aborted(format!(
+            Err(Error::UploadBusy(format!(
                 "upload {id} was cancelled, expired, or taken over by another stream while \
                  this one wrote; QueryUpload tells its state and committed size"
             )))
@@ -447,7 +449,8 @@ impl Library {
             && declared != size
         {
             self.keep_hashing(id, open.hashing);
-            return Err(Error::invalid(
+            return Err(Error::bad(
+                Reason::SizeMismatch,
                 "finish_write",
                 format!(
                     "finish_write came after {size} bytes, but the header declared {declared}; \
@@ -522,9 +525,12 @@ impl Library {
         blocking(move || {
             let file = store.open_upload(&id.to_string(), held).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidData => {
-                    Error::DataLoss(format!(
-                        "the bytes of upload {id} are missing or cut short ({e}); cancel it and start again"
-                    ))
+                    Error::data_loss(
+                        Reason::BlobMissing,
+                        format!(
+                            "the bytes of upload {id} are missing or cut short ({e}); cancel it and start again"
+                        ),
+                    )
                 }
                 _ => Error::io("opening an upload file", e),
             })?;
@@ -653,7 +659,8 @@ async fn append(
     if let Some(d) = declared
         && end > d
     {
-        let e = Error::invalid(
+        let e = Error::bad(
+            Reason::SizeMismatch,
             "data",
             format!("the bytes reach offset {end}, past the {d} bytes the header declared"),
         );
@@ -711,7 +718,8 @@ fn check_resent(file: &dyn UploadFile, offset: u64, data: &[u8]) -> Result<()> {
         let n = (data.len() - done).min(buf.len());
         read_exact_at(file, &mut buf[..n], offset + done as u64)?;
         if buf[..n] != data[done..done + n] {
-            return Err(Error::invalid(
+            return Err(Error::bad(
+                Reason::ResentDataMismatch,
                 "data",
                 format!(
                     "the bytes re-sent at write_offset {offset} differ from those the server already \
@@ -745,10 +753,13 @@ fn read_exact_at(file: &dyn UploadFile, buf: &mut [u8], offset: u64) -> Result<(
             .read_at(&mut buf[done..], offset + done as u64)
             .map_err(|e| Error::io("reading an upload file", e))?;
         if n == 0 {
-            return Err(Error::DataLoss(format!(
-                "an upload file ended at {} bytes, short of what was recorded",
-                offset + done as u64
-            )));
+            return Err(Error::data_loss(
+                Reason::BlobTruncated,
+                format!(
+                    "an upload file ended at {} bytes, short of what was recorded",
+                    offset + done as u64
+                ),
+            ));
         }
         done += n;
     }

@@ -28,7 +28,7 @@ use crate::{
         ContentHash, FolderId, Md5Digest, Media, MediaId, UploadId, UploadSpec, now_micros,
         year_month,
     },
-    error::{Error, Result},
+    error::{Error, Reason, Resource, Result},
 };
 
 /// Uploads up to this size are buffered and stored in one blocking call,
@@ -54,6 +54,16 @@ enum Msg {
     Finish,
 }
 
+/// One message of an upload stream: the next bytes, and whether they are
+/// the last.
+#[derive(Debug, Clone, Default)]
+pub struct UploadPart {
+    /// The next bytes of the file, in order; may be empty.
+    pub data: Bytes,
+    /// No more bytes follow: store the upload.
+    pub finish: bool,
+}
+
 /// Bytes staged durably, with their hashes.
 pub(super) struct Received {
     pub(super) staged: Box<dyn StagedBlob>,
@@ -63,11 +73,14 @@ pub(super) struct Received {
 }
 
 impl Library {
-    /// Stores the bytes of `chunks` as a new media described by `spec`.
-    /// Nothing remains of a failed or abandoned upload.
+    /// Stores the bytes of `chunks` as a new media described by `spec`,
+    /// once the stream ends positively: a part with `finish` set, or the
+    /// stream's clean end after exactly the declared size. An error from
+    /// the stream (a reset, a cancellation) stores nothing, whatever came
+    /// before. Nothing remains of a failed or abandoned upload.
     pub async fn upload<S>(&self, spec: UploadSpec, mut chunks: S) -> Result<UploadOutcome>
     where
-        S: Stream<Item = Result<Bytes>> + Unpin + Send,
+        S: Stream<Item = Result<UploadPart>> + Unpin + Send,
     {
         let folder = self.check_upload(&spec).await?;
         let receiving = self.inner.commits.receiving();
@@ -92,7 +105,7 @@ impl Library {
         let folder = match spec.folder {
             Some(f) => {
                 if !self.inner.repo.folder_exists(spec.tenant, f).await? {
-                    return Err(Error::not_found("folder", f.to_string()));
+                    return Err(Error::not_found(Resource::Folder, f.to_string()));
                 }
                 f
             }
@@ -177,7 +190,7 @@ impl Library {
 }
 
 fn shutting_down() -> Error {
-    Error::Unavailable("the server is shutting down; retry the upload".into())
+    Error::shutting_down("the server is shutting down; retry the upload")
 }
 
 impl Library {
@@ -192,7 +205,7 @@ impl Library {
         want_md5: bool,
     ) -> Result<(Staging, Admitted)>
     where
-        S: Stream<Item = Result<Bytes>> + Unpin + Send,
+        S: Stream<Item = Result<UploadPart>> + Unpin + Send,
     {
         let mut pipeline: Option<Pipeline> = None;
         match self
@@ -223,7 +236,7 @@ impl Library {
         pipeline: &mut Option<Pipeline>,
     ) -> Result<(Vec<Bytes>, Admitted)>
     where
-        S: Stream<Item = Result<Bytes>> + Unpin + Send,
+        S: Stream<Item = Result<UploadPart>> + Unpin + Send,
     {
         let max = self.inner.limits.max_upload_size;
         let mut total: u64 = 0;
@@ -231,13 +244,25 @@ impl Library {
         // The first bytes, until the policy has seen enough of them.
         let mut head: Vec<u8> = Vec::new();
         let mut admitted: Option<Admitted> = None;
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk?;
+        let mut finished = false;
+        while let Some(part) = chunks.next().await {
+            let UploadPart {
+                data: chunk,
+                finish,
+            } = part?;
+            finished = finish;
+            if chunk.is_empty() {
+                if finish {
+                    break;
+                }
+                continue;
+            }
             total += chunk.len() as u64;
             if let Some(declared) = spec.declared_size
                 && total > declared
             {
-                return Err(Error::invalid(
+                return Err(Error::bad(
+                    Reason::SizeMismatch,
                     "header.size_bytes",
                     format!("more bytes arrived than the {declared} declared in header.size_bytes"),
                 ));
@@ -266,16 +291,38 @@ impl Library {
                     p.send(chunk).await?;
                 }
             }
+            if finish {
+                break;
+            }
         }
-        if let Some(declared) = spec.declared_size
-            && total < declared
-        {
-            return Err(Error::invalid(
-                "header.size_bytes",
-                format!(
-                    "the stream ended after {total} bytes, short of the {declared} declared in header.size_bytes"
-                ),
-            ));
+        match spec.declared_size {
+            Some(declared) if total < declared => {
+                let end = if finished {
+                    "finish_write came"
+                } else {
+                    "the stream ended"
+                };
+                return Err(Error::bad(
+                    Reason::SizeMismatch,
+                    "header.size_bytes",
+                    format!(
+                        "{end} after {total} bytes, short of the {declared} declared in header.size_bytes; nothing was stored"
+                    ),
+                ));
+            }
+            None if !finished => {
+                return Err(Error::bad(
+                    Reason::FinishWriteMissing,
+                    "finish_write",
+                    format!(
+                        "the stream ended after {total} bytes without finish_write, and the header \
+                         declared no size_bytes, so a complete upload cannot be told from a cut one; \
+                         nothing was stored. Set finish_write on the last message, or declare \
+                         header.size_bytes"
+                    ),
+                ));
+            }
+            _ => {}
         }
         let admitted = match admitted {
             Some(a) => a,
@@ -302,6 +349,7 @@ enum Staging {
 
 pub(super) fn too_large(size: u64, max: u64) -> Error {
     Error::ResourceExhausted {
+        reason: Reason::UploadTooLarge,
         subject: "max_upload_size".into(),
         message: format!(
             "the upload is {size} bytes or more; this server accepts at most {max} bytes per upload"
@@ -314,7 +362,8 @@ pub(super) fn verify(spec: &UploadSpec, hash: ContentHash, md5: Option<Md5Digest
     if let Some(expected) = spec.expected_blake3
         && expected != hash
     {
-        return Err(Error::invalid(
+        return Err(Error::bad(
+            Reason::ChecksumMismatch,
             "header.expected_blake3",
             format!(
                 "the received bytes have BLAKE3 {hash}, not the expected {expected}; the upload was discarded"
@@ -324,7 +373,8 @@ pub(super) fn verify(spec: &UploadSpec, hash: ContentHash, md5: Option<Md5Digest
     if let (Some(expected), Some(got)) = (spec.expected_md5, md5)
         && expected != got
     {
-        return Err(Error::invalid(
+        return Err(Error::bad(
+            Reason::ChecksumMismatch,
             "header.expected_md5",
             format!(
                 "the received bytes have MD5 {}, not the expected {}; the upload was discarded",

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     domain::{Binding, BindingKey, MediaId, TenantId, now_micros},
-    error::{Error, Result},
+    error::{Error, Resource, Result},
 };
 
 /// Which bindings a listing returns.
@@ -37,7 +37,7 @@ impl Repo {
             .await?
             .is_some();
         if !exists {
-            return Err(Error::not_found("media", key.media.to_string()));
+            return Err(Error::not_found(Resource::Media, key.media.to_string()));
         }
         media_binding::Entity::insert(media_binding::ActiveModel {
             tenant_id: Set(tenant.0),
@@ -68,7 +68,7 @@ impl Repo {
         .one(&self.write)
         .await?
         // A concurrent delete of the media took the binding with it.
-        .ok_or_else(|| Error::not_found("media", key.media.to_string()))?;
+        .ok_or_else(|| Error::not_found(Resource::Media, key.media.to_string()))?;
         Ok(to_binding(row))
     }
 

@@ -24,7 +24,7 @@ use crate::{
         Folder, FolderId, FolderName, FolderPath, MAX_FOLDER_DEPTH, TOMBSTONE, TenantId,
         now_micros, tombstone_name,
     },
-    error::{Error, Result},
+    error::{Error, Reason, Resource, Result},
 };
 
 impl Repo {
@@ -44,6 +44,29 @@ impl Repo {
             .one(&self.read)
             .await?
             .map(to_folder))
+    }
+
+    /// The live folders directly in `parent`, by name, after the name
+    /// `after` (exclusive); at most `limit`. The sibling-name index
+    /// `(tenant_id, parent_id, name)` gives them in this order.
+    pub async fn child_folders(
+        &self,
+        tenant: TenantId,
+        parent: FolderId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Folder>> {
+        let mut q = live(tenant).filter(folder::Column::ParentId.eq(parent.0));
+        if let Some(after) = after {
+            q = q.filter(folder::Column::Name.gt(after));
+        }
+        Ok(q.order_by_asc(folder::Column::Name)
+            .limit(limit)
+            .all(&self.read)
+            .await?
+            .into_iter()
+            .map(to_folder)
+            .collect())
     }
 
     /// `top` and the live folders below it down to `levels` levels, in path
@@ -109,7 +132,7 @@ impl WriteTx {
     pub async fn folder(&mut self, tenant: TenantId, id: FolderId) -> Result<Folder> {
         live_folder(&self.tx, tenant, id)
             .await?
-            .ok_or_else(|| Error::not_found("folder", id.to_string()))
+            .ok_or_else(|| Error::not_found(Resource::Folder, id.to_string()))
     }
 
     /// Fails with ALREADY_EXISTS if `parent` has a live child `name`.
@@ -127,7 +150,7 @@ impl WriteTx {
         match taken {
             None => Ok(()),
             Some(f) => Err(Error::AlreadyExists {
-                kind: "folder",
+                kind: Resource::Folder,
                 name: f.path.clone(),
                 message: format!(
                     "{} already has a folder named {:?} (id {}); choose another name",
@@ -214,7 +237,7 @@ impl WriteTx {
         let parent = self.folder(tenant, new_parent).await?;
         if f.path.contains(&parent.path) {
             return Err(Error::precondition(
-                "FOLDER_CYCLE",
+                Reason::FolderCycle,
                 format!(
                     "cannot move {} into {}: a folder cannot move into itself or one of its subfolders",
                     f.path.as_str(),
@@ -247,7 +270,7 @@ impl WriteTx {
         match f.parent {
             Some(p) => self.folder(tenant, p).await,
             None => Err(Error::precondition(
-                "ROOT_FOLDER",
+                Reason::RootFolder,
                 format!("the root folder cannot be {verb}"),
             )),
         }
@@ -416,7 +439,7 @@ impl WriteTx {
             .exec(&self.tx)
             .await?;
         if res.rows_affected == 0 && count > 0 {
-            return Err(Error::not_found("folder", id.to_string()));
+            return Err(Error::not_found(Resource::Folder, id.to_string()));
         }
         Ok(())
     }
@@ -491,7 +514,7 @@ fn live(tenant: TenantId) -> sea_orm::Select<folder::Entity> {
 
 fn too_deep(parent: &FolderPath) -> Error {
     Error::precondition(
-        "FOLDER_TOO_DEEP",
+        Reason::FolderTooDeep,
         format!(
             "folders nest at most {MAX_FOLDER_DEPTH} levels deep; {} cannot take more levels below it",
             parent.as_str()

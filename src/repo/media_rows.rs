@@ -17,7 +17,7 @@ use crate::{
     domain::{
         ContentHash, FolderId, Media, MediaId, MediaPatch, TenantId, missing_ids, now_micros,
     },
-    error::{Error, Result},
+    error::{Error, Reason, Resource, Result},
 };
 
 /// What a batch delete removed.
@@ -259,7 +259,7 @@ impl WriteTx {
             .one(&self.tx)
             .await?
         else {
-            return Err(Error::not_found("media", id.to_string()));
+            return Err(Error::not_found(Resource::Media, id.to_string()));
         };
         let mut am = media::ActiveModel {
             id: Set(row.id),
@@ -352,7 +352,7 @@ pub fn bound_error(bound: &[media_binding::Model]) -> Error {
         .map(|b| format!("media {} by {}/{}", b.media_id, b.module, b.object_id))
         .collect();
     Error::precondition(
-        "MEDIA_BOUND",
+        Reason::MediaBound,
         format!(
             "still in use: {}{}; remove the bindings first, or pass force to delete anyway",
             names.join(", "),

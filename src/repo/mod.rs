@@ -43,7 +43,7 @@ use self::{
 };
 use crate::{
     domain::{Analysis, ContentHash, FolderId, Media, MediaId, MediaType, TenantId, now_micros},
-    error::{Error, Result},
+    error::{Error, Reason, Result},
 };
 
 /// How long a SQLite connection waits for a lock held by another process
@@ -56,6 +56,8 @@ const POSTGRES_CONNECTIONS: u32 = 16;
 /// Media rows per INSERT: 36 columns each keeps a statement far below the
 /// bound-parameter limits of SQLite (32766) and PostgreSQL (65535).
 const INSERT_CHUNK: usize = 200;
+/// Most blobs locked by one statement (one placeholder each).
+const LOCK_CHUNK: usize = 10_000;
 
 /// References a batch adds to one blob.
 #[derive(Debug, Clone, Copy)]
@@ -185,10 +187,15 @@ impl Repo {
     }
 
     /// Records computed MD5s, all in one transaction (one commit however
-    /// many small uploads finished meanwhile).
+    /// many small uploads finished meanwhile). Rows are updated in hash
+    /// order, the order every other writer locks blob rows in, so this
+    /// never deadlocks with an upload's claims.
     pub async fn set_md5s(&self, digests: &[(ContentHash, String)]) -> Result<()> {
+        let mut sorted: Vec<&(ContentHash, String)> = digests.iter().collect();
+        sorted.sort_unstable_by_key(|(h, _)| *h);
+        sorted.dedup_by_key(|(h, _)| *h);
         let tx = self.write.begin().await?;
-        for (hash, md5) in digests {
+        for (hash, md5) in sorted {
             blob::Entity::update_many()
                 .col_expr(blob::Column::Md5, Expr::value(md5.as_str()))
                 .filter(blob::Column::Hash.eq(hash.to_hex()))
@@ -398,6 +405,33 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Locks the rows of these blobs and of their renditions' blobs, all in
+    /// hash order, in one statement (PostgreSQL; SQLite has one writer).
+    /// A release that then updates sources and renditions separately takes
+    /// no lock out of that order, so it cannot deadlock with an upload
+    /// claiming the same rows in hash order.
+    pub async fn lock_blobs_and_renditions(&mut self, hashes: &[ContentHash]) -> Result<()> {
+        let backend = self.tx.get_database_backend();
+        if backend != sea_orm::DatabaseBackend::Postgres || hashes.is_empty() {
+            return Ok(());
+        }
+        // One statement for any batch a delete makes (at most 1000 media),
+        // so the order holds across all of it; far within PostgreSQL's
+        // 65,535 parameters.
+        for part in hashes.chunks(LOCK_CHUNK) {
+            let (list, values) = placeholders(1, part.iter().map(|h| h.to_hex().into()));
+            let sql = format!(
+                "SELECT hash FROM blobs WHERE hash IN ({list}) OR hash IN \
+                 (SELECT blob_hash FROM renditions WHERE source_hash IN ({list})) \
+                 ORDER BY hash FOR UPDATE"
+            );
+            self.tx
+                .execute(Statement::from_sql_and_values(backend, sql, values))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Deletes the rows of these blobs that nothing references, holding
     /// their locks until commit so no upload can claim them meanwhile.
     /// Returns the blobs whose rows went: the caller removes their bytes
@@ -487,7 +521,12 @@ fn to_i64(v: u64) -> i64 {
 fn parse_hash(hex: &str) -> Result<ContentHash> {
     blake3::Hash::from_hex(hex)
         .map(ContentHash::from)
-        .map_err(|_| Error::DataLoss(format!("the database holds a malformed blob hash {hex:?}")))
+        .map_err(|_| {
+            Error::data_loss(
+                Reason::RecordCorrupt,
+                format!("the database holds a malformed blob hash {hex:?}"),
+            )
+        })
 }
 
 fn to_row(m: &Media) -> media::ActiveModel {

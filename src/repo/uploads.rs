@@ -9,7 +9,7 @@ use sea_orm::{
 use super::{Repo, WriteTx, entity::upload};
 use crate::{
     domain::{MediaId, TenantId, UploadId, UploadSession, UploadState, now_micros},
-    error::{Error, Result},
+    error::{Error, Reason, Result},
 };
 
 impl Repo {
@@ -181,7 +181,7 @@ impl WriteTx {
             Ok(())
         } else {
             Err(Error::precondition(
-                "UPLOAD_NOT_ACTIVE",
+                Reason::UploadNotActive,
                 format!(
                     "upload {id} was cancelled or expired while it finished; start a new upload"
                 ),

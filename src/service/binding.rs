@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use super::{convert::binding_to_pb, page_token, query::page_size, tenant_of};
 use crate::{
     domain::{BindingKey, MediaId, parse_module, parse_object_id},
-    error::Error,
+    error::{Error, Reason},
     library::Library,
     pb::v1 as pb,
     repo::BindingScope,
@@ -77,8 +77,16 @@ impl pb::binding_service_server::BindingService for BindingApi {
                     Some(parse_object_id("object_id", &r.object_id)?)
                 },
             },
+            (true, true) => {
+                return Err(Error::required(
+                    "media_id",
+                    "set media_id, or module (optionally with object_id)",
+                )
+                .into());
+            }
             _ => {
-                return Err(Error::invalid(
+                return Err(Error::bad(
+                    Reason::FieldConflict,
                     "media_id",
                     "set media_id alone, or module (optionally with object_id)",
                 )

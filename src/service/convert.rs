@@ -10,7 +10,7 @@ use crate::{
         MAX_METADATA_BYTES, MAX_TITLE_CHARS, Md5Digest, Media, MediaPatch, MediaType, Rendition,
         TenantId, UploadSpec, check_text, normalize_tags,
     },
-    error::{Error, Result},
+    error::{Error, Reason, Result},
     library::RenditionRequest,
     pb::v1 as pb,
     render::{Fit, OutputFormat, RenditionSpec},
@@ -21,10 +21,13 @@ const DEFAULT_MIME: &str = "application/octet-stream";
 
 /// Validates an upload header.
 pub fn upload_spec(tenant: TenantId, h: pb::UploadHeader) -> Result<UploadSpec> {
-    let folder = if h.folder_id.is_empty() {
+    let folder = if h.parent_folder_id.is_empty() {
         None
     } else {
-        Some(FolderId::parse("header.folder_id", &h.folder_id)?)
+        Some(FolderId::parse(
+            "header.parent_folder_id",
+            &h.parent_folder_id,
+        )?)
     };
     let filename = Filename::parse("header.filename", &h.filename)?;
     check_text("header.title", &h.title, MAX_TITLE_CHARS)?;
@@ -160,7 +163,7 @@ fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> Struct {
 /// validated as an upload header's are.
 pub fn media_patch(m: pb::Media, paths: &std::collections::HashSet<String>) -> Result<MediaPatch> {
     if paths.is_empty() {
-        return Err(Error::invalid(
+        return Err(Error::required(
             "update_mask",
             "name the fields to change in update_mask, e.g. paths: [\"title\", \"tags\"]",
         ));
@@ -201,7 +204,7 @@ pub fn media_patch(m: pb::Media, paths: &std::collections::HashSet<String>) -> R
 pub fn folder_to_pb(f: Folder) -> pb::Folder {
     pb::Folder {
         id: f.id.to_string(),
-        parent_id: f.parent.map(|p| p.to_string()).unwrap_or_default(),
+        parent_folder_id: f.parent.map(|p| p.to_string()).unwrap_or_default(),
         name: f.name,
         path: f.path.as_str().to_string(),
         depth: f.depth,
@@ -216,7 +219,7 @@ pub fn folder_to_pb(f: Folder) -> pb::Folder {
 pub fn tree_node_to_pb(f: Folder, base: u32) -> pb::FolderTreeNode {
     pb::FolderTreeNode {
         id: f.id.to_string(),
-        parent_id: f.parent.map(|p| p.to_string()).unwrap_or_default(),
+        parent_folder_id: f.parent.map(|p| p.to_string()).unwrap_or_default(),
         name: f.name,
         level: f.depth.saturating_sub(base),
         media_count: f.media_count,
@@ -271,8 +274,8 @@ pub fn media_to_pb(m: Media) -> pb::Media {
     let unsigned = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
     pb::Media {
         id: m.id.to_string(),
-        folder_id: m.folder.to_string(),
-        r#type: media_type(m.media_type) as i32,
+        parent_folder_id: m.folder.to_string(),
+        media_type: media_type(m.media_type) as i32,
         filename: m.filename,
         original_filename: m.original_filename,
         title: m.title,
@@ -333,7 +336,8 @@ pub fn rendition_request(r: &pb::GetRenditionRequest) -> Result<RenditionRequest
     let explicit = r.width != 0 || r.height != 0 || r.fit != 0 || r.format != 0 || r.quality != 0;
     if !preset.is_empty() {
         if explicit {
-            return Err(Error::invalid(
+            return Err(Error::bad(
+                Reason::FieldConflict,
                 "preset",
                 "give either a preset or width, height, fit, format and quality, not both",
             ));

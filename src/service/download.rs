@@ -7,7 +7,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::convert::media_to_pb;
-use crate::{blob::BlobReader, error::Error, library::OpenedMedia, pb::v1 as pb};
+use crate::{
+    blob::BlobReader,
+    error::{Error, Reason},
+    library::OpenedMedia,
+    pb::v1 as pb,
+};
 
 /// Bytes per response message.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
@@ -32,13 +37,13 @@ pub(super) fn stream(
             complete_length: media.size,
         }),
         media: Some(media_to_pb(media)),
-        chunk: Bytes::new(),
+        data: Bytes::new(),
     };
-    stream_blob(reader, start, length, what, first, |chunk| {
+    stream_blob(reader, start, length, what, first, |data| {
         pb::ReadMediaResponse {
             media: None,
             content_range: None,
-            chunk,
+            data,
         }
     })
 }
@@ -69,10 +74,13 @@ pub(super) fn stream_blob<T: Send + 'static>(
             while filled < want {
                 match reader.read_at(&mut buf[filled..], offset + filled as u64) {
                     Ok(0) => {
-                        let err = Error::DataLoss(format!(
-                            "the stored content of {what} ended early, at byte {}",
-                            offset + filled as u64
-                        ));
+                        let err = Error::data_loss(
+                            Reason::BlobTruncated,
+                            format!(
+                                "the stored content of {what} ended early, at byte {}",
+                                offset + filled as u64
+                            ),
+                        );
                         let _ = tx.blocking_send(Err(err.into()));
                         return;
                     }

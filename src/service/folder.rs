@@ -4,7 +4,8 @@ use tonic::{Request, Response, Status};
 
 use super::{
     convert::{folder_to_pb, tree_node_to_pb},
-    query::optional_folder,
+    page_token,
+    query::{optional_folder, page_size},
     tenant_of,
 };
 use crate::{
@@ -50,8 +51,8 @@ impl pb::folder_service_server::FolderService for FolderApi {
     ) -> Result<Response<pb::GetFolderResponse>, Status> {
         let tenant = tenant_of(&request);
         let folder = match &request.get_ref().lookup {
-            Some(Lookup::Id(id)) => {
-                let id = FolderId::parse("id", id)?;
+            Some(Lookup::FolderId(id)) => {
+                let id = FolderId::parse("folder_id", id)?;
                 record_folder_id(&id);
                 self.library.folder(tenant, id).await?
             }
@@ -60,11 +61,36 @@ impl pb::folder_service_server::FolderService for FolderApi {
                 self.library.folder_at(tenant, &path).await?
             }
             None => {
-                return Err(Error::invalid("id", "set either id or path").into());
+                return Err(Error::required("folder_id", "set either folder_id or path").into());
             }
         };
         Ok(Response::new(pb::GetFolderResponse {
             folder: Some(folder_to_pb(folder)),
+        }))
+    }
+
+    async fn list_folders(
+        &self,
+        request: Request<pb::ListFoldersRequest>,
+    ) -> Result<Response<pb::ListFoldersResponse>, Status> {
+        let tenant = tenant_of(&request);
+        let req = request.get_ref();
+        let parent = optional_folder("parent_folder_id", &req.parent_folder_id)?;
+        let limit = page_size("page_size", req.page_size)?;
+        // A token belongs to the parent it was issued for.
+        let fingerprint = page_token::fingerprint(&format!("folders {parent:?}"));
+        let after = page_token::decode_folder("page_token", &req.page_token, fingerprint)?;
+        // One extra row tells whether another page exists.
+        let mut folders = self
+            .library
+            .child_folders(tenant, parent, after.as_deref(), limit + 1)
+            .await?;
+        let next_page_token = page_token::next_page(&mut folders, limit, |f| {
+            page_token::encode_folder(fingerprint, &f.name)
+        });
+        Ok(Response::new(pb::ListFoldersResponse {
+            folders: folders.into_iter().map(folder_to_pb).collect(),
+            next_page_token,
         }))
     }
 
@@ -103,7 +129,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
     ) -> Result<Response<pb::CreateFolderResponse>, Status> {
         let tenant = tenant_of(&request);
         let req = request.get_ref();
-        let parent = optional_folder("parent_id", &req.parent_id)?;
+        let parent = optional_folder("parent_folder_id", &req.parent_folder_id)?;
         let name = FolderName::parse("name", &req.name)?;
         let folder = self.library.create_folder(tenant, parent, &name).await?;
         record_folder_id(&folder.id);
@@ -119,7 +145,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
     ) -> Result<Response<pb::RenameFolderResponse>, Status> {
         let tenant = tenant_of(&request);
         let req = request.get_ref();
-        let id = FolderId::parse("id", &req.id)?;
+        let id = FolderId::parse("folder_id", &req.folder_id)?;
         record_folder_id(&id);
         let name = FolderName::parse("name", &req.name)?;
         let folder = self.library.rename_folder(tenant, id, &name).await?;
@@ -134,9 +160,9 @@ impl pb::folder_service_server::FolderService for FolderApi {
     ) -> Result<Response<pb::MoveFolderResponse>, Status> {
         let tenant = tenant_of(&request);
         let req = request.get_ref();
-        let id = FolderId::parse("id", &req.id)?;
+        let id = FolderId::parse("folder_id", &req.folder_id)?;
         record_folder_id(&id);
-        let parent = optional_folder("new_parent_id", &req.new_parent_id)?;
+        let parent = optional_folder("parent_folder_id", &req.parent_folder_id)?;
         let folder = self.library.move_folder(tenant, id, parent).await?;
         Ok(Response::new(pb::MoveFolderResponse {
             folder: Some(folder_to_pb(folder)),
@@ -149,7 +175,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
     ) -> Result<Response<pb::DeleteFolderResponse>, Status> {
         let tenant = tenant_of(&request);
         let req = request.get_ref();
-        let id = FolderId::parse("id", &req.id)?;
+        let id = FolderId::parse("folder_id", &req.folder_id)?;
         record_folder_id(&id);
         let done = self.library.delete_folder(tenant, id, req.force).await?;
         tracing::info!(
@@ -159,9 +185,9 @@ impl pb::folder_service_server::FolderService for FolderApi {
             "folder deleted"
         );
         Ok(Response::new(pb::DeleteFolderResponse {
-            deleted_folders: done.folders,
-            deleted_media: done.media,
-            removed_blobs: done.blobs,
+            deleted_folder_count: done.folders,
+            deleted_media_count: done.media,
+            removed_blob_count: done.blobs,
         }))
     }
 }

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     domain::{MediaId, PageCursor},
-    error::Error,
+    error::{Error, Resource},
     library::{Library, OpenedRendition},
     pb::v1 as pb,
 };
@@ -61,7 +61,7 @@ impl pb::media_service_server::MediaService for MediaApi {
     ) -> Result<Response<Self::ReadMediaStream>, Status> {
         let tenant = tenant_of(&request);
         let req = request.into_inner();
-        let id = MediaId::parse("id", &req.id)?;
+        let id = MediaId::parse("media_id", &req.media_id)?;
         record_media_id(&id);
         let opened = self
             .library
@@ -92,7 +92,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         let first = pb::GetRenditionResponse {
             rendition: Some(convert::rendition_to_pb(rendition)),
             cached,
-            chunk: Bytes::new(),
+            data: Bytes::new(),
         };
         let what = format!("a rendition of media {id}");
         Ok(Response::new(Box::pin(download::stream_blob(
@@ -101,10 +101,10 @@ impl pb::media_service_server::MediaService for MediaApi {
             length,
             what,
             first,
-            |chunk| pb::GetRenditionResponse {
+            |data| pb::GetRenditionResponse {
                 rendition: None,
                 cached: false,
-                chunk,
+                data,
             },
         ))))
     }
@@ -131,7 +131,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         request: Request<pb::GetMediaRequest>,
     ) -> Result<Response<pb::GetMediaResponse>, Status> {
         let tenant = tenant_of(&request);
-        let id = MediaId::parse("id", &request.get_ref().id)?;
+        let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
         record_media_id(&id);
         let media = self.library.get(tenant, id).await?;
         let renditions = self.library.renditions_of(&media).await?;
@@ -148,11 +148,11 @@ impl pb::media_service_server::MediaService for MediaApi {
         request: Request<pb::BatchGetMediaRequest>,
     ) -> Result<Response<pb::BatchGetMediaResponse>, Status> {
         let tenant = tenant_of(&request);
-        let ids = query::batch_ids("ids", &request.get_ref().ids)?;
+        let ids = query::batch_ids("media_ids", &request.get_ref().media_ids)?;
         let (found, missing) = self.library.get_many(tenant, &ids).await?;
         Ok(Response::new(pb::BatchGetMediaResponse {
             media: found.into_iter().map(media_to_pb).collect(),
-            not_found_ids: missing.iter().map(ToString::to_string).collect(),
+            not_found_media_ids: missing.iter().map(ToString::to_string).collect(),
         }))
     }
 
@@ -211,7 +211,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         let tenant = tenant_of(&request);
         let req = request.into_inner();
         let media = req.media.ok_or_else(|| {
-            Error::invalid("media", "send the media with its id and the new values")
+            Error::required("media", "send the media with its id and the new values")
         })?;
         let id = MediaId::parse("media.id", &media.id)?;
         record_media_id(&id);
@@ -229,12 +229,12 @@ impl pb::media_service_server::MediaService for MediaApi {
     ) -> Result<Response<pb::MoveMediaResponse>, Status> {
         let tenant = tenant_of(&request);
         let req = request.get_ref();
-        let id = MediaId::parse("id", &req.id)?;
+        let id = MediaId::parse("media_id", &req.media_id)?;
         record_media_id(&id);
-        let dest = query::optional_folder("folder_id", &req.folder_id)?;
+        let dest = query::optional_folder("parent_folder_id", &req.parent_folder_id)?;
         let (_, missing) = self.library.move_media(tenant, &[id], dest).await?;
         if !missing.is_empty() {
-            return Err(Error::not_found("media", id.to_string()).into());
+            return Err(Error::not_found(Resource::Media, id.to_string()).into());
         }
         let media = self.library.get(tenant, id).await?;
         Ok(Response::new(pb::MoveMediaResponse {
@@ -248,12 +248,12 @@ impl pb::media_service_server::MediaService for MediaApi {
     ) -> Result<Response<pb::BatchMoveMediaResponse>, Status> {
         let tenant = tenant_of(&request);
         let req = request.get_ref();
-        let ids = query::batch_ids("ids", &req.ids)?;
-        let dest = query::optional_folder("folder_id", &req.folder_id)?;
+        let ids = query::batch_ids("media_ids", &req.media_ids)?;
+        let dest = query::optional_folder("parent_folder_id", &req.parent_folder_id)?;
         let (moved, missing) = self.library.move_media(tenant, &ids, dest).await?;
         Ok(Response::new(pb::BatchMoveMediaResponse {
-            moved_count: moved,
-            not_found_ids: missing.iter().map(ToString::to_string).collect(),
+            moved_media_count: moved,
+            not_found_media_ids: missing.iter().map(ToString::to_string).collect(),
         }))
     }
 
@@ -263,7 +263,7 @@ impl pb::media_service_server::MediaService for MediaApi {
     ) -> Result<Response<pb::BatchDeleteMediaResponse>, Status> {
         let tenant = tenant_of(&request);
         let req = request.get_ref();
-        let ids = query::batch_ids("ids", &req.ids)?;
+        let ids = query::batch_ids("media_ids", &req.media_ids)?;
         let done = self.library.delete_many(tenant, &ids, req.force).await?;
         tracing::info!(
             deleted = done.deleted,
@@ -271,9 +271,9 @@ impl pb::media_service_server::MediaService for MediaApi {
             "media deleted"
         );
         Ok(Response::new(pb::BatchDeleteMediaResponse {
-            deleted_count: done.deleted,
-            not_found_ids: done.not_found.iter().map(ToString::to_string).collect(),
-            removed_blobs: done.blobs,
+            deleted_media_count: done.deleted,
+            not_found_media_ids: done.not_found.iter().map(ToString::to_string).collect(),
+            removed_blob_count: done.blobs,
         }))
     }
 
@@ -282,7 +282,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         request: Request<pb::DeleteMediaRequest>,
     ) -> Result<Response<pb::DeleteMediaResponse>, Status> {
         let tenant = tenant_of(&request);
-        let id = MediaId::parse("id", &request.get_ref().id)?;
+        let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
         record_media_id(&id);
         let blob_removed = self
             .library

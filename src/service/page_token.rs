@@ -11,7 +11,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use crate::{
     domain::{BindingKey, MediaId, PageCursor, SortValue},
-    error::{Error, Result},
+    error::{Error, Reason, Result},
 };
 
 const PREFIX: &str = "v2.";
@@ -90,6 +90,25 @@ pub fn decode_binding(
     }))
 }
 
+/// Encodes where the next page of folders starts: the last name sent
+/// (names are unique among siblings).
+pub fn encode_folder(fingerprint: [u8; 8], name: &str) -> String {
+    pack(fingerprint, &[name.as_bytes()])
+}
+
+/// Decodes a folders token; empty means the first page.
+pub fn decode_folder(field: &str, token: &str, fingerprint: [u8; 8]) -> Result<Option<String>> {
+    let Some(parts) = unpack(field, token, fingerprint)? else {
+        return Ok(None);
+    };
+    let [name] = parts.as_slice() else {
+        return Err(foreign(field));
+    };
+    String::from_utf8(name.clone())
+        .map(Some)
+        .map_err(|_| foreign(field))
+}
+
 /// A short fingerprint of a request's identity, from its canonical text.
 pub fn fingerprint(canonical: &str) -> [u8; 8] {
     truncate(blake3::hash(canonical.as_bytes()))
@@ -118,7 +137,8 @@ fn unpack(field: &str, token: &str, fingerprint: [u8; 8]) -> Result<Option<Vec<V
         return Ok(None);
     }
     let bad = || {
-        Error::invalid(
+        Error::bad(
+            Reason::PageTokenInvalid,
             field,
             "the page token is not one this server issued (or it was altered); pass next_page_token unchanged, or an empty token for the first page",
         )
@@ -146,7 +166,8 @@ fn unpack(field: &str, token: &str, fingerprint: [u8; 8]) -> Result<Option<Vec<V
 }
 
 fn foreign(field: &str) -> Error {
-    Error::invalid(
+    Error::bad(
+        Reason::PageTokenInvalid,
         field,
         "the page token belongs to a different request; send the same folder, filter and order as the request that returned it, or start again with an empty token",
     )

@@ -9,7 +9,7 @@ use crate::{
         Bounds, FolderId, MAX_FILTER_VALUES, MAX_QUERY_CHARS, MAX_TAGS_ALL, MediaFilter,
         MediaQuery, MediaType, SortKey, TimeRange, check_text, normalize_tags,
     },
-    error::{Error, Result},
+    error::{Error, Reason, Result},
     pb::v1 as pb,
 };
 
@@ -38,7 +38,7 @@ pub fn page_size(field: &str, n: i32) -> Result<u64> {
 /// Validates a list of ids for a batch call.
 pub fn batch_ids(field: &str, ids: &[String]) -> Result<Vec<crate::domain::MediaId>> {
     if ids.is_empty() {
-        return Err(Error::invalid(field, "send at least one id"));
+        return Err(Error::required(field, "send at least one id"));
     }
     if ids.len() > MAX_BATCH_IDS {
         return Err(Error::invalid(
@@ -70,11 +70,12 @@ pub fn optional_folder(field: &str, s: &str) -> Result<Option<FolderId>> {
 
 /// The query part of a `ListMediaRequest` (everything but the page).
 pub fn media_query(req: &pb::ListMediaRequest) -> Result<MediaQuery> {
-    let folder = optional_folder("folder_id", &req.folder_id)?;
+    let folder = optional_folder("parent_folder_id", &req.parent_folder_id)?;
     if req.recursive && folder.is_none() {
-        return Err(Error::invalid(
+        return Err(Error::bad(
+            Reason::FieldConflict,
             "recursive",
-            "recursive needs a folder_id; without one every media of the tenant is listed already",
+            "recursive needs a parent_folder_id; without one every media of the tenant is listed already",
         ));
     }
     let order = match pb::MediaOrderBy::try_from(req.order_by) {
@@ -107,7 +108,7 @@ pub fn media_query(req: &pb::ListMediaRequest) -> Result<MediaQuery> {
 fn media_filter(f: &pb::MediaFilter) -> Result<MediaFilter> {
     let at = |name: &str| format!("filter.{name}");
     for (name, n) in [
-        ("types", f.types.len()),
+        ("media_types", f.media_types.len()),
         ("mime_types", f.mime_types.len()),
         ("tags_any", f.tags_any.len()),
     ] {
@@ -128,7 +129,7 @@ fn media_filter(f: &pb::MediaFilter) -> Result<MediaFilter> {
         ));
     }
     let mut types = Vec::new();
-    for (i, t) in f.types.iter().enumerate() {
+    for (i, t) in f.media_types.iter().enumerate() {
         let t = match pb::MediaType::try_from(*t) {
             Ok(pb::MediaType::Image) => MediaType::Image,
             Ok(pb::MediaType::Video) => MediaType::Video,
@@ -137,7 +138,7 @@ fn media_filter(f: &pb::MediaFilter) -> Result<MediaFilter> {
             Ok(pb::MediaType::Other) => MediaType::Other,
             _ => {
                 return Err(Error::invalid(
-                    format!("filter.types[{i}]"),
+                    format!("filter.media_types[{i}]"),
                     format!(
                         "{t} is not a media type to filter on; use IMAGE, VIDEO, AUDIO, DOCUMENT or OTHER"
                     ),
@@ -274,12 +275,50 @@ macro_rules! media_fields {
 }
 
 media_fields!(
-    folder_id, r#type => "type", filename, original_filename, title, mime_type, size_bytes,
-    blake3, md5, width, height, duration_ms, fps, video_codec, audio_codec, exif, latitude,
-    longitude, altitude, taken_time, taken_year, taken_month, orientation, dpi_x, dpi_y, tags,
-    author, copyright, metadata, create_time, update_time, created_by, updated_by, ready,
-    public, camera, taken_time_offset, layout, sample_rate, channels, bitrate, page_count,
-    analysis_error, embedded_tags,
+    parent_folder_id,
+    media_type,
+    filename,
+    original_filename,
+    title,
+    mime_type,
+    size_bytes,
+    blake3,
+    md5,
+    width,
+    height,
+    duration_ms,
+    fps,
+    video_codec,
+    audio_codec,
+    exif,
+    latitude,
+    longitude,
+    altitude,
+    taken_time,
+    taken_year,
+    taken_month,
+    orientation,
+    dpi_x,
+    dpi_y,
+    tags,
+    author,
+    copyright,
+    metadata,
+    create_time,
+    update_time,
+    created_by,
+    updated_by,
+    ready,
+    public,
+    camera,
+    taken_time_offset,
+    layout,
+    sample_rate,
+    channels,
+    bitrate,
+    page_count,
+    analysis_error,
+    embedded_tags,
 );
 
 /// The validated paths of a field mask over `Media`, from `allowed`.
@@ -296,7 +335,8 @@ pub fn mask_paths(
         .enumerate()
     {
         if path != "id" && !allowed.contains(&path.as_str()) {
-            return Err(Error::invalid(
+            return Err(Error::bad(
+                Reason::FieldMaskInvalid,
                 format!("{field}.paths[{i}]"),
                 format!(
                     "{path:?} is not a field that can be named here; use {}",

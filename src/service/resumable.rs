@@ -67,7 +67,7 @@ impl pb::upload_service_server::UploadService for UploadApi {
     ) -> Result<Response<pb::StartUploadResponse>, Status> {
         let tenant = tenant_of(&request);
         let header = request.into_inner().header.ok_or_else(|| {
-            Error::invalid("header", "a header is required: what is being uploaded")
+            Error::required("header", "a header is required: what is being uploaded")
         })?;
         let spec = convert::upload_spec(tenant, header)?;
         let upload = self.library.start_upload(spec).await?;

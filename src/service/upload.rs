@@ -1,59 +1,59 @@
-//! The `UploadMedia` client stream: a header message, then chunks.
+//! The `UploadMedia` client stream: a header first, then data, ended by
+//! `finish_write` (or by a clean end after a declared size).
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use tonic::{Code, Status, Streaming};
 
 use super::{convert, media::record_media_id};
 use crate::{
     domain::TenantId,
-    error::{Error, Result},
-    library::Library,
-    pb::v1::{self as pb, upload_media_request::Data},
+    error::{Error, Reason, Result},
+    library::{Library, UploadPart},
+    pb::v1 as pb,
 };
 
-/// Reads the header, then hands the chunks to the library.
+/// Reads the header, then hands the data to the library, which stores it
+/// only on a positive end.
 pub(super) async fn upload(
     library: &Library,
     tenant: TenantId,
     mut stream: Streaming<pb::UploadMediaRequest>,
 ) -> Result<pb::UploadMediaResponse> {
     let first = stream.message().await.map_err(broken_stream)?.ok_or_else(|| {
-        Error::invalid(
+        Error::bad(
+            Reason::StreamInvalid,
             "header",
             "the upload stream ended before its header; send an UploadMediaRequest with header first",
         )
     })?;
-    let header = match first.data {
-        Some(Data::Header(h)) => h,
-        Some(Data::Chunk(_)) => {
-            return Err(Error::invalid(
-                "header",
-                "the first message carried a chunk; send the header first, then the chunks",
-            ));
-        }
-        None => {
-            return Err(Error::invalid(
-                "header",
-                "the first message was empty; send the header first",
-            ));
-        }
+    let Some(header) = first.header else {
+        return Err(Error::bad(
+            Reason::StreamInvalid,
+            "header",
+            "the first message carried no header; send the header first, then the data",
+        ));
     };
     let spec = convert::upload_spec(tenant, header)?;
-    let chunks = stream.map(|msg| -> Result<Bytes> {
-        match msg.map_err(broken_stream)?.data {
-            Some(Data::Chunk(bytes)) => Ok(bytes),
-            Some(Data::Header(_)) => Err(Error::invalid(
+    let head = UploadPart {
+        data: first.data,
+        finish: first.finish_write,
+    };
+    let rest = stream.map(|msg| -> Result<UploadPart> {
+        let msg = msg.map_err(broken_stream)?;
+        if msg.header.is_some() {
+            return Err(Error::bad(
+                Reason::StreamInvalid,
                 "header",
                 "a second header arrived; an upload has exactly one header, in its first message",
-            )),
-            None => Err(Error::invalid(
-                "chunk",
-                "a message with neither header nor chunk arrived; every message after the header must carry a chunk",
-            )),
+            ));
         }
+        Ok(UploadPart {
+            data: msg.data,
+            finish: msg.finish_write,
+        })
     });
-    let outcome = library.upload(spec, chunks).await?;
+    let parts = futures_util::stream::once(async { Ok(head) }).chain(rest);
+    let outcome = library.upload(spec, Box::pin(parts)).await?;
     record_media_id(&outcome.media.id);
     tracing::info!(
         media_id = %outcome.media.id,
@@ -78,9 +78,10 @@ pub(super) fn stream_error(status: Status, kept: &str) -> Error {
     match status.code() {
         // tonic refuses a message over the configured maximum.
         Code::OutOfRange | Code::ResourceExhausted => Error::ResourceExhausted {
+            reason: Reason::MessageTooLarge,
             subject: "max_message_size".into(),
             message: format!(
-                "{}; send smaller chunks (1 MiB is recommended)",
+                "{}; send smaller pieces of data (1 MiB is recommended)",
                 status.message()
             ),
         },

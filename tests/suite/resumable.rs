@@ -3,13 +3,9 @@
 //! and unknown uploads, wrong checksums, a server killed mid-upload, and a
 //! large file sent in pieces over several streams.
 
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
-
-mod common;
-
 use std::{net::SocketAddr, time::Duration};
 
-use common::*;
+use crate::common::*;
 use mediastore::pb::v1::{self as pb, CancelUploadRequest, UploadHeader, UploadState};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -127,7 +123,7 @@ async fn a_broken_stream_resumes_from_the_committed_size() {
     connect(s.addr)
         .await
         .delete_media(pb::DeleteMediaRequest {
-            id: media_id,
+            media_id,
             force: false,
         })
         .await

@@ -1,10 +1,6 @@
 //! Uploads and reads through the real server: round trips, ranges, dedupe.
 
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use mediastore::pb::v1::{DeleteMediaRequest, GetMediaRequest};
 use tonic::Code;
 
@@ -37,7 +33,7 @@ async fn fifty_mib_round_trip_is_byte_identical_with_both_hashes() {
         md5 = s
             .client
             .get_media(GetMediaRequest {
-                id: media.id.clone(),
+                media_id: media.id.clone(),
             })
             .await
             .unwrap()
@@ -128,7 +124,7 @@ async fn identical_uploads_share_one_blob_until_both_are_deleted() {
     let gone = s
         .client
         .delete_media(DeleteMediaRequest {
-            id: a.id.clone(),
+            media_id: a.id.clone(),
             force: false,
         })
         .await
@@ -144,7 +140,7 @@ async fn identical_uploads_share_one_blob_until_both_are_deleted() {
     let gone = s
         .client
         .delete_media(DeleteMediaRequest {
-            id: b.id.clone(),
+            media_id: b.id.clone(),
             force: false,
         })
         .await

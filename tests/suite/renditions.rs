@@ -2,18 +2,13 @@
 //! metadata, the cache, removal with the source, decompression bombs and
 //! bad requests.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::*;
-use futures_util::StreamExt;
+use crate::common::*;
 use image::ImageFormat;
 use mediastore::pb::v1::{
     self as pb, GetRenditionRequest, RenditionFit, RenditionFormat,
     media_service_client::MediaServiceClient,
 };
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, transport::Channel};
 
 type Client = MediaServiceClient<Channel>;
 
@@ -23,20 +18,6 @@ async fn store(client: &mut Client, name: &str, data: &[u8]) -> pb::Media {
         .unwrap()
         .media
         .unwrap()
-}
-
-/// The rendition's description, whether it was cached, and its bytes.
-async fn rendition(
-    client: &mut Client,
-    req: GetRenditionRequest,
-) -> Result<(pb::Rendition, bool, Vec<u8>), Status> {
-    let mut stream = client.get_rendition(req).await?.into_inner();
-    let first = stream.next().await.unwrap()?;
-    let mut bytes = Vec::new();
-    while let Some(msg) = stream.next().await {
-        bytes.extend_from_slice(&msg?.chunk);
-    }
-    Ok((first.rendition.unwrap(), first.cached, bytes))
 }
 
 fn sized(id: &str, width: u32, height: u32, fit: RenditionFit) -> GetRenditionRequest {
@@ -305,7 +286,7 @@ async fn list_renditions(client: &mut Client, id: &str) -> Vec<pb::Rendition> {
 async fn delete(client: &mut Client, id: &str) {
     client
         .delete_media(pb::DeleteMediaRequest {
-            id: id.into(),
+            media_id: id.into(),
             ..Default::default()
         })
         .await
@@ -439,7 +420,7 @@ async fn decompression_bombs_are_refused_in_bounded_memory() {
     ];
     for (what, data) in bombs {
         let m = store(&mut s.client, "bomb", &data).await;
-        assert_eq!(m.r#type, pb::MediaType::Image as i32, "{what}");
+        assert_eq!(m.media_type, pb::MediaType::Image as i32, "{what}");
         let err = rendition(&mut s.client, sized(&m.id, 64, 0, RenditionFit::Contain))
             .await
             .unwrap_err();

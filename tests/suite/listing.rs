@@ -2,10 +2,6 @@
 //! orders, paging, read masks, bad requests, and keyset pages that stay
 //! consistent while other clients upload and delete.
 
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
-
-mod common;
-
 use std::{
     collections::HashSet,
     sync::{
@@ -15,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use common::*;
+use crate::common::*;
 use mediastore::pb::v1::{
     self as pb, CreateFolderRequest, DeleteMediaRequest, GetRootFolderRequest, ListMediaRequest,
     ListMediaResponse, MediaFilter, MediaOrderBy, MediaType, TimeRange, UploadHeader,
@@ -170,14 +166,14 @@ async fn five(client: &mut Client) -> Five {
 async fn type_mime_and_tag_filters_select_exactly_the_matching_media() {
     let mut s = TestServer::spawn().await;
     let Five { a, b, c, d, e } = five(&mut s.client).await;
-    assert_eq!(a.r#type, MediaType::Image as i32);
-    assert_eq!(c.r#type, MediaType::Video as i32);
-    assert_eq!(d.r#type, MediaType::Document as i32);
-    assert_eq!(e.r#type, MediaType::Other as i32);
+    assert_eq!(a.media_type, MediaType::Image as i32);
+    assert_eq!(c.media_type, MediaType::Video as i32);
+    assert_eq!(d.media_type, MediaType::Document as i32);
+    assert_eq!(e.media_type, MediaType::Other as i32);
     let cl = &mut s.client;
 
     let f = |types: &[MediaType]| MediaFilter {
-        types: types.iter().map(|t| *t as i32).collect(),
+        media_types: types.iter().map(|t| *t as i32).collect(),
         ..Default::default()
     };
     assert_eq!(
@@ -234,7 +230,7 @@ async fn type_mime_and_tag_filters_select_exactly_the_matching_media() {
 
     // Conditions combine with AND.
     let combined = MediaFilter {
-        types: vec![MediaType::Image as i32],
+        media_types: vec![MediaType::Image as i32],
         tags_any: vec!["sea".into()],
         ..Default::default()
     };
@@ -395,7 +391,7 @@ async fn time_size_dimension_and_text_filters_select_exactly_the_matching_media(
     // Combined with another condition.
     let f = MediaFilter {
         query: "sun".into(),
-        types: vec![MediaType::Video as i32],
+        media_types: vec![MediaType::Video as i32],
         ..Default::default()
     };
     assert_eq!(matching(cl, f).await, set_of(&[&c]));
@@ -414,7 +410,7 @@ async fn folder_scope_is_direct_unless_recursive() {
         .unwrap();
     let fa = folders
         .create_folder(CreateFolderRequest {
-            parent_id: String::new(),
+            parent_folder_id: String::new(),
             name: "a".into(),
         })
         .await
@@ -424,7 +420,7 @@ async fn folder_scope_is_direct_unless_recursive() {
         .unwrap();
     let fb = folders
         .create_folder(CreateFolderRequest {
-            parent_id: fa.id.clone(),
+            parent_folder_id: fa.id.clone(),
             name: "b".into(),
         })
         .await
@@ -434,7 +430,7 @@ async fn folder_scope_is_direct_unless_recursive() {
         .unwrap();
     let other = folders
         .create_folder(CreateFolderRequest {
-            parent_id: String::new(),
+            parent_folder_id: String::new(),
             name: "other".into(),
         })
         .await
@@ -445,23 +441,23 @@ async fn folder_scope_is_direct_unless_recursive() {
 
     let cl = &mut s.client;
     let r = up(cl, "r.bin", 10, |_| {}).await;
-    let x1 = up(cl, "x1.bin", 11, |h| h.folder_id = fa.id.clone()).await;
+    let x1 = up(cl, "x1.bin", 11, |h| h.parent_folder_id = fa.id.clone()).await;
     let x2 = up(cl, "x2.bin", 12, |h| {
-        h.folder_id = fa.id.clone();
+        h.parent_folder_id = fa.id.clone();
         h.tags = vec!["t".into()];
     })
     .await;
     let y = up(cl, "y.bin", 13, |h| {
-        h.folder_id = fb.id.clone();
+        h.parent_folder_id = fb.id.clone();
         h.tags = vec!["t".into()];
     })
     .await;
-    let o = up(cl, "o.bin", 14, |h| h.folder_id = other.id.clone()).await;
-    assert_eq!(x1.folder_id, fa.id);
-    assert_eq!(y.folder_id, fb.id);
+    let o = up(cl, "o.bin", 14, |h| h.parent_folder_id = other.id.clone()).await;
+    assert_eq!(x1.parent_folder_id, fa.id);
+    assert_eq!(y.parent_folder_id, fb.id);
 
     let scope = |folder: &str, recursive: bool| ListMediaRequest {
-        folder_id: folder.into(),
+        parent_folder_id: folder.into(),
         recursive,
         page_size: 100,
         ..Default::default()
@@ -776,7 +772,7 @@ async fn pages_cover_every_media_once_with_totals_and_read_masks() {
         assert!(m.filename.is_empty(), "filename not cleared: {m:?}");
         assert!(m.blake3.is_empty(), "blake3 not cleared: {m:?}");
         assert_eq!(m.size_bytes, 0);
-        assert!(m.folder_id.is_empty());
+        assert!(m.parent_folder_id.is_empty());
         assert!(m.mime_type.is_empty());
         assert!(m.tags.is_empty());
         assert!(m.create_time.is_none());
@@ -883,7 +879,10 @@ async fn bad_requests_are_refused_with_the_field_named() {
             Box::new(|r| r.order_by = MediaOrderBy::Size as i32),
         ),
         ("direction", Box::new(|r| r.ascending = true)),
-        ("folder", Box::new(move |r| r.folder_id = root.id.clone())),
+        (
+            "folder",
+            Box::new(move |r| r.parent_folder_id = root.id.clone()),
+        ),
     ];
     for (what, change) in &variants {
         let mut req = base.clone();
@@ -952,7 +951,7 @@ async fn bad_requests_are_refused_with_the_field_named() {
         let status = list(
             cl,
             ListMediaRequest {
-                folder_id: unknown.clone(),
+                parent_folder_id: unknown.clone(),
                 recursive,
                 ..Default::default()
             },
@@ -965,12 +964,12 @@ async fn bad_requests_are_refused_with_the_field_named() {
         list(
             cl,
             ListMediaRequest {
-                folder_id: "not-a-folder-id".into(),
+                parent_folder_id: "not-a-folder-id".into(),
                 ..Default::default()
             },
         )
         .await,
-        "folder_id",
+        "parent_folder_id",
     );
 
     // Filters.
@@ -1029,7 +1028,7 @@ async fn bad_requests_are_refused_with_the_field_named() {
     let status = list(
         cl,
         with(MediaFilter {
-            types: vec![MediaType::Unspecified as i32],
+            media_types: vec![MediaType::Unspecified as i32],
             ..Default::default()
         }),
     )
@@ -1166,7 +1165,7 @@ async fn page_walks_stay_consistent_while_media_are_added_and_deleted() {
                 };
                 other
                     .delete_media(DeleteMediaRequest {
-                        id: victim,
+                        media_id: victim,
                         force: false,
                     })
                     .await
@@ -1343,7 +1342,7 @@ async fn text_query_pages_in_creation_order_are_exact_at_ties_and_odd_times() {
                     &mut s.client,
                     ListMediaRequest {
                         page_size,
-                        folder_id: folder_id.clone(),
+                        parent_folder_id: folder_id.clone(),
                         filter: Some(MediaFilter {
                             query: "NEEDLE".into(),
                             ..Default::default()
@@ -1440,7 +1439,7 @@ async fn text_queries_follow_edits_deletes_repeats_and_long_words() {
     assert_eq!(matching(cl, hits("notes.b")).await, set_of(&[&edited]));
 
     cl.delete_media(DeleteMediaRequest {
-        id: edited.id.clone(),
+        media_id: edited.id.clone(),
         force: false,
     })
     .await

@@ -1,11 +1,7 @@
 //! Scrub and garbage collection, through the admin service and the
 //! `mediastore gc` / `mediastore scrub` commands.
 
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 use mediastore::pb::v1::{
     CollectGarbageRequest, ScrubRequest, ScrubResponse, admin_service_client::AdminServiceClient,

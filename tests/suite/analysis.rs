@@ -1,21 +1,14 @@
 //! Content analysis through the server: sniffing and the type policy,
 //! image dimensions and EXIF, and files that fail to parse.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::*;
+use crate::common::*;
 use image::ImageFormat;
 use mediastore::{
     config::Config,
     domain::{DEFAULT_ALLOWED_TYPES, OnMismatch},
-    pb::v1::{
-        self as pb, Layout, MediaType, UploadHeader, UploadMediaRequest, upload_media_request::Data,
-    },
+    pb::v1::{self as pb, Layout, MediaType, UploadHeader, UploadMediaRequest},
 };
 use tonic::Code;
 
@@ -47,7 +40,7 @@ async fn store(s: &mut TestServer, name: &str, content_type: &str, data: &[u8]) 
 async fn a_photo_s_exif_fills_every_typed_field() {
     let mut s = strict(|_| {}).await;
     let m = store(&mut s, "IMG_0001.JPG", "image/jpeg", &jpeg_with_exif()).await;
-    assert_eq!(m.r#type, MediaType::Image as i32);
+    assert_eq!(m.media_type, MediaType::Image as i32);
     assert_eq!(m.mime_type, "image/jpeg");
     assert_eq!((m.width, m.height), (64, 32));
     assert_eq!(m.orientation, 6);
@@ -126,7 +119,7 @@ async fn each_image_format_reports_its_dimensions() {
         // Declared by nobody: the bytes decide.
         let m = store(&mut s, "picture", "", &data).await;
         assert_eq!(m.mime_type, mime);
-        assert_eq!(m.r#type, MediaType::Image as i32, "{mime}");
+        assert_eq!(m.media_type, MediaType::Image as i32, "{mime}");
         assert_eq!((m.width, m.height), (40, 70), "{mime}");
         assert_eq!(m.layout, Layout::Portrait as i32, "{mime}");
         assert!(m.analysis_error.is_empty(), "{mime}: {}", m.analysis_error);
@@ -165,7 +158,7 @@ async fn broken_images_are_stored_with_the_reason() {
     ];
     for (what, data) in cases {
         let m = store(&mut s, "broken", "", &data).await;
-        assert_eq!(m.r#type, MediaType::Image as i32, "{what}");
+        assert_eq!(m.media_type, MediaType::Image as i32, "{what}");
         assert!(!m.analysis_error.is_empty(), "{what}: no error recorded");
         assert_eq!((m.width, m.height), (0, 0), "{what}");
         // Stored all the same, byte for byte.
@@ -233,7 +226,7 @@ async fn spoofed_types_are_refused_naming_both() {
     let csv = b"name,size\na,1\n";
     let m = store(&mut s, "a.csv", "text/csv", csv).await;
     assert_eq!(
-        (m.mime_type.as_str(), m.r#type),
+        (m.mime_type.as_str(), m.media_type),
         ("text/csv", MediaType::Document as i32)
     );
     assert_eq!(
@@ -284,16 +277,8 @@ async fn a_refusal_comes_before_the_rest_of_the_bytes() {
     let (tx, rx) = tokio::sync::mpsc::channel::<UploadMediaRequest>(4);
     let mut h = typed("huge.png", "image/png", &png);
     h.size_bytes = Some(50_000_000);
-    tx.send(UploadMediaRequest {
-        data: Some(Data::Header(h)),
-    })
-    .await
-    .unwrap();
-    tx.send(UploadMediaRequest {
-        data: Some(Data::Chunk(Bytes::from(first))),
-    })
-    .await
-    .unwrap();
+    tx.send(head(h)).await.unwrap();
+    tx.send(chunk(first)).await.unwrap();
     let call = s
         .client
         .upload_media(tokio_stream::wrappers::ReceiverStream::new(rx));
@@ -543,7 +528,7 @@ async fn video_audio_and_pdf_are_probed() {
         let f = e.file;
         assert!(m.analysis_error.is_empty(), "{f}: {}", m.analysis_error);
         assert_eq!(
-            (m.mime_type.as_str(), m.r#type),
+            (m.mime_type.as_str(), m.media_type),
             (e.mime, e.kind as i32),
             "{f}"
         );
@@ -596,7 +581,10 @@ async fn video_audio_and_pdf_are_probed() {
         &fixture("pages5-objstm.pdf"),
     )
     .await;
-    assert_eq!((m.r#type, m.page_count), (MediaType::Document as i32, 5));
+    assert_eq!(
+        (m.media_type, m.page_count),
+        (MediaType::Document as i32, 5)
+    );
     assert!(m.analysis_error.is_empty(), "{}", m.analysis_error);
 }
 
@@ -656,7 +644,7 @@ async fn svg_is_refused_by_default_and_stored_when_allowed() {
     let mut s = strict(|c| c.allowed_types = "image/*".into()).await;
     let m = store(&mut s, "a.svg", "image/svg+xml", svg).await;
     assert_eq!(
-        (m.mime_type.as_str(), m.r#type),
+        (m.mime_type.as_str(), m.media_type),
         ("image/svg+xml", MediaType::Image as i32)
     );
     assert!(m.analysis_error.is_empty(), "{}", m.analysis_error);

@@ -1,11 +1,7 @@
 //! Migrations undo and redo cleanly on a database that holds media, and
 //! the text index rebuilt by the redo finds what it found before.
 
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use mediastore::pb::v1::{ListMediaRequest, MediaFilter};
 use mediastore_migrations::{Migrator, MigratorTrait};
 

@@ -1,34 +1,16 @@
 //! Every bad upload and bad id gets the right code and leaves nothing
 //! behind: no media row, no blob, no staged file.
 
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
-
-mod common;
-
 use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
 };
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use futures_util::StreamExt;
-use mediastore::pb::v1::{
-    DeleteMediaRequest, GetMediaRequest, UploadMediaRequest, upload_media_request::Data,
-};
+use mediastore::pb::v1::{DeleteMediaRequest, GetMediaRequest, UploadMediaRequest};
 use tonic::Code;
-
-fn chunk(data: Vec<u8>) -> UploadMediaRequest {
-    UploadMediaRequest {
-        data: Some(Data::Chunk(Bytes::from(data))),
-    }
-}
-
-fn head(h: mediastore::pb::v1::UploadHeader) -> UploadMediaRequest {
-    UploadMediaRequest {
-        data: Some(Data::Header(h)),
-    }
-}
 
 /// A header followed by `chunks` chunks of 1 MiB, counting how many the
 /// client actually pulled (sent or buffered).
@@ -41,9 +23,7 @@ fn endless(
     futures_util::stream::iter(std::iter::once(head(h))).chain(
         futures_util::stream::iter(0..chunks).map(move |_| {
             pulled.fetch_add(1, Ordering::SeqCst);
-            UploadMediaRequest {
-                data: Some(Data::Chunk(block.clone())),
-            }
+            chunk(block.clone())
         }),
     )
 }
@@ -52,12 +32,14 @@ async fn expect_upload_error(
     s: &mut TestServer,
     msgs: Vec<UploadMediaRequest>,
     code: Code,
+    why: &str,
     field: Option<&str>,
 ) {
     let err = upload_raw(&mut s.client, tokio_stream::iter(msgs))
         .await
         .unwrap_err();
     assert_eq!(err.code(), code, "{err:?}");
+    assert_eq!(reason(&err), why, "{err:?}");
     assert!(!err.message().is_empty());
     if let Some(field) = field {
         assert_eq!(bad_field(&err).as_deref(), Some(field), "{err:?}");
@@ -69,12 +51,20 @@ async fn expect_upload_error(
 async fn stream_shape_errors() {
     let mut s = TestServer::spawn().await;
     // No header at all: an empty stream.
-    expect_upload_error(&mut s, vec![], Code::InvalidArgument, Some("header")).await;
+    expect_upload_error(
+        &mut s,
+        vec![],
+        Code::InvalidArgument,
+        "STREAM_INVALID",
+        Some("header"),
+    )
+    .await;
     // A chunk before the header.
     expect_upload_error(
         &mut s,
         vec![chunk(vec![1; 10]), head(header("a.bin", 10))],
         Code::InvalidArgument,
+        "STREAM_INVALID",
         Some("header"),
     )
     .await;
@@ -88,17 +78,28 @@ async fn stream_shape_errors() {
             chunk(content("y", MIB)),
         ],
         Code::InvalidArgument,
+        "STREAM_INVALID",
         Some("header"),
     )
     .await;
-    // An empty message.
-    expect_upload_error(
-        &mut s,
-        vec![head(header("a.bin", 1)), UploadMediaRequest { data: None }],
-        Code::InvalidArgument,
-        Some("chunk"),
-    )
-    .await;
+    // A clean end with neither finish_write nor a declared size, after
+    // some bytes or none: nothing tells a whole upload from a cut one.
+    let mut h = header("a.bin", 0);
+    h.size_bytes = None;
+    for data in [&b""[..], b"some bytes", &content("big", 3 * MIB)] {
+        let mut msgs = upload_messages(h.clone(), data, MIB);
+        for m in &mut msgs {
+            m.finish_write = false;
+        }
+        expect_upload_error(
+            &mut s,
+            msgs,
+            Code::InvalidArgument,
+            "FINISH_WRITE_MISSING",
+            Some("finish_write"),
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,6 +112,7 @@ async fn size_and_checksum_errors() {
             &mut s,
             upload_messages(header("a.bin", len + 1), &data[..len], MIB),
             Code::InvalidArgument,
+            "SIZE_MISMATCH",
             Some("header.size_bytes"),
         )
         .await;
@@ -120,6 +122,7 @@ async fn size_and_checksum_errors() {
         &mut s,
         upload_messages(header("a.bin", 10), &data[..11], MIB),
         Code::InvalidArgument,
+        "SIZE_MISMATCH",
         Some("header.size_bytes"),
     )
     .await;
@@ -130,6 +133,7 @@ async fn size_and_checksum_errors() {
         &mut s,
         upload_messages(h, &data, MIB),
         Code::InvalidArgument,
+        "CHECKSUM_MISMATCH",
         Some("header.expected_blake3"),
     )
     .await;
@@ -139,6 +143,7 @@ async fn size_and_checksum_errors() {
         &mut s,
         upload_messages(h, &data[..100], MIB),
         Code::InvalidArgument,
+        "CHECKSUM_MISMATCH",
         Some("header.expected_md5"),
     )
     .await;
@@ -149,6 +154,7 @@ async fn size_and_checksum_errors() {
         &mut s,
         upload_messages(h, b"x", MIB),
         Code::InvalidArgument,
+        "FIELD_INVALID",
         Some("header.expected_blake3"),
     )
     .await;
@@ -244,18 +250,19 @@ async fn unknown_and_malformed_ids() {
     let err = s
         .client
         .get_media(GetMediaRequest {
-            id: unknown.clone(),
+            media_id: unknown.clone(),
         })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(reason(&err), "MEDIA_NOT_FOUND");
     assert!(err.message().contains(&unknown));
     let err = read(&mut s.client, &unknown, 0, 0).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let err = s
         .client
         .delete_media(DeleteMediaRequest {
-            id: unknown,
+            media_id: unknown,
             force: false,
         })
         .await
@@ -270,17 +277,25 @@ async fn unknown_and_malformed_ids() {
     ] {
         let err = s
             .client
-            .get_media(GetMediaRequest { id: bad.into() })
+            .get_media(GetMediaRequest {
+                media_id: bad.into(),
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
-        assert_eq!(bad_field(&err).as_deref(), Some("id"));
+        assert_eq!(bad_field(&err).as_deref(), Some("media_id"));
+        let why = if bad.is_empty() {
+            "FIELD_REQUIRED"
+        } else {
+            "FIELD_INVALID"
+        };
+        assert_eq!(reason(&err), why, "{bad}");
         let err = read(&mut s.client, bad, 0, 0).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
         let err = s
             .client
             .delete_media(DeleteMediaRequest {
-                id: bad.into(),
+                media_id: bad.into(),
                 force: false,
             })
             .await
@@ -290,15 +305,23 @@ async fn unknown_and_malformed_ids() {
 
     // An unknown folder in the header.
     let mut h = header("a.bin", 1);
-    h.folder_id = uuid::Uuid::now_v7().to_string();
-    expect_upload_error(&mut s, upload_messages(h, b"x", MIB), Code::NotFound, None).await;
+    h.parent_folder_id = uuid::Uuid::now_v7().to_string();
+    expect_upload_error(
+        &mut s,
+        upload_messages(h, b"x", MIB),
+        Code::NotFound,
+        "FOLDER_NOT_FOUND",
+        None,
+    )
+    .await;
     let mut h = header("a.bin", 1);
-    h.folder_id = "nope".into();
+    h.parent_folder_id = "nope".into();
     expect_upload_error(
         &mut s,
         upload_messages(h, b"x", MIB),
         Code::InvalidArgument,
-        Some("header.folder_id"),
+        "FIELD_INVALID",
+        Some("header.parent_folder_id"),
     )
     .await;
 
@@ -314,6 +337,7 @@ async fn unknown_and_malformed_ids() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(bad_field(&err).as_deref(), Some("page_token"));
+    assert_eq!(reason(&err), "PAGE_TOKEN_INVALID");
     let err = s
         .client
         .list_media(mediastore::pb::v1::ListMediaRequest {
@@ -324,6 +348,7 @@ async fn unknown_and_malformed_ids() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(reason(&err), "FIELD_INVALID");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -347,7 +372,7 @@ async fn filenames_are_stored_safely_or_refused() {
         assert!(!s.dir.path().join(stored).exists());
         s.client
             .delete_media(DeleteMediaRequest {
-                id: m.id,
+                media_id: m.id,
                 force: false,
             })
             .await
@@ -355,10 +380,16 @@ async fn filenames_are_stored_safely_or_refused() {
     }
     let long = "x".repeat(10_000);
     for bad in ["", "..", "a/..", "dir/", "a\0b", "tab\there", long.as_str()] {
+        let why = if bad.is_empty() {
+            "FIELD_REQUIRED"
+        } else {
+            "FIELD_INVALID"
+        };
         expect_upload_error(
             &mut s,
             upload_messages(header(bad, 3), b"abc", MIB),
             Code::InvalidArgument,
+            why,
             Some("header.filename"),
         )
         .await;

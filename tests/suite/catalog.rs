@@ -1,11 +1,7 @@
 //! Media management through the generated client: batch reads, metadata
 //! edits with field masks, moves, batch deletes and bindings.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{TestServer, bad_field, channel, content, header, upload};
+use crate::common::{TestServer, bad_field, channel, content, header, upload};
 use mediastore::pb::v1::{
     self as pb, binding_service_client::BindingServiceClient,
     folder_service_client::FolderServiceClient,
@@ -36,33 +32,33 @@ async fn batch_get_keeps_the_order_and_names_the_missing() {
     let got = s
         .client
         .batch_get_media(pb::BatchGetMediaRequest {
-            ids: vec![b.id.clone(), missing.clone(), a.id.clone()],
+            media_ids: vec![b.id.clone(), missing.clone(), a.id.clone()],
         })
         .await
         .unwrap()
         .into_inner();
     let ids: Vec<&str> = got.media.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, [b.id.as_str(), a.id.as_str()]);
-    assert_eq!(got.not_found_ids, [missing]);
+    assert_eq!(got.not_found_media_ids, [missing]);
 
     let err = s
         .client
-        .batch_get_media(pb::BatchGetMediaRequest { ids: vec![] })
+        .batch_get_media(pb::BatchGetMediaRequest { media_ids: vec![] })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = s
         .client
         .batch_get_media(pb::BatchGetMediaRequest {
-            ids: vec![a.id.clone(), "nope".into()],
+            media_ids: vec![a.id.clone(), "nope".into()],
         })
         .await
         .unwrap_err();
-    assert_eq!(bad_field(&err).as_deref(), Some("ids[1]"));
+    assert_eq!(bad_field(&err).as_deref(), Some("media_ids[1]"));
     let err = s
         .client
         .batch_get_media(pb::BatchGetMediaRequest {
-            ids: vec![a.id.clone(); 1001],
+            media_ids: vec![a.id.clone(); 1001],
         })
         .await
         .unwrap_err();
@@ -173,7 +169,7 @@ async fn moves_go_to_live_folders_only() {
     let mut folders = FolderServiceClient::new(channel(s.addr).await);
     let dest = folders
         .create_folder(pb::CreateFolderRequest {
-            parent_id: String::new(),
+            parent_folder_id: String::new(),
             name: "dest".into(),
         })
         .await
@@ -186,34 +182,34 @@ async fn moves_go_to_live_folders_only() {
     let moved = s
         .client
         .move_media(pb::MoveMediaRequest {
-            id: a.id.clone(),
-            folder_id: dest.id.clone(),
+            media_id: a.id.clone(),
+            parent_folder_id: dest.id.clone(),
         })
         .await
         .unwrap()
         .into_inner()
         .media
         .unwrap();
-    assert_eq!(moved.folder_id, dest.id);
+    assert_eq!(moved.parent_folder_id, dest.id);
     let missing = uuid::Uuid::now_v7().to_string();
     let res = s
         .client
         .batch_move_media(pb::BatchMoveMediaRequest {
-            ids: vec![a.id.clone(), b.id.clone(), missing.clone()],
-            folder_id: String::new(),
+            media_ids: vec![a.id.clone(), b.id.clone(), missing.clone()],
+            parent_folder_id: String::new(),
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(
-        (res.moved_count, res.not_found_ids),
+        (res.moved_media_count, res.not_found_media_ids),
         (2, vec![missing.clone()])
     );
     let err = s
         .client
         .move_media(pb::MoveMediaRequest {
-            id: a.id.clone(),
-            folder_id: missing.clone(),
+            media_id: a.id.clone(),
+            parent_folder_id: missing.clone(),
         })
         .await
         .unwrap_err();
@@ -221,8 +217,8 @@ async fn moves_go_to_live_folders_only() {
     let err = s
         .client
         .move_media(pb::MoveMediaRequest {
-            id: missing,
-            folder_id: dest.id.clone(),
+            media_id: missing,
+            parent_folder_id: dest.id.clone(),
         })
         .await
         .unwrap_err();
@@ -248,7 +244,7 @@ async fn batch_delete_counts_and_respects_bindings() {
     let err = s
         .client
         .batch_delete_media(pb::BatchDeleteMediaRequest {
-            ids: vec![a.id.clone(), c.id.clone()],
+            media_ids: vec![a.id.clone(), c.id.clone()],
             force: false,
         })
         .await
@@ -260,7 +256,7 @@ async fn batch_delete_counts_and_respects_bindings() {
         err.message()
     );
     assert_eq!(
-        common::list_all(&mut s.client).await.len(),
+        crate::common::list_all(&mut s.client).await.len(),
         3,
         "nothing was deleted"
     );
@@ -268,25 +264,25 @@ async fn batch_delete_counts_and_respects_bindings() {
     let res = s
         .client
         .batch_delete_media(pb::BatchDeleteMediaRequest {
-            ids: vec![a.id.clone(), b.id.clone(), missing.clone()],
+            media_ids: vec![a.id.clone(), b.id.clone(), missing.clone()],
             force: false,
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((res.deleted_count, res.removed_blobs), (2, 2));
-    assert_eq!(res.not_found_ids, [missing]);
+    assert_eq!((res.deleted_media_count, res.removed_blob_count), (2, 2));
+    assert_eq!(res.not_found_media_ids, [missing]);
     let res = s
         .client
         .batch_delete_media(pb::BatchDeleteMediaRequest {
-            ids: vec![c.id.clone()],
+            media_ids: vec![c.id.clone()],
             force: true,
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(res.deleted_count, 1);
-    assert!(common::list_all(&mut s.client).await.is_empty());
+    assert_eq!(res.deleted_media_count, 1);
+    assert!(crate::common::list_all(&mut s.client).await.is_empty());
     assert_eq!(s.blob_files(), 0);
 }
 

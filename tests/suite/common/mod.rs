@@ -6,8 +6,6 @@
 //! dropped afterwards), so tests never share rows; otherwise it uses SQLite
 //! in its data directory.
 
-#![allow(dead_code, clippy::unwrap_used)]
-
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -22,7 +20,7 @@ use mediastore::{
     pb::v1::{
         self as pb, QueryUploadRequest, ReadMediaRequest, StartUploadRequest, UploadHeader,
         UploadMediaRequest, WriteUploadRequest, media_service_client::MediaServiceClient,
-        upload_media_request::Data, upload_service_client::UploadServiceClient,
+        upload_service_client::UploadServiceClient,
     },
     server,
 };
@@ -313,14 +311,36 @@ pub fn header(filename: &str, len: usize) -> UploadHeader {
     }
 }
 
-/// Upload messages: the header, then `data` in `chunk`-sized pieces.
-pub fn upload_messages(h: UploadHeader, data: &[u8], chunk: usize) -> Vec<UploadMediaRequest> {
-    let mut msgs = vec![UploadMediaRequest {
-        data: Some(Data::Header(h)),
-    }];
-    msgs.extend(data.chunks(chunk.max(1)).map(|c| UploadMediaRequest {
-        data: Some(Data::Chunk(Bytes::copy_from_slice(c))),
-    }));
+/// The first message of an upload: its header.
+pub fn head(h: UploadHeader) -> UploadMediaRequest {
+    UploadMediaRequest {
+        header: Some(h),
+        ..Default::default()
+    }
+}
+
+/// A message of an upload carrying `data`.
+pub fn chunk(data: impl Into<Bytes>) -> UploadMediaRequest {
+    UploadMediaRequest {
+        data: data.into(),
+        ..Default::default()
+    }
+}
+
+/// Upload messages: the header, then `data` in `chunk`-sized pieces. A
+/// header that declares no size gets `finish_write` on the last message
+/// (the server stores nothing without one of the two); one that declares
+/// its size ends with the stream's clean end, the other positive end.
+pub fn upload_messages(h: UploadHeader, data: &[u8], piece: usize) -> Vec<UploadMediaRequest> {
+    let finish = h.size_bytes.is_none();
+    let mut msgs = vec![head(h)];
+    msgs.extend(
+        data.chunks(piece.max(1))
+            .map(|c| chunk(Bytes::copy_from_slice(c))),
+    );
+    if let Some(last) = msgs.last_mut() {
+        last.finish_write = finish;
+    }
     msgs
 }
 
@@ -357,24 +377,40 @@ pub async fn read(
 ) -> Result<(pb::ReadMediaResponse, Vec<u8>), Status> {
     let mut stream = client
         .read_media(ReadMediaRequest {
-            id: id.to_string(),
+            media_id: id.to_string(),
             read_offset: offset,
             read_limit: limit,
         })
         .await?
         .into_inner();
     let first = stream.next().await.expect("a first message")?;
-    let mut bytes = first.chunk.to_vec();
+    let mut bytes = first.data.to_vec();
     while let Some(msg) = stream.next().await {
-        bytes.extend_from_slice(&msg?.chunk);
+        bytes.extend_from_slice(&msg?.data);
     }
     Ok((first, bytes))
+}
+
+/// A rendition: its description, whether it was cached, and its bytes.
+pub async fn rendition(
+    client: &mut MediaServiceClient<Channel>,
+    req: pb::GetRenditionRequest,
+) -> Result<(pb::Rendition, bool, Vec<u8>), Status> {
+    let mut stream = client.get_rendition(req).await?.into_inner();
+    let first = stream.next().await.expect("a first message")?;
+    let mut bytes = Vec::new();
+    while let Some(msg) = stream.next().await {
+        bytes.extend_from_slice(&msg?.data);
+    }
+    Ok((first.rendition.expect("a rendition"), first.cached, bytes))
 }
 
 /// One media, by GetMedia.
 pub async fn get_media(client: &mut MediaServiceClient<Channel>, id: &str) -> pb::Media {
     client
-        .get_media(pb::GetMediaRequest { id: id.into() })
+        .get_media(pb::GetMediaRequest {
+            media_id: id.into(),
+        })
         .await
         .unwrap()
         .into_inner()

@@ -1,5 +1,13 @@
 //! Builds and runs the gRPC server: the services, health, reflection,
 //! transport settings and graceful shutdown.
+//!
+//! Two layers sit between hyper and the services, each mending an answer
+//! tonic gets wrong for this service's clients: [`reset`] makes a client's
+//! reset of an upload stream an error instead of its clean end, and
+//! [`deadline`] answers an expired deadline `DEADLINE_EXCEEDED`.
+
+pub mod deadline;
+pub mod reset;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -96,6 +104,8 @@ pub async fn run(
     let server = Server::builder()
         .initial_stream_window_size(window)
         .initial_connection_window_size(window)
+        .layer(tower_layer::layer_fn(deadline::Deadline::new))
+        .layer(tower_layer::layer_fn(reset::ResetVisible::new))
         .trace_fn(|req| {
             tracing::info_span!(
                 "rpc",
@@ -135,33 +145,31 @@ pub async fn run(
     Ok(())
 }
 
-/// Reports every mediastore service as serving or not: they share the
-/// storage, so they are healthy together.
+/// Names `grpc.health.v1` answers for: the server as a whole (`""`) and
+/// every mediastore service. They share the storage, so they are healthy
+/// together.
+pub const HEALTH_NAMES: &[&str] = &[
+    "",
+    <MediaServiceServer<MediaApi> as tonic::server::NamedService>::NAME,
+    <FolderServiceServer<FolderApi> as tonic::server::NamedService>::NAME,
+    <BindingServiceServer<BindingApi> as tonic::server::NamedService>::NAME,
+    <UploadServiceServer<UploadApi> as tonic::server::NamedService>::NAME,
+    <AdminServiceServer<AdminApi> as tonic::server::NamedService>::NAME,
+];
+
+/// Reports the server and every mediastore service as serving or not.
 async fn set_health(health: &tonic_health::server::HealthReporter, serving: bool) {
-    if serving {
-        health.set_serving::<MediaServiceServer<MediaApi>>().await;
-        health.set_serving::<FolderServiceServer<FolderApi>>().await;
-        health
-            .set_serving::<BindingServiceServer<BindingApi>>()
-            .await;
-        health.set_serving::<UploadServiceServer<UploadApi>>().await;
+    let status = if serving {
+        tonic_health::ServingStatus::Serving
     } else {
-        health
-            .set_not_serving::<MediaServiceServer<MediaApi>>()
-            .await;
-        health
-            .set_not_serving::<FolderServiceServer<FolderApi>>()
-            .await;
-        health
-            .set_not_serving::<BindingServiceServer<BindingApi>>()
-            .await;
-        health
-            .set_not_serving::<UploadServiceServer<UploadApi>>()
-            .await;
+        tonic_health::ServingStatus::NotServing
+    };
+    for name in HEALTH_NAMES {
+        health.set_service_status(*name, status).await;
     }
 }
 
-/// Keeps `grpc.health.v1` truthful: the media service is NOT_SERVING while
+/// Keeps `grpc.health.v1` truthful: the services are NOT_SERVING while
 /// the database does not answer or the blob store cannot be written, so a
 /// load balancer stops sending it uploads it would fail.
 async fn watch_health(
@@ -199,10 +207,13 @@ fn incoming(listener: TcpListener) -> TcpIncoming {
 }
 
 /// Reflection over every service served here, in either protocol version
-/// (grpcurl speaks only v1alpha; newer tools prefer v1).
+/// (grpcurl speaks only v1alpha; newer tools prefer v1), and over the
+/// `google.rpc` error details, so that grpcurl prints an error's
+/// `ErrorInfo` and `BadRequest` instead of their raw bytes.
 fn reflection() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)

@@ -1,11 +1,7 @@
 //! FolderService through the generated client: the tree's rules, path
 //! look-ups, counters, and recursive deletes large and small.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{TestServer, bad_field, channel, content, header, seed_rows, upload};
+use crate::common::{TestServer, bad_field, channel, content, header, reason, seed_rows, upload};
 use mediastore::pb::v1::{
     self as pb, CreateFolderRequest, DeleteFolderRequest, GetFolderRequest, GetFolderTreeRequest,
     GetMediaRequest, MoveFolderRequest, RenameFolderRequest,
@@ -22,7 +18,7 @@ async fn folders(s: &TestServer) -> Folders {
 
 async fn create(f: &mut Folders, parent: &str, name: &str) -> Result<pb::Folder, tonic::Status> {
     f.create_folder(CreateFolderRequest {
-        parent_id: parent.into(),
+        parent_folder_id: parent.into(),
         name: name.into(),
     })
     .await
@@ -30,9 +26,12 @@ async fn create(f: &mut Folders, parent: &str, name: &str) -> Result<pb::Folder,
 }
 
 async fn rename(f: &mut Folders, id: String, name: String) -> Result<pb::Folder, tonic::Status> {
-    f.rename_folder(RenameFolderRequest { id, name })
-        .await
-        .map(|r| r.into_inner().folder.unwrap())
+    f.rename_folder(RenameFolderRequest {
+        folder_id: id,
+        name,
+    })
+    .await
+    .map(|r| r.into_inner().folder.unwrap())
 }
 
 async fn move_to(
@@ -40,9 +39,12 @@ async fn move_to(
     id: String,
     new_parent_id: String,
 ) -> Result<pb::Folder, tonic::Status> {
-    f.move_folder(MoveFolderRequest { id, new_parent_id })
-        .await
-        .map(|r| r.into_inner().folder.unwrap())
+    f.move_folder(MoveFolderRequest {
+        folder_id: id,
+        parent_folder_id: new_parent_id,
+    })
+    .await
+    .map(|r| r.into_inner().folder.unwrap())
 }
 
 async fn by_path(f: &mut Folders, path: &str) -> Result<pb::Folder, tonic::Status> {
@@ -55,7 +57,7 @@ async fn by_path(f: &mut Folders, path: &str) -> Result<pb::Folder, tonic::Statu
 
 async fn by_id(f: &mut Folders, id: &str) -> Result<pb::Folder, tonic::Status> {
     f.get_folder(GetFolderRequest {
-        lookup: Some(Lookup::Id(id.into())),
+        lookup: Some(Lookup::FolderId(id.into())),
     })
     .await
     .map(|r| r.into_inner().folder.unwrap())
@@ -89,7 +91,7 @@ async fn delete(
     force: bool,
 ) -> Result<pb::DeleteFolderResponse, tonic::Status> {
     f.delete_folder(DeleteFolderRequest {
-        id: id.into(),
+        folder_id: id.into(),
         force,
     })
     .await
@@ -102,7 +104,7 @@ async fn root_exists_once_and_refuses_changes() {
     let mut f = folders(&s).await;
     let r = root(&mut f).await;
     assert_eq!(
-        (r.path.as_str(), r.depth, r.parent_id.as_str()),
+        (r.path.as_str(), r.depth, r.parent_folder_id.as_str()),
         ("/", 0, "")
     );
     assert_eq!(by_path(&mut f, "/").await.unwrap().id, r.id);
@@ -127,7 +129,7 @@ async fn folders_are_found_by_id_and_normalized_path() {
     let y = create(&mut f, &photos.id, "2024").await.unwrap();
     assert_eq!(y.path, "/photos/2024/");
     assert_eq!(y.depth, 2);
-    assert_eq!(y.parent_id, photos.id);
+    assert_eq!(y.parent_folder_id, photos.id);
     for p in ["/photos/2024/", "/photos/2024"] {
         assert_eq!(by_path(&mut f, p).await.unwrap().id, y.id, "{p}");
     }
@@ -179,7 +181,7 @@ async fn unknown_and_malformed_folders_are_refused() {
     let err = by_id(&mut f, "not-a-uuid").await.unwrap_err();
     assert_eq!(
         (err.code(), bad_field(&err).as_deref()),
-        (Code::InvalidArgument, Some("id"))
+        (Code::InvalidArgument, Some("folder_id"))
     );
     for bad in ["photos", "", "/a//b/", "/a/../"] {
         let err = by_path(&mut f, bad).await.unwrap_err();
@@ -286,7 +288,7 @@ async fn renames_and_moves_carry_the_subtree() {
         .await
         .unwrap();
     assert_eq!((moved.path.as_str(), moved.depth), ("/other/b/", 2));
-    assert_eq!(moved.parent_id, other.id);
+    assert_eq!(moved.parent_folder_id, other.id);
     let c2 = by_id(&mut f, &c.id).await.unwrap();
     assert_eq!((c2.path.as_str(), c2.depth), ("/other/b/c/", 3));
     // And back up to the root.
@@ -327,7 +329,7 @@ async fn a_deep_chain_is_found_by_path_and_in_the_tree() {
     assert_eq!(sub.len(), 4);
     assert_eq!(sub[0].level, 0);
     assert_eq!(sub[0].id, *second);
-    assert_eq!(sub[1].parent_id, *second);
+    assert_eq!(sub[1].parent_folder_id, *second);
 }
 
 #[tokio::test]
@@ -342,7 +344,7 @@ async fn counters_follow_uploads_moves_and_deletes() {
     let mut ids = Vec::new();
     for (i, len) in [100usize, 250].into_iter().enumerate() {
         let mut h = header(&format!("f{i}.bin"), len);
-        h.folder_id = a.id.clone();
+        h.parent_folder_id = a.id.clone();
         ids.push(
             upload(&mut s.client, h, &content(&format!("c{i}"), len))
                 .await
@@ -363,8 +365,8 @@ async fn counters_follow_uploads_moves_and_deletes() {
     );
     s.client
         .move_media(pb::MoveMediaRequest {
-            id: ids[1].clone(),
-            folder_id: b.id.clone(),
+            media_id: ids[1].clone(),
+            parent_folder_id: b.id.clone(),
         })
         .await
         .unwrap();
@@ -377,7 +379,7 @@ async fn counters_follow_uploads_moves_and_deletes() {
     assert_eq!(count(&b.id), (1, 250));
     s.client
         .delete_media(pb::DeleteMediaRequest {
-            id: ids[0].clone(),
+            media_id: ids[0].clone(),
             force: false,
         })
         .await
@@ -407,7 +409,7 @@ async fn delete_removes_the_subtree_and_frees_unshared_blobs() {
     let up = |folder: &str, name: &str| {
         let mut h = header(name, 0);
         h.size_bytes = None;
-        h.folder_id = folder.to_string();
+        h.parent_folder_id = folder.to_string();
         h
     };
     let in_a = upload(&mut s.client, up(&a.id, "own.bin"), &own)
@@ -429,20 +431,26 @@ async fn delete_removes_the_subtree_and_frees_unshared_blobs() {
 
     let done = delete(&mut f, &a.id, false).await.unwrap();
     assert_eq!(
-        (done.deleted_folders, done.deleted_media, done.removed_blobs),
+        (
+            done.deleted_folder_count,
+            done.deleted_media_count,
+            done.removed_blob_count
+        ),
         (2, 2, 1)
     );
     assert_eq!(s.blob_files(), blobs_before - 1);
     for id in [&in_a.id, &in_b.id] {
         let err = s
             .client
-            .get_media(GetMediaRequest { id: id.clone() })
+            .get_media(GetMediaRequest {
+                media_id: id.clone(),
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::NotFound);
     }
     assert_eq!(
-        common::read(&mut s.client, &outside.id, 0, 0)
+        crate::common::read(&mut s.client, &outside.id, 0, 0)
             .await
             .unwrap()
             .1,
@@ -465,7 +473,7 @@ async fn bound_media_block_deletes_unless_forced() {
     let a = create(&mut f, "", "a").await.unwrap();
     let sub = create(&mut f, &a.id, "sub").await.unwrap();
     let mut h = header("bound.bin", 10);
-    h.folder_id = sub.id.clone();
+    h.parent_folder_id = sub.id.clone();
     let m = upload(&mut s.client, h, &content("bound", 10))
         .await
         .unwrap()
@@ -483,7 +491,7 @@ async fn bound_media_block_deletes_unless_forced() {
     let err = s
         .client
         .delete_media(pb::DeleteMediaRequest {
-            id: m.id.clone(),
+            media_id: m.id.clone(),
             force: false,
         })
         .await
@@ -496,7 +504,10 @@ async fn bound_media_block_deletes_unless_forced() {
     assert_eq!(by_id(&mut f, &sub.id).await.unwrap().media_count, 1);
 
     let done = delete(&mut f, &a.id, true).await.unwrap();
-    assert_eq!((done.deleted_folders, done.deleted_media), (2, 1));
+    assert_eq!(
+        (done.deleted_folder_count, done.deleted_media_count),
+        (2, 1)
+    );
     let left = bindings
         .list_bindings(pb::ListBindingsRequest {
             module: "blog.post".into(),
@@ -538,10 +549,10 @@ async fn a_folder_of_100k_media_goes_in_batches_while_uploads_continue() {
     let own = content("own", 3000);
     let shared = content("shared", 4000);
     let mut h = header("own.bin", own.len());
-    h.folder_id = big.id.clone();
+    h.parent_folder_id = big.id.clone();
     let own_m = upload(&mut s.client, h, &own).await.unwrap().media.unwrap();
     let mut h = header("shared.bin", shared.len());
-    h.folder_id = sub.id.clone();
+    h.parent_folder_id = sub.id.clone();
     let shared_m = upload(&mut s.client, h, &shared)
         .await
         .unwrap()
@@ -568,7 +579,7 @@ async fn a_folder_of_100k_media_goes_in_batches_while_uploads_continue() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let uploader = {
         let stop = std::sync::Arc::clone(&stop);
-        let mut client = common::connect(s.addr).await;
+        let mut client = crate::common::connect(s.addr).await;
         tokio::spawn(async move {
             let mut done = 0usize;
             while !stop.load(std::sync::atomic::Ordering::Acquire) {
@@ -586,12 +597,16 @@ async fn a_folder_of_100k_media_goes_in_batches_while_uploads_continue() {
     let uploaded = uploader.await.unwrap();
     assert!(uploaded > 0, "no upload completed during the delete");
     assert_eq!(
-        (res.deleted_folders, res.deleted_media, res.removed_blobs),
+        (
+            res.deleted_folder_count,
+            res.deleted_media_count,
+            res.removed_blob_count
+        ),
         (2, 100_002, 1)
     );
     assert_eq!(s.blob_files(), blobs_before - 1 + uploaded);
     assert_eq!(
-        common::read(&mut s.client, &outside.id, 0, 0)
+        crate::common::read(&mut s.client, &outside.id, 0, 0)
             .await
             .unwrap()
             .1,
@@ -617,4 +632,105 @@ async fn a_folder_of_100k_media_goes_in_batches_while_uploads_continue() {
         None
     );
     assert_eq!(tree(&mut f, "", 0).await.unwrap().len(), 1);
+}
+
+async fn list_children(
+    f: &mut Folders,
+    parent: &str,
+    page_size: i32,
+    page_token: &str,
+) -> Result<pb::ListFoldersResponse, tonic::Status> {
+    f.list_folders(pb::ListFoldersRequest {
+        parent_folder_id: parent.into(),
+        page_size,
+        page_token: page_token.into(),
+    })
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_folders_pages_one_level_by_name() {
+    let mut s = TestServer::spawn().await;
+    let mut f = folders(&s).await;
+    let mut made = Vec::new();
+    for name in ["delta", "alpha", "charlie", "bravo", "echo"] {
+        made.push(create(&mut f, "", name).await.unwrap());
+    }
+    let charlie = made[2].id.clone();
+    let inner = create(&mut f, &charlie, "inner").await.unwrap();
+    let mut h = header("in-charlie.bin", 3);
+    h.parent_folder_id = charlie.clone();
+    upload(&mut s.client, h, b"abc").await.unwrap();
+
+    // The root's children, two at a time, in name order; a grandchild is
+    // not among them.
+    let mut names = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = list_children(&mut f, "", 2, &token).await.unwrap();
+        assert!(page.folders.len() <= 2);
+        pages += 1;
+        for folder in &page.folders {
+            assert_eq!(folder.parent_folder_id, root(&mut f).await.id);
+            if folder.id == charlie {
+                assert_eq!((folder.media_count, folder.size_bytes), (1, 3));
+            }
+            names.push(folder.name.clone());
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(names.len(), 5);
+    assert_eq!(pages, 3);
+    // The root by its id gives the same; one level below, the grandchild.
+    let r = root(&mut f).await;
+    assert_eq!(
+        list_children(&mut f, &r.id, 0, "")
+            .await
+            .unwrap()
+            .folders
+            .len(),
+        5
+    );
+    let below = list_children(&mut f, &charlie, 0, "").await.unwrap();
+    assert_eq!(below.folders.len(), 1);
+    assert_eq!(below.folders[0].id, inner.id);
+    // A deleted folder is no longer listed.
+    delete(&mut f, &made[0].id, false).await.unwrap();
+    assert_eq!(
+        list_children(&mut f, "", 0, "")
+            .await
+            .unwrap()
+            .folders
+            .len(),
+        4
+    );
+
+    // Bad requests.
+    let first = list_children(&mut f, "", 1, "").await.unwrap();
+    let err = list_children(&mut f, &charlie, 1, &first.next_page_token)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::InvalidArgument, "PAGE_TOKEN_INVALID")
+    );
+    let err = list_children(&mut f, &uuid::Uuid::now_v7().to_string(), 0, "")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::NotFound, "FOLDER_NOT_FOUND")
+    );
+    let err = list_children(&mut f, "nope", 0, "").await.unwrap_err();
+    assert_eq!(bad_field(&err).as_deref(), Some("parent_folder_id"));
+    let err = list_children(&mut f, "", 1001, "").await.unwrap_err();
+    assert_eq!(bad_field(&err).as_deref(), Some("page_size"));
 }

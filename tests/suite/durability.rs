@@ -8,19 +8,15 @@
 //! is legitimately listed without having been acknowledged). Staged files
 //! left by the kill are removed at start-up.
 
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
-
-mod common;
-
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
-use mediastore::pb::v1::{UploadMediaRequest, upload_media_request::Data};
+use mediastore::pb::v1::UploadMediaRequest;
 
 const CLIENTS: usize = 20;
 const CHUNK: usize = 256 * 1024;
@@ -56,16 +52,10 @@ async fn sigkill_during_twenty_uploads_loses_nothing_acknowledged() {
                     let hash = hash.clone();
                     tokio::spawn(async move {
                         let h = header(&format!("k{c}-{round}.bin"), len);
-                        tx.send(UploadMediaRequest {
-                            data: Some(Data::Header(h)),
-                        })
-                        .await?;
+                        tx.send(head(h)).await?;
                         for piece in data.chunks(CHUNK) {
                             tokio::time::sleep(Duration::from_millis(3)).await;
-                            tx.send(UploadMediaRequest {
-                                data: Some(Data::Chunk(Bytes::copy_from_slice(piece))),
-                            })
-                            .await?;
+                            tx.send(chunk(Bytes::copy_from_slice(piece))).await?;
                         }
                         fully_sent.lock().unwrap().insert(hash, len);
                         Ok::<_, tokio::sync::mpsc::error::SendError<UploadMediaRequest>>(())

@@ -2,10 +2,6 @@
 //! reported as RESOURCE_EXHAUSTED, leaves nothing behind, and the next
 //! upload still works.
 
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
-
-mod common;
-
 use std::{
     any::Any,
     io,
@@ -16,12 +12,12 @@ use std::{
     },
 };
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use mediastore::{
     blob::{BlobReader, BlobStore, StagedBlob, UploadFile, fs::FsBlobStore},
     domain::{ContentHash, TenantId},
-    library::{Library, Limits},
+    library::{Library, Limits, UploadPart},
     repo::Repo,
     service::convert::upload_spec,
 };
@@ -136,9 +132,14 @@ async fn a_full_disk_mid_upload_is_resource_exhausted_and_leaves_nothing() {
 
     let data = content("full", 8 * MIB);
     let chunks = || {
-        let pieces: Vec<mediastore::error::Result<Bytes>> = data
+        let pieces: Vec<mediastore::error::Result<UploadPart>> = data
             .chunks(MIB)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .map(|c| {
+                Ok(UploadPart {
+                    data: Bytes::copy_from_slice(c),
+                    finish: false,
+                })
+            })
             .collect();
         futures_util::stream::iter(pieces)
     };

@@ -1,12 +1,8 @@
 //! The server around the media service: reflection, health, shutdown.
 
-#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
-
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 use mediastore::pb::v1::UploadMediaRequest;
 use tonic_health::pb::{
@@ -79,10 +75,34 @@ async fn reflection_v1_and_v1alpha_list_every_service() {
 async fn health_answers_serving_then_not_serving_on_shutdown() {
     let mut s = TestServer::spawn().await;
     let mut health = HealthClient::new(channel(s.addr).await);
-    for service in ["", "mediastore.v1.MediaService"] {
+    // Every service of the API has its name in the health service, and
+    // the server as a whole ("") too.
+    let set = <prost_types::FileDescriptorSet as prost::Message>::decode(
+        mediastore::pb::FILE_DESCRIPTOR_SET,
+    )
+    .unwrap();
+    let ours: Vec<String> = set
+        .file
+        .iter()
+        .filter(|f| f.package() == "mediastore.v1")
+        .flat_map(|f| {
+            f.service
+                .iter()
+                .map(|s| format!("mediastore.v1.{}", s.name()))
+        })
+        .collect();
+    assert_eq!(ours.len(), 5, "{ours:?}");
+    for name in &ours {
+        assert!(
+            mediastore::server::HEALTH_NAMES.contains(&name.as_str()),
+            "{name} is not reported by the health service"
+        );
+    }
+    assert!(mediastore::server::HEALTH_NAMES.contains(&""));
+    for service in mediastore::server::HEALTH_NAMES {
         let status = health
             .check(HealthCheckRequest {
-                service: service.into(),
+                service: (*service).into(),
             })
             .await
             .unwrap()
@@ -90,6 +110,13 @@ async fn health_answers_serving_then_not_serving_on_shutdown() {
             .status;
         assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
     }
+    let err = health
+        .check(HealthCheckRequest {
+            service: "mediastore.v1.NoSuchService".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
     s.shutdown().await;
     assert!(
         health
@@ -166,4 +193,55 @@ async fn shutdown_lets_an_in_flight_upload_finish() {
     // New connections are refused once the server has stopped.
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr)).unwrap();
     assert!(endpoint.connect().await.is_err());
+}
+
+/// `mediastore --data-dir D scrub` and `mediastore scrub --data-dir D` are
+/// the same command, and so are the two spellings of `serve`.
+#[tokio::test(flavor = "multi_thread")]
+async fn flags_work_before_and_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _db) = test_database(dir.path()).await;
+    let data_dir = dir.path().to_str().unwrap();
+    let flags = ["--data-dir", data_dir, "--database-url", url.as_str()];
+    for args in [
+        [&flags[..], &["scrub"]].concat(),
+        [&["scrub"], &flags[..]].concat(),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mediastore"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["blobs_checked"], 0, "{args:?}");
+    }
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _server = ServerProcess(
+        std::process::Command::new(env!("CARGO_BIN_EXE_mediastore"))
+            .arg("serve")
+            .args(["--listen", &listen])
+            .args(flags)
+            .args(["--log", "warn"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let channel = mediastore::server::connect_when_up(listen.parse().unwrap())
+        .await
+        .unwrap();
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
 }

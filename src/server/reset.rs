@@ -1,0 +1,88 @@
+//! A client's reset of its request stream reaches the handler as an error.
+//!
+//! When a client cancels a call (`call.cancel()`, its deadline, a killed
+//! process with the connection still up), its HTTP/2 stack sends
+//! `RST_STREAM(CANCEL)`. h2 ends the request body with that error and
+//! hyper passes it on (it swallows only `NO_ERROR` resets), but tonic's
+//! `Streaming` then reports the end of the request exactly as a clean
+//! half-close: tonic 0.14's `codec/decode.rs` turns a request-side body
+//! error whose code is `Cancelled` into `Ok(None)`. A client-streaming
+//! handler therefore cannot tell an upload the client finished from one it
+//! abandoned after its last chunk; an upload without a declared size was
+//! stored as complete.
+//!
+//! This layer sits between hyper and tonic's codec and re-labels such a
+//! body error `ABORTED`, so `Streaming` yields it as an error and the
+//! handler stores nothing. A reset with `NO_ERROR` stays invisible (hyper
+//! reports it as the body's end); the upload's own rule covers it: only
+//! `finish_write`, or exactly the declared size, stores an upload.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use bytes::Bytes;
+use http_body::Frame;
+use tonic::{Code, Status, body::Body};
+
+/// A service whose handlers see a reset request stream as an error.
+#[derive(Debug, Clone)]
+pub struct ResetVisible<S> {
+    inner: S,
+}
+
+impl<S> ResetVisible<S> {
+    /// Wraps `inner` (as a layer: `tower_layer::layer_fn(ResetVisible::new)`).
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S> tower_service::Service<http::Request<Body>> for ResetVisible<S>
+where
+    S: tower_service::Service<http::Request<Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        self.inner
+            .call(req.map(|inner| Body::new(ResetIsError { inner })))
+    }
+}
+
+/// A request body whose `CANCEL` reset is an error tonic passes on.
+struct ResetIsError {
+    inner: Body,
+}
+
+impl http_body::Body for ResetIsError {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Poll::Ready(match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            Some(Err(status)) if status.code() == Code::Cancelled => Some(Err(Status::aborted(
+                format!("the client reset the request stream ({})", status.message()),
+            ))),
+            other => other,
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

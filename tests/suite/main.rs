@@ -1,0 +1,25 @@
+//! The integration suite, one test binary: each module is a capability,
+//! tested through the real server (started in-process on an ephemeral
+//! port with a temporary data directory, or as the real binary where a
+//! test kills it). One binary instead of one per file: each would link
+//! the whole service again, which was most of the suite's build time.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+mod common;
+
+mod analysis;
+mod bad_input;
+mod catalog;
+mod contract;
+mod durability;
+mod folders;
+mod integrity;
+mod listing;
+mod migrations;
+mod races;
+mod renditions;
+mod resumable;
+mod server;
+mod storage_failures;
+mod upload;
