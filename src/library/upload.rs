@@ -73,19 +73,19 @@ pub(super) struct Received {
 }
 
 impl Library {
-    /// Stores the bytes of `chunks` as a new media described by `spec`,
+    /// Stores the bytes of `parts` as a new media described by `spec`,
     /// once the stream ends positively: a part with `finish` set, or the
     /// stream's clean end after exactly the declared size. An error from
     /// the stream (a reset, a cancellation) stores nothing, whatever came
     /// before. Nothing remains of a failed or abandoned upload.
-    pub async fn upload<S>(&self, spec: UploadSpec, mut chunks: S) -> Result<UploadOutcome>
+    pub async fn upload<S>(&self, spec: UploadSpec, mut parts: S) -> Result<UploadOutcome>
     where
         S: Stream<Item = Result<UploadPart>> + Unpin + Send,
     {
         let folder = self.check_upload(&spec).await?;
         let receiving = self.inner.commits.receiving();
         let want_md5 = spec.expected_md5.is_some();
-        let (staging, admitted) = self.receive(&spec, &mut chunks, want_md5).await?;
+        let (staging, admitted) = self.receive(&spec, &mut parts, want_md5).await?;
         let received = match staging {
             Staging::Small(small) => {
                 let store = Arc::clone(&self.inner.blobs);

@@ -268,3 +268,41 @@ async fn concurrent_uploads_and_md5_recording_never_leave_an_md5_out() {
         assert_eq!(got, want, "media {id}");
     }
 }
+
+/// The MD5 recorder and an upload's claims lock blob rows in the same
+/// (hash) order. Here a claim holds the lower row while the recorder is
+/// given both in the other order; the claim then takes the higher row.
+/// Were the recorder to lock in the order given, each would wait for the
+/// other: PostgreSQL would fail one of them with `deadlock detected`.
+#[tokio::test(flavor = "multi_thread")]
+async fn md5_recording_and_claims_lock_blob_rows_in_one_order() {
+    use mediastore::{domain::ContentHash, repo::BlobClaim};
+    let s = TestServer::spawn().await;
+    let repo = s.library.repo().clone();
+    let (lo, hi) = (ContentHash([1; 32]), ContentHash([2; 32]));
+    let claim = |hash| BlobClaim {
+        hash,
+        size: 1,
+        md5: None,
+        count: 1,
+    };
+    // Two blob rows without an MD5.
+    let mut tx = repo.begin().await.unwrap();
+    tx.claim_blobs(&[claim(lo), claim(hi)]).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = repo.begin().await.unwrap();
+    tx.claim_blobs(&[claim(lo)]).await.unwrap();
+    let recorder = {
+        let repo = repo.clone();
+        tokio::spawn(async move {
+            repo.set_md5s(&[(hi, "0".repeat(32)), (lo, "1".repeat(32))])
+                .await
+        })
+    };
+    // Time for the recorder to lock what it can before the claim goes on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.claim_blobs(&[claim(hi)]).await.unwrap();
+    tx.commit().await.unwrap();
+    recorder.await.unwrap().unwrap();
+}
