@@ -17,6 +17,7 @@ mod m20261125_000004_uploads;
 mod m20261125_000005_analysis;
 mod m20261125_000006_renditions;
 mod m20261201_000007_text_terms;
+mod m20261203_000008_structured_text;
 
 /// Longest text query PostgreSQL's term index answers (see migration 000007).
 pub use m20261201_000007_text_terms::STEP as TERM_QUERY_CHARS;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_analysis::Migration),
             Box::new(m20261125_000006_renditions::Migration),
             Box::new(m20261201_000007_text_terms::Migration),
+            Box::new(m20261203_000008_structured_text::Migration),
         ]
     }
 }

@@ -16,7 +16,11 @@ const MAX_EXIF_VALUE_CHARS: usize = 256;
 
 /// Fills `a` with what the image in `r` (of type `mime`) tells. Returns
 /// the reason when the image is unreadable; EXIF that is absent is not an
-/// error, EXIF that is broken is (the dimensions are kept).
+/// error. EXIF read in part (a malformed entry, an IFD without its
+/// next-IFD offset, as Python's piexif writes them) keeps every field that
+/// was read, and what was skipped goes to `a.facts.warnings`, as exiftool
+/// and Pillow warn and go on. EXIF that cannot be read at all is an error
+/// (the dimensions are kept).
 pub fn analyze<R: BufRead + Seek>(r: &mut R, mime: &str, a: &mut Analysis) -> Result<(), String> {
     // The containers `kamadak-exif` can look into.
     let has_exif = matches!(
@@ -35,16 +39,30 @@ pub fn analyze<R: BufRead + Seek>(r: &mut R, mime: &str, a: &mut Analysis) -> Re
     r.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     density(r, mime, a);
     r.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-    let exif = match has_exif.then(|| exif::Reader::new().read_from_container(r)) {
+    let read = has_exif.then(|| {
+        exif::Reader::new()
+            .continue_on_error(true)
+            .read_from_container(r)
+    });
+    let exif = match read {
         None => None,
         Some(Ok(exif)) => Some(exif),
         Some(Err(exif::Error::NotFound(_))) => None,
-        Some(Err(e)) => {
-            return match dims {
-                Ok(_) => Err(format!("the EXIF block is unreadable: {e}")),
-                Err(d) => Err(d),
-            };
-        }
+        Some(Err(e)) => match e.distill_partial_result(|skipped| {
+            a.facts.warnings.extend(
+                skipped
+                    .iter()
+                    .map(|e| format!("EXIF: {e}; the rest was read")),
+            );
+        }) {
+            Ok(exif) => Some(exif),
+            Err(e) => {
+                return match dims {
+                    Ok(_) => Err(format!("the EXIF block is unreadable: {e}")),
+                    Err(d) => Err(d),
+                };
+            }
+        },
     };
     if let Some(exif) = &exif {
         read_exif(exif, a);

@@ -127,9 +127,11 @@ pub fn analyze(source: ReadAtCursor, sniffed: &Sniffed) -> Analysis {
                 a.facts.tags = info.tags;
             })
         }
-        MediaType::Document if sniffed.mime == "application/pdf" => {
-            pdf::page_count_source(source).map(|n| a.facts.page_count = Some(n))
-        }
+        MediaType::Document if sniffed.mime == "application/pdf" => pdf::page_count_source(source)
+            .map(|c| {
+                a.facts.page_count = Some(c.pages);
+                a.facts.warnings.extend(c.warning());
+            }),
         _ => Ok(()),
     };
     if let Err(e) = result {

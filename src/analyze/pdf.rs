@@ -11,6 +11,15 @@
 //! catalog and the page tree root's `/Count` instead of loading every object.
 //! It is used with `default-features = false` (no rayon, no chrono).
 //!
+//! # Counts the file cannot hold
+//!
+//! The root's `/Count` is only a claim: a file can say two billion pages
+//! over one. Small files (up to [`WALK_ALWAYS_BYTES`]), and larger ones
+//! whose claim would leave fewer than [`MIN_BYTES_PER_PAGE`] bytes a page,
+//! are loaded whole and their page tree walked (each node once, so a cycle
+//! ends the walk): the pages reached are the count. A claim that cannot be
+//! checked and cannot be true is an error, never a number.
+//!
 //! # Bounds
 //!
 //! `lopdf` parses from a byte slice, so the file is read into memory: files
@@ -19,6 +28,7 @@
 //! [`std::panic::catch_unwind`] so a panic on a malformed file becomes an
 //! error.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -28,15 +38,45 @@ use super::ReadAtCursor;
 
 /// Largest PDF whose pages are counted (it is read into memory whole).
 pub const MAX_PDF_BYTES: u64 = 256 * 1024 * 1024;
+/// PDFs up to this size have their page tree walked whatever it claims:
+/// loading one whole takes a few milliseconds.
+pub const WALK_ALWAYS_BYTES: usize = 1024 * 1024;
+/// A claimed page count leaving fewer bytes than this per page is checked
+/// by walking the tree: a page object is at least `<</Type/Page>>` and its
+/// object header, and real pages carry far more.
+pub const MIN_BYTES_PER_PAGE: u64 = 16;
 
-/// Number of pages of the PDF at `path`; a readable error for a broken file.
-pub fn page_count(path: &Path) -> Result<u32, String> {
+/// Pages of a PDF: those counted, and those its page tree claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCount {
+    /// Pages reached by walking the tree, or the claim where it was
+    /// plausible and not walked.
+    pub pages: u32,
+    /// The root's `/Count`.
+    pub claimed: u32,
+}
+
+impl PageCount {
+    /// A note for the media's analysis warnings when the claim was not
+    /// what the file holds.
+    pub fn warning(&self) -> Option<String> {
+        (self.pages != self.claimed).then(|| {
+            format!(
+                "PDF: the page tree claims {} pages; {} can be reached, and those are counted",
+                self.claimed, self.pages
+            )
+        })
+    }
+}
+
+/// Pages of the PDF at `path`; a readable error for a broken file.
+pub fn page_count(path: &Path) -> Result<PageCount, String> {
     let file = File::open(path).map_err(|e| format!("cannot open the PDF: {e}"))?;
     page_count_source(ReadAtCursor::file(file).map_err(|e| format!("cannot read the PDF: {e}"))?)
 }
 
-/// Number of pages of the PDF read through `source`.
-pub fn page_count_source(source: ReadAtCursor) -> Result<u32, String> {
+/// Pages of the PDF read through `source`.
+pub fn page_count_source(source: ReadAtCursor) -> Result<PageCount, String> {
     let len = source.len();
     if len > MAX_PDF_BYTES {
         return Err(format!(
@@ -56,8 +96,8 @@ pub fn page_count_source(source: ReadAtCursor) -> Result<u32, String> {
     count_pages(&bytes)
 }
 
-/// Number of pages of the PDF in `bytes`.
-fn count_pages(bytes: &[u8]) -> Result<u32, String> {
+/// Pages of the PDF in `bytes`.
+fn count_pages(bytes: &[u8]) -> Result<PageCount, String> {
     if !bytes.windows(5).any(|w| w == b"%PDF-") {
         return Err("the file is not a PDF (no %PDF- header)".to_owned());
     }
@@ -66,13 +106,72 @@ fn count_pages(bytes: &[u8]) -> Result<u32, String> {
     }))
     .map_err(|_| "the PDF reader failed on malformed data".to_owned())?;
     let metadata = loaded.map_err(|e| format!("the PDF cannot be read: {e}"))?;
-    match metadata.page_count {
+    let claimed = match metadata.page_count {
         0 if metadata.encrypted => {
-            Err("the PDF is encrypted with a password; its pages cannot be counted".to_owned())
+            return Err(
+                "the PDF is encrypted with a password; its pages cannot be counted".to_owned(),
+            );
         }
-        0 => Err("the PDF has no readable page tree (it is truncated or corrupt)".to_owned()),
-        n => Ok(n),
+        0 => {
+            return Err(
+                "the PDF has no readable page tree (it is truncated or corrupt)".to_owned(),
+            );
+        }
+        n => n,
+    };
+    let implausible = u64::from(claimed) > bytes.len() as u64 / MIN_BYTES_PER_PAGE;
+    let counted = |pages| Ok(PageCount { pages, claimed });
+    if bytes.len() > WALK_ALWAYS_BYTES && !implausible {
+        return counted(claimed);
     }
+    let walked = catch_unwind(AssertUnwindSafe(|| {
+        lopdf::Document::load_mem(bytes)
+            .ok()
+            .and_then(|doc| reachable_pages(&doc))
+    }))
+    .ok()
+    .flatten();
+    match walked {
+        Some(n) if n > 0 => counted(n),
+        _ if implausible => Err(format!(
+            "the PDF's page tree claims {claimed} pages, more than its {} bytes can hold, \
+             and its pages cannot be reached to count them",
+            bytes.len()
+        )),
+        _ => counted(claimed),
+    }
+}
+
+/// The page objects reachable from the catalog's page tree, each node
+/// visited once; `None` when there is no tree to walk.
+fn reachable_pages(doc: &lopdf::Document) -> Option<u32> {
+    let root = doc
+        .catalog()
+        .ok()?
+        .get(b"Pages")
+        .ok()?
+        .as_reference()
+        .ok()?;
+    let mut seen = HashSet::new();
+    let mut stack = vec![root];
+    let mut pages: u32 = 0;
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Ok(node) = doc.get_dictionary(id) else {
+            continue;
+        };
+        match node.get(b"Kids").and_then(lopdf::Object::as_array) {
+            Ok(kids) => stack.extend(kids.iter().filter_map(|k| k.as_reference().ok())),
+            // A leaf: a page, unless it says it is something else.
+            Err(_) if node.get_type().map_or(true, |t| t == b"Page") => {
+                pages = pages.saturating_add(1);
+            }
+            Err(_) => {}
+        }
+    }
+    Some(pages)
 }
 
 #[cfg(test)]
@@ -87,7 +186,11 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
         f.flush().unwrap();
-        page_count(f.path())
+        pages(f.path())
+    }
+
+    fn pages(path: &Path) -> Result<u32, String> {
+        page_count(path).map(|c| c.pages)
     }
 
     /// A PDF with a classic xref table from numbered object bodies.
@@ -155,15 +258,46 @@ mod tests {
         let bytes = std::fs::read(fixture("pages5-objstm.pdf")).unwrap();
         assert!(bytes.windows(11).any(|w| w == b"/Type /ObjS"));
         assert!(!bytes.windows(11).any(|w| w == b"/Type /Page"));
-        assert_eq!(page_count(&fixture("pages5-objstm.pdf")), Ok(5));
+        assert_eq!(pages(&fixture("pages5-objstm.pdf")), Ok(5));
     }
 
     #[test]
     fn encrypted_pdfs() {
         // No user password: lopdf decrypts with the empty password.
-        assert_eq!(page_count(&fixture("pages5-ownerpw.pdf")), Ok(5));
-        let err = page_count(&fixture("pages5-userpw.pdf")).unwrap_err();
+        assert_eq!(pages(&fixture("pages5-ownerpw.pdf")), Ok(5));
+        let err = pages(&fixture("pages5-userpw.pdf")).unwrap_err();
         assert!(err.contains("encrypted"), "{err}");
+    }
+
+    #[test]
+    fn a_page_count_the_file_cannot_hold_is_never_reported() {
+        // One page under a root that claims two billion.
+        let liar = pdf(&[
+            "<< /Type /Catalog /Pages 2 0 R >>",
+            "<< /Type /Pages /Kids [3 0 R] /Count 2000000000 >>",
+            "<< /Type /Page /Parent 2 0 R >>",
+        ]);
+        assert_eq!(count_file(&liar), Ok(1));
+        // Written by Python as a real writer would lay it out, with an
+        // xref table (tests/fixtures/mkpdf.py --count 2000000000).
+        let c = page_count(&fixture("pages5-claims2g.pdf")).unwrap();
+        assert_eq!((c.pages, c.claimed), (5, 2_000_000_000));
+        assert!(c.warning().unwrap().contains("claims 2000000000 pages"));
+        // A smaller lie in a small file is walked too.
+        let liar = pdf(&[
+            "<< /Type /Catalog /Pages 2 0 R >>",
+            "<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 7 >>",
+            "<< /Type /Page /Parent 2 0 R >>",
+            "<< /Type /Page /Parent 2 0 R >>",
+        ]);
+        assert_eq!(count_file(&liar), Ok(2));
+        // Kids that point back at an ancestor end the walk.
+        let cyclic = pdf(&[
+            "<< /Type /Catalog /Pages 2 0 R >>",
+            "<< /Type /Pages /Kids [3 0 R 2 0 R] /Count 900000 >>",
+            "<< /Type /Page /Parent 2 0 R >>",
+        ]);
+        assert_eq!(count_file(&cyclic), Ok(1));
     }
 
     #[test]
@@ -182,7 +316,7 @@ mod tests {
             "<< /Type /Pages /Kids [2 0 R] >>",
         ]);
         let _ = count_file(&cyclic);
-        let err = page_count(Path::new("/nonexistent.pdf")).unwrap_err();
+        let err = pages(Path::new("/nonexistent.pdf")).unwrap_err();
         assert!(err.starts_with("cannot open"), "{err}");
     }
 
@@ -190,7 +324,7 @@ mod tests {
     fn oversized_files_are_refused_without_reading_them() {
         let f = tempfile::NamedTempFile::new().unwrap();
         f.as_file().set_len(MAX_PDF_BYTES + 1).unwrap();
-        let err = page_count(f.path()).unwrap_err();
+        let err = pages(f.path()).unwrap_err();
         assert!(err.contains("at most"), "{err}");
     }
 
@@ -208,10 +342,14 @@ mod tests {
             (std::fs::read(fixture("pages5-ownerpw.pdf")).unwrap(), 5),
             (flat(4), 4),
         ] {
-            // Cut: an error, or (after lopdf rebuilds the xref) the right count.
+            // Cut: an error, or (after lopdf rebuilds the xref) the pages
+            // still there, with a warning when some are gone.
             for cut in [original.len() / 2, 100, original.len() - 10] {
                 match count_pages(&original[..cut]) {
-                    Ok(n) => assert_eq!(n, pages, "cut at {cut}"),
+                    Ok(c) => {
+                        assert!(c.pages >= 1 && c.pages <= pages, "cut at {cut}: {c:?}");
+                        assert_eq!(c.warning().is_some(), c.pages != c.claimed);
+                    }
                     Err(e) => assert!(!e.is_empty()),
                 }
             }

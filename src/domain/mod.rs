@@ -204,7 +204,7 @@ pub enum MediaType {
     Video = 2,
     /// Sound only.
     Audio = 3,
-    /// Office or print document.
+    /// Office or print document, or text: plain, CSV, JSON, XML, YAML.
     Document = 4,
     /// Anything else.
     Other = 5,
@@ -222,7 +222,11 @@ impl MediaType {
         }
     }
 
-    /// Classifies a MIME type.
+    /// Classifies a MIME type. Documents are office and print formats and
+    /// every kind of text, structured text included (JSON, XML, YAML and
+    /// their `+json`/`+xml` dialects), as CMS media libraries file them;
+    /// SVG (`image/svg+xml`) stays an image. Migration 000008 applies the
+    /// same rule to media stored before it.
     pub fn from_mime(mime: &str) -> Self {
         let (top, sub) = mime.split_once('/').unwrap_or((mime, ""));
         match top {
@@ -236,7 +240,10 @@ impl MediaType {
                     || sub == "rtf"
                     || sub.starts_with("vnd.openxmlformats-officedocument")
                     || sub.starts_with("vnd.ms-")
-                    || sub.starts_with("vnd.oasis.opendocument") =>
+                    || sub.starts_with("vnd.oasis.opendocument")
+                    || matches!(sub, "json" | "xml" | "yaml" | "x-yaml")
+                    || sub.ends_with("+json")
+                    || sub.ends_with("+xml") =>
             {
                 Self::Document
             }
@@ -559,6 +566,10 @@ pub struct Facts {
     /// Title, artist, album and the like from audio and video tags.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tags: std::collections::BTreeMap<String, String>,
+    /// What analysis skipped while reading the rest (a malformed EXIF
+    /// entry, say): the fields it did read are filled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Facts {
@@ -630,6 +641,32 @@ mod tests {
         ] {
             assert!(Filename::parse("f", bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn text_of_every_kind_is_a_document() {
+        for mime in [
+            "text/plain",
+            "text/csv",
+            "text/markdown",
+            "text/xml",
+            "application/json",
+            "application/xml",
+            "application/yaml",
+            "application/x-yaml",
+            "application/ld+json",
+            "application/atom+xml",
+            "application/pdf",
+            "application/vnd.oasis.opendocument.text",
+        ] {
+            assert_eq!(MediaType::from_mime(mime), MediaType::Document, "{mime}");
+        }
+        assert_eq!(MediaType::from_mime("image/svg+xml"), MediaType::Image);
+        assert_eq!(
+            MediaType::from_mime("application/octet-stream"),
+            MediaType::Other
+        );
+        assert_eq!(MediaType::from_mime("application/zip"), MediaType::Other);
     }
 
     #[test]

@@ -324,6 +324,7 @@ pub fn media_to_pb(m: Media) -> pb::Media {
         page_count: a.facts.page_count.unwrap_or(0),
         analysis_error: a.error.unwrap_or_default(),
         embedded_tags: a.facts.tags.into_iter().collect(),
+        analysis_warnings: a.facts.warnings,
         // Read separately, by GetMedia.
         renditions: Vec::new(),
     }

@@ -319,6 +319,7 @@ media_fields!(
     page_count,
     analysis_error,
     embedded_tags,
+    analysis_warnings,
 );
 
 /// The validated paths of a field mask over `Media`, from `allowed`.

@@ -87,21 +87,67 @@ async fn a_photo_s_exif_fills_every_typed_field() {
         m
     );
     // And the photo is found by the year it was taken.
-    let found = s
-        .client
-        .list_media(pb::ListMediaRequest {
-            filter: Some(pb::MediaFilter {
-                year: Some(2024),
-                month: Some(7),
-                ..Default::default()
-            }),
+    let found = list_filtered(
+        &mut s.client,
+        pb::MediaFilter {
+            year: Some(2024),
+            month: Some(7),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .media;
+        },
+    )
+    .await;
     assert_eq!(found.len(), 1);
+}
+
+/// EXIF as Python's piexif writes it: its Exif and GPS IFDs end without
+/// the 4-byte next-IFD offset (tests/fixtures/mkexif.py). A strict reader
+/// gives up on the whole block; every field is read here, and what was
+/// skipped is a warning, not a failed analysis.
+#[tokio::test(flavor = "multi_thread")]
+async fn exif_without_next_ifd_offsets_is_read_field_by_field() {
+    let data = fixture("piexif-o6.jpg");
+    // What a strict reading of this file does (and the server did).
+    let strict_read = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(&data));
+    assert!(strict_read.is_err(), "the fixture no longer needs leniency");
+
+    let mut s = strict(|_| {}).await;
+    let m = store(&mut s, "IMG_0006.JPG", "image/jpeg", &data).await;
+    assert!(m.analysis_error.is_empty(), "{}", m.analysis_error);
+    assert!(
+        !m.analysis_warnings.is_empty()
+            && m.analysis_warnings.iter().all(|w| w.starts_with("EXIF: ")),
+        "{:?}",
+        m.analysis_warnings
+    );
+    assert_eq!((m.width, m.height), (64, 32));
+    assert_eq!(m.orientation, 6);
+    assert_eq!(m.layout, Layout::Portrait as i32);
+    let cam = m.camera.clone().unwrap();
+    assert_eq!(
+        (cam.make.as_str(), cam.model.as_str()),
+        ("Apple", "iPhone 15 Pro")
+    );
+    assert_eq!(cam.iso, Some(64));
+    // 18:30:05 at +02:00 is 16:30:05 UTC.
+    assert_eq!(m.taken_time.unwrap().seconds, 1_720_974_605);
+    assert_eq!(m.taken_time_offset, "+02:00");
+    assert_eq!((m.taken_year, m.taken_month), (2024, 7));
+    let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
+    assert!(
+        close(m.latitude, 48.0 + 51.0 / 60.0 + 29.31 / 3600.0),
+        "{:?}",
+        m.latitude
+    );
+    assert!(
+        close(m.longitude, 2.0 + 17.0 / 60.0 + 40.10 / 3600.0),
+        "{:?}",
+        m.longitude
+    );
+    // The warnings are kept with the media.
+    assert_eq!(
+        get_media(&mut s.client, &m.id).await.analysis_warnings,
+        m.analysis_warnings
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -586,6 +632,20 @@ async fn video_audio_and_pdf_are_probed() {
         (MediaType::Document as i32, 5)
     );
     assert!(m.analysis_error.is_empty(), "{}", m.analysis_error);
+    // A PDF whose page tree claims two billion pages over five (written by
+    // qpdf, which believes the claim): the pages that are there.
+    let m = store(
+        &mut s,
+        "liar.pdf",
+        "application/pdf",
+        &fixture("pages5-claims2g.pdf"),
+    )
+    .await;
+    assert_eq!(m.page_count, 5, "{}", m.analysis_error);
+    assert_eq!(
+        m.analysis_warnings,
+        ["PDF: the page tree claims 2000000000 pages; 5 can be reached, and those are counted"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -62,3 +62,76 @@ async fn the_latest_migrations_undo_and_redo_keeping_text_search_right() {
     want.sort();
     assert_eq!(text_hits(&mut s, "dawn").await, want);
 }
+
+/// Structured text is a document, and media stored as "other" before the
+/// rule (000008) are filed as documents by the migration.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_xml_and_csv_are_documents_old_rows_included() {
+    use mediastore::{
+        domain::{MediaId, MediaType, TenantId},
+        pb::v1 as pb,
+    };
+    let mut s = TestServer::spawn().await;
+    let mut made = Vec::new();
+    for (name, mime, body) in [
+        ("a.json", "application/json", &b"{\"a\": [1, 2]}"[..]),
+        (
+            "a.geojson",
+            "application/geo+json",
+            b"{\"type\": \"Point\"}",
+        ),
+        ("a.xml", "application/xml", b"<?xml version=\"1.0\"?><a/>"),
+        ("a.csv", "text/csv", b"a,b\n1,2\n"),
+        ("a.yaml", "application/yaml", b"a: 1\n"),
+    ] {
+        let mut h = header(name, body.len());
+        h.content_type = mime.into();
+        let m = upload(&mut s.client, h, body).await.unwrap().media.unwrap();
+        assert_eq!(
+            m.media_type,
+            pb::MediaType::Document as i32,
+            "{name} ({})",
+            m.mime_type
+        );
+        made.push(m);
+    }
+    // A JSON file as it was stored before the rule: "other".
+    let json = s
+        .library
+        .get(TenantId::DEFAULT, MediaId(made[0].id.parse().unwrap()))
+        .await
+        .unwrap();
+    let old = mediastore::domain::Media {
+        id: MediaId::new(),
+        media_type: MediaType::Other,
+        ..json
+    };
+    seed_rows(&s, std::slice::from_ref(&old)).await;
+    assert_eq!(
+        get_media(&mut s.client, &old.id.to_string())
+            .await
+            .media_type,
+        pb::MediaType::Other as i32
+    );
+    let db = sea_orm::Database::connect(s.config.database_url.clone().unwrap())
+        .await
+        .unwrap();
+    Migrator::down(&db, Some(1)).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(
+        get_media(&mut s.client, &old.id.to_string())
+            .await
+            .media_type,
+        pb::MediaType::Document as i32
+    );
+    // A type filter finds all six.
+    let docs = list_filtered(
+        &mut s.client,
+        pb::MediaFilter {
+            media_types: vec![pb::MediaType::Document as i32],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(docs.len(), 6);
+}

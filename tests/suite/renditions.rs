@@ -147,6 +147,56 @@ async fn orientation_is_applied_and_metadata_stripped() {
     }
 }
 
+/// Every EXIF orientation, written by piexif (tests/fixtures/mkexif.py),
+/// gives an upright rendition. The stored 64x32 picture has a red, green,
+/// blue and white quadrant (top left, top right, bottom left, bottom
+/// right); each orientation must bring them to the corners listed, which
+/// follow from the EXIF definitions, not from the server's code.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_exif_orientation_gives_an_upright_rendition() {
+    const R: [u8; 3] = [255, 0, 0];
+    const G: [u8; 3] = [0, 255, 0];
+    const B: [u8; 3] = [0, 0, 255];
+    const W: [u8; 3] = [255, 255, 255];
+    // Shown corners: top left, top right, bottom left, bottom right.
+    let shown = [
+        (1, [R, G, B, W]), // as stored
+        (2, [G, R, W, B]), // mirrored left to right
+        (3, [W, B, G, R]), // turned half
+        (4, [B, W, R, G]), // mirrored top to bottom
+        (5, [R, B, G, W]), // mirrored along the main diagonal
+        (6, [B, R, W, G]), // turned a quarter clockwise
+        (7, [W, G, B, R]), // mirrored along the other diagonal
+        (8, [G, W, R, B]), // turned a quarter anticlockwise
+    ];
+    let mut s = TestServer::spawn().await;
+    for (orientation, corners) in shown {
+        let name = format!("piexif-o{orientation}.jpg");
+        let data = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(&name),
+        )
+        .unwrap();
+        let m = store(&mut s.client, &name, &data).await;
+        assert_eq!(m.orientation, orientation, "{name}: {}", m.analysis_error);
+        let req = GetRenditionRequest {
+            format: RenditionFormat::Png as i32,
+            ..sized(&m.id, 0, 0, RenditionFit::Contain)
+        };
+        let (r, _, bytes) = rendition(&mut s.client, req).await.unwrap();
+        let want = if orientation >= 5 { (32, 64) } else { (64, 32) };
+        assert_eq!((r.width, r.height), want, "{name}");
+        let img = decode(&r, &bytes).to_rgb8();
+        let (w, h) = (img.width() - 4, img.height() - 4);
+        let got = [(3, 3), (w, 3), (3, h), (w, h)].map(|(x, y)| img.get_pixel(x, y).0);
+        for (i, (g, want)) in got.iter().zip(corners).enumerate() {
+            let near = g.iter().zip(want).all(|(a, b)| a.abs_diff(b) < 60);
+            assert!(near, "{name}: corner {i} is {g:?}, not {want:?}");
+        }
+    }
+}
+
 /// A stand-in ICC profile: what matters is that it arrives unchanged.
 fn icc() -> Vec<u8> {
     let mut icc = vec![0u8; 300];

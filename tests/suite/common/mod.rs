@@ -405,6 +405,22 @@ pub async fn rendition(
     Ok((first.rendition.expect("a rendition"), first.cached, bytes))
 }
 
+/// The first page (50) of the media `filter` selects.
+pub async fn list_filtered(
+    client: &mut MediaServiceClient<Channel>,
+    filter: pb::MediaFilter,
+) -> Vec<pb::Media> {
+    client
+        .list_media(pb::ListMediaRequest {
+            filter: Some(filter),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .media
+}
+
 /// One media, by GetMedia.
 pub async fn get_media(client: &mut MediaServiceClient<Channel>, id: &str) -> pb::Media {
     client
