@@ -8,7 +8,7 @@ use std::io::{BufRead, Read, Seek, SeekFrom};
 
 use exif::{Exif, In, Tag, Value};
 
-use crate::domain::{Analysis, days_from_civil};
+use crate::domain::{Analysis, civil_to_micros};
 
 /// EXIF values longer than this are left out of the readable map (maker
 /// notes, thumbnails): they are binary and can be large.
@@ -177,13 +177,13 @@ fn taken(exif: &Exif, a: &mut Analysis) {
         {
             continue;
         }
-        let days = days_from_civil(i64::from(dt.year), i64::from(dt.month), i64::from(dt.day));
-        let secs = days * 86_400
-            + i64::from(dt.hour) * 3600
-            + i64::from(dt.minute) * 60
-            + i64::from(dt.second)
-            - i64::from(dt.offset.unwrap_or(0)) * 60;
-        let micros = secs * 1_000_000 + i64::from(dt.nanosecond.unwrap_or(0) / 1000);
+        let local = i64::from(dt.hour) * 3600 + i64::from(dt.minute) * 60 + i64::from(dt.second);
+        let micros = civil_to_micros(
+            i64::from(dt.year),
+            i64::from(dt.month),
+            i64::from(dt.day),
+            local - i64::from(dt.offset.unwrap_or(0)) * 60,
+        ) + i64::from(dt.nanosecond.unwrap_or(0) / 1000);
         a.taken_at = Some(micros);
         // The year and month as the photographer's calendar showed them.
         a.taken_year = Some(i32::from(dt.year));

@@ -121,6 +121,21 @@ pub fn analyze(source: ReadAtCursor, sniffed: &Sniffed) -> Analysis {
                 a.audio_codec = info.audio_codec;
                 a.width = info.width.and_then(|w| i32::try_from(w).ok());
                 a.height = info.height.and_then(|h| i32::try_from(h).ok());
+                a.facts.rotation = info.rotation;
+                // Recorded like a photo: camera, date taken, place.
+                a.facts.camera_make = info.make;
+                a.facts.camera_model = info.model;
+                if let Some(when) = info.recorded {
+                    a.taken_at = Some(when.micros);
+                    a.taken_year = Some(when.year);
+                    a.taken_month = Some(when.month);
+                    a.facts.taken_offset = when.offset;
+                }
+                if let Some(place) = info.place {
+                    a.latitude = Some(place.latitude);
+                    a.longitude = Some(place.longitude);
+                    a.altitude = place.altitude;
+                }
                 a.facts.sample_rate = info.sample_rate;
                 a.facts.channels = info.channels;
                 a.facts.bitrate = info.bitrate;

@@ -551,6 +551,9 @@ pub struct Facts {
     /// UTC offset of the date taken as recorded, e.g. `+02:00`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taken_offset: Option<String>,
+    /// Clockwise rotation a player applies to a video: 90, 180 or 270.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<u32>,
     /// Audio samples per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample_rate: Option<u32>,
@@ -612,6 +615,12 @@ pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// Microseconds since the Unix epoch of a civil date and a second of
+/// that day, read as UTC (subtract the local offset for local times).
+pub fn civil_to_micros(year: i64, month: i64, day: i64, second_of_day: i64) -> i64 {
+    (days_from_civil(year, month, day) * 86_400 + second_of_day) * 1_000_000
 }
 
 #[cfg(test)]

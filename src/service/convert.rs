@@ -325,6 +325,7 @@ pub fn media_to_pb(m: Media) -> pb::Media {
         analysis_error: a.error.unwrap_or_default(),
         embedded_tags: a.facts.tags.into_iter().collect(),
         analysis_warnings: a.facts.warnings,
+        rotation: a.facts.rotation.unwrap_or(0),
         // Read separately, by GetMedia.
         renditions: Vec::new(),
     }

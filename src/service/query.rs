@@ -320,6 +320,7 @@ media_fields!(
     analysis_error,
     embedded_tags,
     analysis_warnings,
+    rotation,
 );
 
 /// The validated paths of a field mask over `Media`, from `allowed`.

@@ -648,6 +648,72 @@ async fn video_audio_and_pdf_are_probed() {
     );
 }
 
+/// Portrait video as phones record it: landscape frames (160x90) with a
+/// track matrix that turns them a quarter clockwise, and the recorder's
+/// make, model, date and place. The MOV carries them as an iPhone does
+/// (`com.apple.quicktime.*` keys, written by ffmpeg); the MP4 as Android
+/// phones do (`©mak`, `©mod`, `©xyz`, written by exiftool) with the date
+/// only in the movie header. tests/fixtures/README.md has the commands.
+#[tokio::test(flavor = "multi_thread")]
+async fn phone_videos_report_rotation_display_size_camera_date_and_place() {
+    let mut s = strict(|_| {}).await;
+    for (file, mime, make, model, offset) in [
+        (
+            "video-portrait-iphone.mov",
+            "video/quicktime",
+            "Apple",
+            "iPhone 15 Pro",
+            "+02:00",
+        ),
+        (
+            "video-portrait-android.mp4",
+            "video/mp4",
+            "Google",
+            "Pixel 8",
+            "",
+        ),
+    ] {
+        let m = store(&mut s, file, mime, &fixture(file)).await;
+        assert!(m.analysis_error.is_empty(), "{file}: {}", m.analysis_error);
+        assert_eq!(m.media_type, MediaType::Video as i32, "{file}");
+        assert_eq!(m.rotation, 90, "{file}");
+        assert_eq!((m.width, m.height), (90, 160), "{file}");
+        assert_eq!(m.layout, Layout::Portrait as i32, "{file}");
+        let cam = m.camera.clone().unwrap_or_default();
+        assert_eq!(
+            (cam.make.as_str(), cam.model.as_str()),
+            (make, model),
+            "{file}"
+        );
+        // 2024-07-14 16:30:05 UTC (18:30:05 at +02:00 on the iPhone).
+        assert_eq!(m.taken_time.unwrap().seconds, 1_720_974_605, "{file}");
+        assert_eq!(m.taken_time_offset, offset, "{file}");
+        assert_eq!((m.taken_year, m.taken_month), (2024, 7), "{file}");
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-6);
+        assert!(close(m.latitude, 48.8584), "{file}: {:?}", m.latitude);
+        assert!(close(m.longitude, 2.2945), "{file}: {:?}", m.longitude);
+        assert!(close(m.altitude, 35.0), "{file}: {:?}", m.altitude);
+        // The recorder's details are fields, not embedded tags.
+        assert!(
+            !m.embedded_tags.contains_key("make"),
+            "{:?}",
+            m.embedded_tags
+        );
+    }
+    // Found on the map's and the calendar's terms, like photos.
+    let found = list_filtered(
+        &mut s.client,
+        pb::MediaFilter {
+            year: Some(2024),
+            month: Some(7),
+            media_types: vec![MediaType::Video as i32],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(found.len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn truncated_and_corrupted_media_are_stored_with_the_reason() {
     let mut s = strict(|_| {}).await;

@@ -525,5 +525,6 @@ fn summarise(info: Option<Info>, tracks: Vec<Track>, tags: Option<Tags>) -> AvIn
         channels: audio.map(|a| small(a.channels).unwrap_or(1)),
         bitrate: None,
         tags: all_tags,
+        ..AvInfo::default()
     }
 }

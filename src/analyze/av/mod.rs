@@ -57,6 +57,7 @@ use super::ReadAtCursor;
 mod audio;
 mod mkv;
 mod mp4;
+pub mod recorded;
 
 /// symphonia reads through its own trait, for any seekable source.
 impl symphonia::core::io::MediaSource for ReadAtCursor {
@@ -80,10 +81,26 @@ pub struct AvInfo {
     pub video_codec: Option<String>,
     /// Codec of the first audio track: "aac", "mp3", "flac", "vorbis", "opus", "pcm_s16le", ...
     pub audio_codec: Option<String>,
-    /// Width in pixels of the first video track.
+    /// Width in pixels of the first video track, as displayed: after its
+    /// `rotation`.
     pub width: Option<u32>,
-    /// Height in pixels of the first video track.
+    /// Height in pixels of the first video track, as displayed.
     pub height: Option<u32>,
+    /// Clockwise rotation a player applies to the first video track (90,
+    /// 180, 270; phones record portrait video as landscape frames turned
+    /// by 90).
+    pub rotation: Option<u32>,
+    /// Maker of the recording device (QuickTime `©mak` or
+    /// `com.apple.quicktime.make`).
+    pub make: Option<String>,
+    /// Model of the recording device.
+    pub model: Option<String>,
+    /// When it was recorded: the recorder's own date and offset
+    /// (`com.apple.quicktime.creationdate`), else the movie header's
+    /// creation time (UTC).
+    pub recorded: Option<recorded::Moment>,
+    /// Where it was recorded (`©xyz`, `com.apple.quicktime.location.ISO6709`).
+    pub place: Option<recorded::Place>,
     /// Sample rate in Hz of the first audio track.
     pub sample_rate: Option<u32>,
     /// Channel count of the first audio track.

@@ -1,9 +1,12 @@
 //! ISO base media file format (MP4, MOV, M4A, 3GP).
 
 use super::{
-    AvInfo, BTreeMap, Bits, Cur, Input, MAX_BODY, MAX_CHILDREN, Read, Seek, clean_text, round3,
-    ticks_to_ms,
+    AvInfo, BTreeMap, Bits, Cur, Input, MAX_BODY, MAX_CHILDREN, Read, Seek, clean_text, recorded,
+    round3, ticks_to_ms,
 };
+
+/// Seconds from 1904-01-01 (the QuickTime epoch) to 1970-01-01.
+const QUICKTIME_EPOCH: u64 = 2_082_844_800;
 
 /// A box header: its type and where its body starts and ends.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +25,8 @@ struct Track {
     codec: Option<String>,
     width: Option<u32>,
     height: Option<u32>,
+    /// Clockwise quarter turns the `tkhd` matrix applies, in degrees.
+    rotation: Option<u32>,
     sample_rate: Option<u32>,
     channels: Option<u32>,
     samples: u64,
@@ -33,6 +38,8 @@ struct Track {
 struct Movie {
     timescale: u32,
     duration: Option<u64>,
+    /// `mvhd` creation time, seconds since 1904 (0, "unknown", is `None`).
+    created: Option<u64>,
     fragment_duration: Option<u64>,
     tracks: Vec<Track>,
     tags: BTreeMap<String, String>,
@@ -181,14 +188,23 @@ fn known(duration: u64, all_ones: u64) -> Option<u64> {
 fn parse_mvhd(body: &[u8], movie: &mut Movie) {
     let mut c = Cur::new(body);
     let parsed = match c.u8() {
-        Some(1) => c
-            .skip(3 + 16)
-            .and_then(|_| Some((c.u32()?, known(c.u64()?, u64::MAX)))),
-        _ => c
-            .skip(3 + 8)
-            .and_then(|_| Some((c.u32()?, known(u64::from(c.u32()?), u64::from(u32::MAX))))),
+        Some(1) => c.skip(3).and_then(|_| {
+            let created = c.u64()?;
+            c.skip(8)?;
+            Some((created, c.u32()?, known(c.u64()?, u64::MAX)))
+        }),
+        _ => c.skip(3).and_then(|_| {
+            let created = u64::from(c.u32()?);
+            c.skip(4)?;
+            Some((
+                created,
+                c.u32()?,
+                known(u64::from(c.u32()?), u64::from(u32::MAX)),
+            ))
+        }),
     };
-    if let Some((timescale, duration)) = parsed {
+    if let Some((created, timescale, duration)) = parsed {
+        movie.created = (created > 0).then_some(created);
         movie.timescale = timescale;
         movie.duration = duration;
     }
@@ -203,6 +219,7 @@ fn parse_trak<R: Read + Seek>(inp: &mut Input<R>, trak: BoxHdr) -> Result<Track,
             b"tkhd" => {
                 let body = inp.read_capped(child.body, child.end, 128)?;
                 tkhd_size = parse_tkhd(&body);
+                track.rotation = tkhd_rotation(&body);
             }
             b"mdia" => parse_mdia(inp, child, &mut track, &mut stsd, 0)?,
             _ => {}
@@ -230,6 +247,35 @@ fn parse_tkhd(body: &[u8]) -> Option<(u32, u32)> {
     c.skip(8 + 2 + 2 + 2 + 2 + 36)?;
     let (w, h) = (c.u32()? >> 16, c.u32()? >> 16);
     (w > 0 && h > 0).then_some((w, h))
+}
+
+/// The clockwise rotation in a `tkhd`'s matrix: 90, 180 or 270 for the
+/// matrices of a quarter, half or three-quarter turn, `None` for none (or
+/// a matrix that also mirrors or scales). The matrix's `a b c d` are
+/// 16.16 fixed point; a player maps a point (x, y) to (ax + cy, bx + dy),
+/// so a = d = 0, b = 1, c = -1 is a quarter turn clockwise (what a phone
+/// held upright writes).
+fn tkhd_rotation(body: &[u8]) -> Option<u32> {
+    let mut c = Cur::new(body);
+    match c.u8()? {
+        1 => c.skip(3 + 32)?,
+        _ => c.skip(3 + 20)?,
+    }
+    c.skip(8 + 2 + 2 + 2 + 2)?;
+    let mut m = [0i32; 4];
+    for (i, v) in m.iter_mut().enumerate() {
+        *v = c.u32()?.cast_signed();
+        if i == 1 {
+            c.skip(4)?; // u, after a and b
+        }
+    }
+    // 0x1_0000 is 1.0.
+    match (m[0], m[1], m[2], m[3]) {
+        (0, 0x1_0000, -0x1_0000, 0) => Some(90),
+        (-0x1_0000, 0, 0, -0x1_0000) => Some(180),
+        (0, -0x1_0000, 0x1_0000, 0) => Some(270),
+        _ => None,
+    }
 }
 
 /// Walks `mdia`, `minf` and `stbl`, keeping the `stsd` bytes for later
@@ -602,22 +648,35 @@ fn audio_codec(format: [u8; 4], oti: Option<u8>, bits: u32, lpcm_flags: u32) -> 
     Some(name.to_owned())
 }
 
-/// Tag names we keep, by `ilst` item type or QuickTime `udta` box type.
+/// Tags that describe the recording rather than the work: read into their
+/// own fields, not kept as embedded tags.
+const RECORDING_TAGS: [&str; 4] = ["make", "model", "location", "creationdate"];
+
+/// Tag names we keep, by `ilst` item type or QuickTime `udta` box type
+/// (`©mak`, `©mod` and `©xyz` are what Android phones and exiftool write).
 fn tag_for_item(kind: &[u8; 4]) -> Option<&'static str> {
     match kind {
         b"\xA9nam" => Some("title"),
         b"\xA9ART" => Some("artist"),
         b"\xA9alb" => Some("album"),
+        b"\xA9mak" => Some("make"),
+        b"\xA9mod" => Some("model"),
+        b"\xA9xyz" => Some("location"),
         _ => None,
     }
 }
 
-/// Tag names we keep, by QuickTime metadata key (`mdta` handler).
+/// Tag names we keep, by QuickTime metadata key (`mdta` handler; what
+/// iPhones write).
 fn tag_for_key(key: &str) -> Option<&'static str> {
     match key {
         "com.apple.quicktime.title" => Some("title"),
         "com.apple.quicktime.artist" => Some("artist"),
         "com.apple.quicktime.album" => Some("album"),
+        "com.apple.quicktime.make" => Some("make"),
+        "com.apple.quicktime.model" => Some("model"),
+        "com.apple.quicktime.location.ISO6709" => Some("location"),
+        "com.apple.quicktime.creationdate" => Some("creationdate"),
         _ => None,
     }
 }
@@ -724,7 +783,7 @@ fn data_box_text(body: &[u8]) -> Option<String> {
 }
 
 /// Turns what the boxes said into an [`AvInfo`].
-fn summarise(movie: Movie) -> AvInfo {
+fn summarise(mut movie: Movie) -> AvInfo {
     let timescale = u64::from(movie.timescale);
     let track_ms = movie
         .tracks
@@ -746,13 +805,45 @@ fn summarise(movie: Movie) -> AvInfo {
         (v.samples > 0 && v.ticks > 0).then_some(())?;
         round3(v.samples as f64 * f64::from(v.timescale) / v.ticks as f64)
     });
+    let rotation = video.and_then(|v| v.rotation);
+    // The size as displayed: a quarter turn swaps the frame's sides.
+    let (mut width, mut height) = (video.and_then(|v| v.width), video.and_then(|v| v.height));
+    if matches!(rotation, Some(90 | 270)) {
+        (width, height) = (height, width);
+    }
+    let mut recording = BTreeMap::new();
+    for name in RECORDING_TAGS {
+        if let Some(v) = movie.tags.remove(name) {
+            recording.insert(name, v);
+        }
+    }
+    // The recorder's own date, with its offset; else the movie header's.
+    let recorded = recording
+        .get("creationdate")
+        .and_then(|s| recorded::iso8601(s))
+        .or_else(|| {
+            let unix = i64::try_from(movie.created?.checked_sub(QUICKTIME_EPOCH)?).ok()?;
+            let micros = unix.checked_mul(1_000_000)?;
+            let (year, month) = crate::domain::year_month(micros);
+            Some(recorded::Moment {
+                micros,
+                offset: None,
+                year,
+                month,
+            })
+        });
     AvInfo {
         duration_ms,
         fps,
         video_codec: video.and_then(|v| v.codec.clone()),
         audio_codec: audio.and_then(|a| a.codec.clone()),
-        width: video.and_then(|v| v.width),
-        height: video.and_then(|v| v.height),
+        width,
+        height,
+        rotation,
+        make: recording.remove("make"),
+        model: recording.remove("model"),
+        recorded,
+        place: recording.get("location").and_then(|s| recorded::iso6709(s)),
         sample_rate: audio.and_then(|a| a.sample_rate),
         channels: audio.and_then(|a| a.channels),
         bitrate: None,

@@ -138,6 +138,7 @@ fn mp4_written_in_code() {
                 ("artist", "Mediastore"),
                 ("album", "Unit Tests")
             ]),
+            ..AvInfo::default()
         }
     );
 }
@@ -473,6 +474,7 @@ fn fixture_mp4_h264_aac() {
                 ("artist", "Mediastore"),
                 ("album", "Fixtures")
             ]),
+            ..AvInfo::default()
         }
     );
 }
