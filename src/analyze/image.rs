@@ -31,7 +31,14 @@ pub fn analyze<R: BufRead + Seek>(r: &mut R, mime: &str, a: &mut Analysis) -> Re
         // Nothing here reads it (SVG, icons, ...): nothing to report.
         return Ok(());
     }
-    let dims = dimensions(r, mime);
+    // HEIF and AVIF: the primary image's size and its mandatory turns and
+    // mirrors, from the container (no decoder here).
+    let heif = matches!(mime, "image/heif" | "image/avif").then(|| super::heif::primary_image(r));
+    let dims = match &heif {
+        Some(Ok(h)) => Ok((h.width, h.height)),
+        Some(Err(e)) => Err(e.clone()),
+        None => dimensions(r, mime),
+    };
     if let Ok((w, h)) = dims {
         a.width = i32::try_from(w).ok();
         a.height = i32::try_from(h).ok();
@@ -67,10 +74,15 @@ pub fn analyze<R: BufRead + Seek>(r: &mut R, mime: &str, a: &mut Analysis) -> Re
     if let Some(exif) = &exif {
         read_exif(exif, a);
         if a.width.is_none() {
-            // HEIF and AVIF have no decoder here; EXIF may say.
+            // A container whose size could not be read; EXIF may say.
             a.width = uint(exif, Tag::PixelXDimension).and_then(|v| i32::try_from(v).ok());
             a.height = uint(exif, Tag::PixelYDimension).and_then(|v| i32::try_from(v).ok());
         }
+    }
+    if let Some(Ok(h)) = heif {
+        // HEIF's irot/imir, not EXIF's informative Orientation (phones
+        // write both; applying both would turn the picture twice).
+        a.orientation = Some(i32::from(h.orientation));
     }
     match dims {
         Err(e) if a.width.is_none() => Err(e),

@@ -9,6 +9,8 @@
 //! `Analysis::error` and the fields stay empty.
 
 pub mod av;
+mod cursor;
+pub mod heif;
 pub mod image;
 pub mod pdf;
 pub mod sniff;

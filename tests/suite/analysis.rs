@@ -648,6 +648,41 @@ async fn video_audio_and_pdf_are_probed() {
     );
 }
 
+/// HEIF and AVIF photos (tests/fixtures/mkheif.py): size, how they are
+/// shown (from irot and imir, not from EXIF's Orientation, which HEIF
+/// calls informative), and their EXIF, with no decoder in the build.
+#[tokio::test(flavor = "multi_thread")]
+async fn heic_and_avif_report_size_orientation_and_exif() {
+    let mut s = strict(|_| {}).await;
+    for (file, mime, orientation, layout) in [
+        ("heic-irot.heic", "image/heic", 6, Layout::Portrait),
+        ("heic-grid.heic", "image/heic", 1, Layout::Landscape),
+        ("avif-o6.avif", "image/avif", 6, Layout::Portrait),
+        ("avif-o5.avif", "image/avif", 5, Layout::Portrait),
+        ("avif-o2.avif", "image/avif", 2, Layout::Landscape),
+    ] {
+        let m = store(&mut s, file, mime, &fixture(file)).await;
+        assert!(m.analysis_error.is_empty(), "{file}: {}", m.analysis_error);
+        assert_eq!(m.media_type, MediaType::Image as i32, "{file}");
+        assert_eq!((m.width, m.height), (64, 32), "{file}");
+        assert_eq!(m.orientation, orientation, "{file}");
+        assert_eq!(m.layout, layout as i32, "{file}");
+        let cam = m.camera.clone().unwrap_or_default();
+        assert_eq!(
+            (cam.make.as_str(), cam.model.as_str()),
+            ("Apple", "iPhone 15 Pro"),
+            "{file}"
+        );
+        assert_eq!(m.taken_time.unwrap().seconds, 1_720_974_605, "{file}");
+        assert_eq!(m.taken_time_offset, "+02:00", "{file}");
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+        assert!(
+            close(m.latitude, 48.0 + 51.0 / 60.0 + 29.31 / 3600.0),
+            "{file}"
+        );
+    }
+}
+
 /// Portrait video as phones record it: landscape frames (160x90) with a
 /// track matrix that turns them a quarter clockwise, and the recorder's
 /// make, model, date and place. The MOV carries them as an iPhone does

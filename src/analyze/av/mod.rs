@@ -50,7 +50,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use super::ReadAtCursor;
+use super::{ReadAtCursor, cursor::Cur};
 
 // One container family per file: the MP4/MOV box reader, the EBML reader,
 // and the symphonia glue for the audio formats.
@@ -343,53 +343,6 @@ impl<R: Read + Seek> Input<R> {
         let mut b = [0; 1];
         self.read_exact_at(pos, &mut b)?;
         Ok(b[0])
-    }
-}
-
-/// A big-endian cursor over a byte slice; every read is `None` past the end.
-#[derive(Debug, Clone)]
-struct Cur<'a> {
-    b: &'a [u8],
-    p: usize,
-}
-
-impl<'a> Cur<'a> {
-    fn new(b: &'a [u8]) -> Self {
-        Cur { b, p: 0 }
-    }
-
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.b.get(self.p..self.p.checked_add(n)?)?;
-        self.p += n;
-        Some(s)
-    }
-
-    fn skip(&mut self, n: usize) -> Option<()> {
-        self.take(n).map(|_| ())
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|s| s[0])
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    fn fourcc(&mut self) -> Option<[u8; 4]> {
-        self.take(4)?.try_into().ok()
-    }
-
-    fn rest(&self) -> &'a [u8] {
-        self.b.get(self.p..).unwrap_or(&[])
     }
 }
 
