@@ -134,6 +134,9 @@ pub enum Error {
     /// The client's stream broke or was cancelled before a positive end.
     #[error("{0}")]
     Cancelled(String),
+    /// The call's deadline (`grpc-timeout`) passed before it completed.
+    #[error("{0}")]
+    DeadlineExpired(String),
     /// The server cannot take the request now (shutting down, database
     /// trouble); retrying later, or on another replica, may work.
     #[error("{message}")]
@@ -237,6 +240,7 @@ impl Error {
             Self::AlreadyExists { .. } => Reason::FolderAlreadyExists,
             Self::UploadBusy(_) => Reason::UploadBusy,
             Self::Cancelled(_) => Reason::StreamCancelled,
+            Self::DeadlineExpired(_) => Reason::DeadlineExpired,
             Self::Io { source, .. } if is_disk_full(source) => Reason::StorageFull,
             Self::Io { .. } => Reason::StorageIo,
             Self::Database(_) => Reason::DatabaseUnavailable,
@@ -290,6 +294,7 @@ impl From<Error> for Status {
             }
             Error::UploadBusy(_) => (Code::Aborted, err.to_string()),
             Error::Cancelled(_) => (Code::Cancelled, err.to_string()),
+            Error::DeadlineExpired(_) => (Code::DeadlineExceeded, err.to_string()),
             Error::Unavailable { .. } => (Code::Unavailable, err.to_string()),
             Error::Io { source, .. } if is_disk_full(source) => {
                 tracing::error!(error = %err, "storage full");

@@ -354,8 +354,20 @@ fn read_whole(store: &dyn crate::blob::BlobStore, hash: &ContentHash) -> Result<
         ),
         _ => Error::io(format!("opening blob {hash}"), e),
     })?;
-    // Sources are at most MAX_SOURCE_BYTES, checked before.
-    let len = usize::try_from(reader.len()).unwrap_or(usize::MAX);
+    // The media's recorded size was checked against MAX_SOURCE_BYTES; the
+    // file's own length is checked too before it is read whole.
+    let len = usize::try_from(reader.len())
+        .ok()
+        .filter(|&n| n as u64 <= MAX_SOURCE_BYTES)
+        .ok_or_else(|| {
+            Error::precondition(
+                Reason::ImageTooLarge,
+                format!(
+                    "blob {hash} has {} bytes; renditions are made of images up to {MAX_SOURCE_BYTES} bytes",
+                    reader.len()
+                ),
+            )
+        })?;
     let mut data = vec![0u8; len];
     let mut at = 0;
     while at < len {

@@ -27,7 +27,7 @@ use http_body::Frame;
 use tokio::time::{Instant, Sleep};
 use tonic::{Status, body::Body};
 
-use crate::error::{ERROR_DOMAIN, Reason};
+use crate::error::Error;
 
 /// How much sooner than tonic's clock this layer's clock runs out. Tokio's
 /// timers tick in whole milliseconds, so one tick apart is enough for this
@@ -157,18 +157,8 @@ impl http_body::Body for DeadlineBody {
 
 /// The answer to a call whose deadline passed.
 fn expired() -> Status {
-    use tonic_types::{ErrorDetails, StatusExt};
-    let mut details = ErrorDetails::new();
-    details.set_error_info(
-        Reason::DeadlineExpired.as_str_name(),
-        ERROR_DOMAIN,
-        std::collections::HashMap::new(),
-    );
-    Status::with_error_details(
-        tonic::Code::DeadlineExceeded,
-        "the call's deadline (grpc-timeout) passed before it completed",
-        details,
-    )
+    Error::DeadlineExpired("the call's deadline (grpc-timeout) passed before it completed".into())
+        .into()
 }
 
 /// Parses a `grpc-timeout` value: up to 8 digits and a unit (`H`, `M`,
