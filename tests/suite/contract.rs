@@ -104,28 +104,6 @@ async fn an_upload_reset_after_its_last_bytes_is_never_stored() {
     assert_nothing_left(&mut s).await;
 }
 
-/// Node's HTTP/2 stack cancels a call by ending the request stream
-/// (END_STREAM) and then resetting it. After exactly the declared size,
-/// that end looks like a finished upload; the reset right behind it drops
-/// the handler, and an upload whose caller is gone is not committed.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_upload_ended_then_reset_at_once_is_not_stored() {
-    let mut s = TestServer::spawn().await;
-    for i in 0..200 {
-        let data = content(&format!("end-reset-{i}"), 1000 + i);
-        let mut client = raw_client(s.addr).await;
-        let (_response, mut stream) = open_upload(&mut client, s.addr, None);
-        stream
-            .send_data(grpc_frame(&head(header("e.bin", data.len()))), false)
-            .unwrap();
-        stream.send_data(grpc_frame(&chunk(data)), false).unwrap();
-        stream.send_data(Bytes::new(), true).unwrap();
-        stream.send_reset(h2::Reason::CANCEL);
-    }
-    assert_eq!(settled_media_count(&mut s).await, 0);
-    assert_nothing_left(&mut s).await;
-}
-
 /// The generated client's own ways of giving up: dropping the call (as
 /// `call.cancel()` does in other languages) and a deadline.
 #[tokio::test(flavor = "multi_thread")]
