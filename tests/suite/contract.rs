@@ -109,6 +109,10 @@ async fn an_upload_reset_after_its_last_bytes_is_never_stored() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_or_timed_out_upload_is_never_stored() {
     let mut s = TestServer::spawn().await;
+    // The request streams stay open until the end: a sender dropped
+    // earlier would end a stream cleanly (END_STREAM) before the reset,
+    // which, after a declared size, is a finished upload.
+    let mut open = Vec::new();
     for i in 0..50 {
         let data = content(&format!("cancel-{i}"), 2000);
         let mut h = header("c.bin", data.len());
@@ -125,7 +129,7 @@ async fn a_cancelled_or_timed_out_upload_is_never_stored() {
         tokio::time::sleep(Duration::from_millis(2)).await;
         call.abort();
         let _ = call.await;
-        drop(tx);
+        open.push(tx);
     }
     assert_eq!(settled_media_count(&mut s).await, 0);
 
@@ -147,10 +151,11 @@ async fn a_cancelled_or_timed_out_upload_is_never_stored() {
             matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
             "{err:?}"
         );
-        drop(tx);
+        open.push(tx);
     }
     assert_eq!(settled_media_count(&mut s).await, 0);
     assert_nothing_left(&mut s).await;
+    drop(open);
 }
 
 /// Uploads `msgs` and reads back what was stored.
