@@ -218,8 +218,7 @@ fn parse_trak<R: Read + Seek>(inp: &mut Input<R>, trak: BoxHdr) -> Result<Track,
         match &child.kind {
             b"tkhd" => {
                 let body = inp.read_capped(child.body, child.end, 128)?;
-                tkhd_size = parse_tkhd(&body);
-                track.rotation = tkhd_rotation(&body);
+                (tkhd_size, track.rotation) = parse_tkhd(&body);
             }
             b"mdia" => parse_mdia(inp, child, &mut track, &mut stsd, 0)?,
             _ => {}
@@ -237,45 +236,44 @@ fn parse_trak<R: Read + Seek>(inp: &mut Input<R>, trak: BoxHdr) -> Result<Track,
     Ok(track)
 }
 
-/// The presentation width and height from a `tkhd`, when non-zero.
-fn parse_tkhd(body: &[u8]) -> Option<(u32, u32)> {
-    let mut c = Cur::new(body);
-    match c.u8()? {
-        1 => c.skip(3 + 32)?,
-        _ => c.skip(3 + 20)?,
-    }
-    c.skip(8 + 2 + 2 + 2 + 2 + 36)?;
-    let (w, h) = (c.u32()? >> 16, c.u32()? >> 16);
-    (w > 0 && h > 0).then_some((w, h))
-}
-
-/// The clockwise rotation in a `tkhd`'s matrix: 90, 180 or 270 for the
+/// What a `tkhd` says: the presentation width and height, when non-zero,
+/// and the clockwise rotation of its matrix: 90, 180 or 270 for the
 /// matrices of a quarter, half or three-quarter turn, `None` for none (or
-/// a matrix that also mirrors or scales). The matrix's `a b c d` are
-/// 16.16 fixed point; a player maps a point (x, y) to (ax + cy, bx + dy),
-/// so a = d = 0, b = 1, c = -1 is a quarter turn clockwise (what a phone
-/// held upright writes).
-fn tkhd_rotation(body: &[u8]) -> Option<u32> {
+/// a matrix that also mirrors or scales). The matrix's `a b c d` are 16.16
+/// fixed point; a player maps a point (x, y) to (ax + cy, bx + dy), so
+/// a = d = 0, b = 1, c = -1 is a quarter turn clockwise (what a phone held
+/// upright writes).
+fn parse_tkhd(body: &[u8]) -> (Option<(u32, u32)>, Option<u32>) {
     let mut c = Cur::new(body);
-    match c.u8()? {
-        1 => c.skip(3 + 32)?,
-        _ => c.skip(3 + 20)?,
-    }
-    c.skip(8 + 2 + 2 + 2 + 2)?;
-    let mut m = [0i32; 4];
-    for (i, v) in m.iter_mut().enumerate() {
-        *v = c.u32()?.cast_signed();
-        if i == 1 {
-            c.skip(4)?; // u, after a and b
+    let mut matrix = || -> Option<[i32; 4]> {
+        match c.u8()? {
+            1 => c.skip(3 + 32)?,
+            _ => c.skip(3 + 20)?,
         }
-    }
+        c.skip(8 + 2 + 2 + 2 + 2)?;
+        // a b u c d v x y w: keep a, b, c, d.
+        let (a, b) = (c.u32()?.cast_signed(), c.u32()?.cast_signed());
+        c.skip(4)?;
+        let (cc, d) = (c.u32()?.cast_signed(), c.u32()?.cast_signed());
+        c.skip(16)?;
+        Some([a, b, cc, d])
+    };
+    let Some(m) = matrix() else {
+        return (None, None);
+    };
     // 0x1_0000 is 1.0.
-    match (m[0], m[1], m[2], m[3]) {
-        (0, 0x1_0000, -0x1_0000, 0) => Some(90),
-        (-0x1_0000, 0, 0, -0x1_0000) => Some(180),
-        (0, -0x1_0000, 0x1_0000, 0) => Some(270),
+    let rotation = match m {
+        [0, 0x1_0000, -0x1_0000, 0] => Some(90),
+        [-0x1_0000, 0, 0, -0x1_0000] => Some(180),
+        [0, -0x1_0000, 0x1_0000, 0] => Some(270),
         _ => None,
-    }
+    };
+    let size = c
+        .u32()
+        .zip(c.u32())
+        .map(|(w, h)| (w >> 16, h >> 16))
+        .filter(|&(w, h)| w > 0 && h > 0);
+    (size, rotation)
 }
 
 /// Walks `mdia`, `minf` and `stbl`, keeping the `stsd` bytes for later
