@@ -17,13 +17,9 @@
 //! reports it as the body's end); the upload's own rule covers it: only
 //! `finish_write`, or exactly the declared size, stores an upload.
 
-use std::{
-    pin::Pin,
-    task::{Context, Poll, ready},
-};
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http_body::Frame;
+use http_body_util::BodyExt;
 use tonic::{Code, Status, body::Body};
 
 /// A service whose handlers see a reset request stream as an error.
@@ -53,36 +49,19 @@ where
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         self.inner
-            .call(req.map(|inner| Body::new(ResetIsError { inner })))
+            .call(req.map(|body| Body::new(body.map_err(reset_is_error))))
     }
 }
 
-/// A request body whose `CANCEL` reset is an error tonic passes on.
-struct ResetIsError {
-    inner: Body,
-}
-
-impl http_body::Body for ResetIsError {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Poll::Ready(match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
-            Some(Err(status)) if status.code() == Code::Cancelled => Some(Err(Status::aborted(
-                format!("the client reset the request stream ({})", status.message()),
-            ))),
-            other => other,
-        })
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+/// A `CANCEL` reset of the request body, re-labelled so that tonic passes
+/// it on as an error; any other body error unchanged.
+fn reset_is_error(status: Status) -> Status {
+    if status.code() == Code::Cancelled {
+        Status::aborted(format!(
+            "the client reset the request stream ({})",
+            status.message()
+        ))
+    } else {
+        status
     }
 }
