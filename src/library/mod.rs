@@ -343,7 +343,7 @@ impl Library {
             return Ok(0);
         }
         let mut tx = self.inner.repo.begin().await?;
-        tx.lock_blobs_and_renditions(hashes).await?;
+        tx.lock_blobs(hashes, true).await?;
         let mut gone = tx.remove_unused_blobs(hashes).await?;
         // Renditions go with their source, and so do their bytes unless
         // something else references them (even renditions of renditions,

@@ -405,12 +405,13 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Locks the rows of these blobs and of their renditions' blobs, all in
-    /// hash order, in one statement (PostgreSQL; SQLite has one writer).
-    /// A release that then updates sources and renditions separately takes
-    /// no lock out of that order, so it cannot deadlock with an upload
-    /// claiming the same rows in hash order.
-    pub async fn lock_blobs_and_renditions(&mut self, hashes: &[ContentHash]) -> Result<()> {
+    /// Locks the rows of these blobs (and, with `renditions`, of their
+    /// renditions' blobs) that exist, all in hash order, in one statement
+    /// (PostgreSQL; SQLite has one writer). A writer that then updates
+    /// those rows one at a time, in whatever order, takes no lock out of
+    /// hash order, so it cannot deadlock with an upload claiming the same
+    /// rows in hash order.
+    pub async fn lock_blobs(&mut self, hashes: &[ContentHash], renditions: bool) -> Result<()> {
         let backend = self.tx.get_database_backend();
         if backend != sea_orm::DatabaseBackend::Postgres || hashes.is_empty() {
             return Ok(());
@@ -420,10 +421,15 @@ impl WriteTx {
         // 65,535 parameters.
         for part in hashes.chunks(LOCK_CHUNK) {
             let (list, values) = placeholders(1, part.iter().map(|h| h.to_hex().into()));
+            let also = if renditions {
+                format!(
+                    " OR hash IN (SELECT blob_hash FROM renditions WHERE source_hash IN ({list}))"
+                )
+            } else {
+                String::new()
+            };
             let sql = format!(
-                "SELECT hash FROM blobs WHERE hash IN ({list}) OR hash IN \
-                 (SELECT blob_hash FROM renditions WHERE source_hash IN ({list})) \
-                 ORDER BY hash FOR UPDATE"
+                "SELECT hash FROM blobs WHERE hash IN ({list}){also} ORDER BY hash FOR UPDATE"
             );
             self.tx
                 .execute(Statement::from_sql_and_values(backend, sql, values))

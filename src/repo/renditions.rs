@@ -46,18 +46,10 @@ impl WriteTx {
     /// it). Returns whether it was recorded: the caller then claims the
     /// rendition's blob in this transaction.
     pub async fn insert_rendition(&mut self, r: &Rendition) -> Result<bool> {
+        // The source's row and the rendition's (if its bytes are stored
+        // already), in hash order, as every writer locks blob rows.
+        self.lock_blobs(&[r.source, r.blob], false).await?;
         let backend = self.tx.get_database_backend();
-        if backend == sea_orm::DatabaseBackend::Postgres {
-            // The source's row and the rendition's (if its bytes are stored
-            // already), in hash order, as every writer locks blob rows.
-            self.tx
-                .execute(Statement::from_sql_and_values(
-                    backend,
-                    "SELECT hash FROM blobs WHERE hash IN ($1, $2) ORDER BY hash FOR UPDATE",
-                    [r.source.to_hex().into(), r.blob.to_hex().into()],
-                ))
-                .await?;
-        }
         let live = self
             .tx
             .query_one(Statement::from_sql_and_values(
