@@ -9,8 +9,9 @@
 //! `vipsthumbnail` and Pillow's draft mode do. `fast_image_resize` then
 //! takes the small image to the exact size with Lanczos3 in a few
 //! milliseconds, and the result is turned upright per the EXIF
-//! orientation (turning the small image, not the big one). Other formats
-//! go through the `image` crate with its allocation limits.
+//! orientation (turning the small image, not the big one). HEIC and AVIF
+//! go through libheif when the `heif` feature is on (`heif.rs`). Other
+//! formats go through the `image` crate with its allocation limits.
 //!
 //! Renditions carry no metadata but the colour profile: EXIF (with any GPS
 //! position), XMP and comments are never copied; an ICC profile is, so a
@@ -18,6 +19,7 @@
 //! pixels are sRGB, as browsers assume).
 
 mod gif;
+mod heif;
 mod plan;
 
 use std::io::Cursor;
@@ -106,7 +108,8 @@ pub fn render(
     spec: &RenditionSpec,
     bounds: &Bounds,
 ) -> Result<Rendered, RenderError> {
-    let (Decoded { pixels, icc }, (tw, th)) = decode(data, mime, orientation, spec, bounds)?;
+    let (Decoded { pixels, icc }, (tw, th), orientation) =
+        decode(data, mime, orientation, spec, bounds)?;
     let pixels = resize(pixels, tw, th, spec.fit == Fit::Cover)?;
     let mut image = match pixels {
         Pixels::Rgb(i) => DynamicImage::ImageRgb8(i),
@@ -134,18 +137,23 @@ pub fn decode_only(
     spec: &RenditionSpec,
     bounds: &Bounds,
 ) -> Result<(u32, u32), RenderError> {
-    decode(data, mime, orientation, spec, bounds).map(|(d, _)| d.pixels.dimensions())
+    decode(data, mime, orientation, spec, bounds).map(|(d, ..)| d.pixels.dimensions())
 }
 
 /// Checks the bounds, then decodes as little as the output needs. Returns
-/// the pixels and the output size before orientation.
+/// the pixels, the output size before orientation, and the orientation
+/// still to apply (1 where the decoder turned the picture itself).
 fn decode(
     data: &[u8],
     mime: &str,
     orientation: u8,
     spec: &RenditionSpec,
     bounds: &Bounds,
-) -> Result<(Decoded, (u32, u32)), RenderError> {
+) -> Result<(Decoded, (u32, u32), u8), RenderError> {
+    if heif::handles(mime) {
+        let (decoded, size) = heif::decode(data, bounds, |w, h| spec.output_size(w, h))?;
+        return Ok((decoded, size, 1));
+    }
     let format = ImageFormat::from_mime_type(mime)
         .ok_or_else(|| RenderError::Unsupported(format!("{mime} content has no renditions")))?;
     let (sw, sh) = match format {
@@ -177,7 +185,7 @@ fn decode(
         },
         _ => decode_other(data, format, bounds)?,
     };
-    Ok((decoded, (tw, th)))
+    Ok((decoded, (tw, th), orientation))
 }
 
 /// The stored width and height, from the header alone.

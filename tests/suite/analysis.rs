@@ -433,15 +433,6 @@ fn elf_executable() -> Vec<u8> {
     elf
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name),
-    )
-    .unwrap()
-}
-
 /// A 16-bit PCM WAV of `secs` seconds of silence.
 fn wav(rate: u32, channels: u16, secs: u32) -> Vec<u8> {
     let data_len = rate * u32::from(channels) * 2 * secs;

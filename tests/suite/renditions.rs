@@ -147,19 +147,17 @@ async fn orientation_is_applied_and_metadata_stripped() {
     }
 }
 
-/// Every EXIF orientation, written by piexif (tests/fixtures/mkexif.py),
-/// gives an upright rendition. The stored 64x32 picture has a red, green,
-/// blue and white quadrant (top left, top right, bottom left, bottom
-/// right); each orientation must bring them to the corners listed, which
-/// follow from the EXIF definitions, not from the server's code.
-#[tokio::test(flavor = "multi_thread")]
-async fn every_exif_orientation_gives_an_upright_rendition() {
+/// Where the stored 64x32 test picture's red, green, blue and white
+/// quadrants (top left, top right, bottom left, bottom right as stored)
+/// must be shown for each EXIF orientation: top left, top right, bottom
+/// left, bottom right. These follow from the EXIF definitions, not from
+/// the server's code.
+const SHOWN_CORNERS: [(u32, [[u8; 3]; 4]); 8] = {
     const R: [u8; 3] = [255, 0, 0];
     const G: [u8; 3] = [0, 255, 0];
     const B: [u8; 3] = [0, 0, 255];
     const W: [u8; 3] = [255, 255, 255];
-    // Shown corners: top left, top right, bottom left, bottom right.
-    let shown = [
+    [
         (1, [R, G, B, W]), // as stored
         (2, [G, R, W, B]), // mirrored left to right
         (3, [W, B, G, R]), // turned half
@@ -168,32 +166,113 @@ async fn every_exif_orientation_gives_an_upright_rendition() {
         (6, [B, R, W, G]), // turned a quarter clockwise
         (7, [W, G, B, R]), // mirrored along the other diagonal
         (8, [G, W, R, B]), // turned a quarter anticlockwise
-    ];
+    ]
+};
+
+/// Uploads the fixture `name` (the test picture, shown per
+/// `orientation`), checks the orientation the analysis found, and that a
+/// rendition `width` pixels wide (0: the source's size) is upright:
+/// portrait for 5-8, each quadrant's colour in the corner
+/// [`SHOWN_CORNERS`] gives. Returns the rendition's pixels.
+async fn assert_upright_rendition(
+    s: &mut TestServer,
+    name: &str,
+    orientation: u32,
+    width: u32,
+) -> image::DynamicImage {
+    let data = fixture(name);
+    let m = store(&mut s.client, name, &data).await;
+    assert_eq!(m.orientation, orientation, "{name}: {}", m.analysis_error);
+    let req = GetRenditionRequest {
+        format: RenditionFormat::Png as i32,
+        ..sized(&m.id, width, 0, RenditionFit::Contain)
+    };
+    let (r, _, bytes) = rendition(&mut s.client, req).await.unwrap();
+    let shown = if orientation >= 5 { (32, 64) } else { (64, 32) };
+    let want = match width {
+        0 => shown,
+        w => (w, shown.1 * w / shown.0),
+    };
+    assert_eq!((r.width, r.height), want, "{name}");
+    let picture = decode(&r, &bytes);
+    let img = picture.to_rgb8();
+    let (w, h) = (img.width() - 4, img.height() - 4);
+    let got = [(3, 3), (w, 3), (3, h), (w, h)].map(|(x, y)| img.get_pixel(x, y).0);
+    let corners = SHOWN_CORNERS[orientation as usize - 1].1;
+    for (i, (g, want)) in got.iter().zip(corners).enumerate() {
+        let near = g.iter().zip(want).all(|(a, b)| a.abs_diff(b) < 60);
+        assert!(near, "{name}: corner {i} is {g:?}, not {want:?}");
+    }
+    picture
+}
+
+/// Every EXIF orientation, written by piexif (tests/fixtures/mkexif.py),
+/// gives an upright rendition.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_exif_orientation_gives_an_upright_rendition() {
     let mut s = TestServer::spawn().await;
-    for (orientation, corners) in shown {
-        let name = format!("piexif-o{orientation}.jpg");
-        let data = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures")
-                .join(&name),
+    for (orientation, _) in SHOWN_CORNERS {
+        assert_upright_rendition(
+            &mut s,
+            &format!("piexif-o{orientation}.jpg"),
+            orientation,
+            0,
         )
-        .unwrap();
-        let m = store(&mut s.client, &name, &data).await;
-        assert_eq!(m.orientation, orientation, "{name}: {}", m.analysis_error);
-        let req = GetRenditionRequest {
-            format: RenditionFormat::Png as i32,
-            ..sized(&m.id, 0, 0, RenditionFit::Contain)
-        };
-        let (r, _, bytes) = rendition(&mut s.client, req).await.unwrap();
-        let want = if orientation >= 5 { (32, 64) } else { (64, 32) };
-        assert_eq!((r.width, r.height), want, "{name}");
-        let img = decode(&r, &bytes).to_rgb8();
-        let (w, h) = (img.width() - 4, img.height() - 4);
-        let got = [(3, 3), (w, 3), (3, h), (w, h)].map(|(x, y)| img.get_pixel(x, y).0);
-        for (i, (g, want)) in got.iter().zip(corners).enumerate() {
-            let near = g.iter().zip(want).all(|(a, b)| a.abs_diff(b) < 60);
-            assert!(near, "{name}: corner {i} is {g:?}, not {want:?}");
-        }
+        .await;
+    }
+}
+
+/// HEIC and AVIF written by libheif and libavif (tests/fixtures/mkheif.py)
+/// render upright: each AVIF orientation as irot and imir, an iPhone-style
+/// HEIC turned by irot (whose EXIF also says 6: it must not turn twice), a
+/// grid HEIC, and one with a thumbnail item, from which a rendition of the
+/// thumbnail's size is made.
+#[cfg(feature = "heif")]
+#[tokio::test(flavor = "multi_thread")]
+async fn heif_and_avif_render_upright() {
+    let mut s = TestServer::spawn().await;
+    for (orientation, _) in SHOWN_CORNERS {
+        let name = format!("avif-o{orientation}.avif");
+        assert_upright_rendition(&mut s, &name, orientation, 0).await;
+    }
+    assert_upright_rendition(&mut s, "heic-irot.heic", 6, 0).await;
+    assert_upright_rendition(&mut s, "heic-irot.heic", 6, 16).await;
+    assert_upright_rendition(&mut s, "heic-grid.heic", 1, 0).await;
+    assert_upright_rendition(&mut s, "heic-thumb.heic", 1, 32).await;
+    assert_upright_rendition(&mut s, "heic-thumb.heic", 1, 0).await;
+}
+
+/// A 10-bit HEIC with an alpha plane keeps its transparency in a PNG
+/// rendition (its white quadrant is transparent).
+#[cfg(feature = "heif")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_10_bit_heic_with_alpha_keeps_its_transparency() {
+    let mut s = TestServer::spawn().await;
+    let png = assert_upright_rendition(&mut s, "heic-10bit-alpha.heic", 1, 0).await;
+    let rgba = png.to_rgba8();
+    assert_eq!(rgba.get_pixel(3, 3).0[3], 255);
+    assert!(
+        rgba.get_pixel(60, 28).0[3] < 10,
+        "{:?}",
+        rgba.get_pixel(60, 28)
+    );
+}
+
+/// A build without the `heif` feature refuses HEIC and AVIF renditions
+/// with a reason and a message that says how to get them.
+#[cfg(not(feature = "heif"))]
+#[tokio::test(flavor = "multi_thread")]
+async fn heif_renditions_name_the_feature_they_need() {
+    let mut s = TestServer::spawn().await;
+    for name in ["heic-irot.heic", "avif-o1.avif"] {
+        let data = fixture(name);
+        let m = store(&mut s.client, name, &data).await;
+        let err = rendition(&mut s.client, sized(&m.id, 32, 0, RenditionFit::Contain))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{name}: {err:?}");
+        assert_eq!(reason(&err), "RENDITION_UNSUPPORTED", "{name}");
+        assert!(err.message().contains("--features heif"), "{name}: {err:?}");
     }
 }
 

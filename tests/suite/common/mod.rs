@@ -732,3 +732,13 @@ pub async fn assert_storage_sound(s: &TestServer) {
     assert!(second.is_clean(), "scrub after gc: {second:?}");
     assert_eq!(second.checked, first.checked);
 }
+
+/// A committed test file (tests/fixtures/README.md says what made each).
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
