@@ -2,7 +2,8 @@
 """Builds each fuzz target's seed corpus in fuzz/corpus/TARGET.
 
 Seeds are the committed test fixtures (files written by ffmpeg, exiftool,
-piexif, libheif, qpdf: see tests/fixtures/README.md) plus small files of
+piexif, libheif, qpdf: see tests/fixtures/README.md), the inputs that once
+crashed a target (tests/fixtures/fuzzed/), plus small files of
 the formats the fixtures lack, written here with the standard library
 only, so the script runs on a fresh machine. libFuzzer mutates from these;
 starting from real files it reaches deep into each parser in seconds.
@@ -77,7 +78,9 @@ def aiff():
 def main():
     made = {"png": png(), "bmp": bmp(), "gif": gif(), "tiff": tiff(), "wav": wav(), "aiff": aiff()}
     fixtures = {p.name: p.read_bytes() for p in sorted(FIXTURES.iterdir())
-                if p.suffix not in (".py", ".md")}
+                if p.is_file() and p.suffix not in (".py", ".md")}
+    # Inputs that once crashed a target (tests/fixtures/fuzzed/TARGET-ID).
+    fuzzed = [p for p in sorted((FIXTURES / "fuzzed").glob("*-*")) if p.suffix != ".md"]
     images = {k: v for k, v in fixtures.items()
               if k.endswith((".jpg", ".heic", ".avif"))} | {k: made[k] for k in ("png", "bmp", "gif", "tiff")}
     isobmff = {k: v for k, v in fixtures.items() if k.endswith((".mp4", ".mov", ".m4a", ".heic", ".avif"))}
@@ -91,6 +94,9 @@ def main():
         "image": images,
         "render": images,
     }
+    for p in fuzzed:
+        target = p.name.split("-")[0]
+        corpora[target] = corpora[target] | {p.name: p.read_bytes()}
     wanted = sys.argv[1:] or list(corpora)
     for target in wanted:
         d = ROOT / "corpus" / target

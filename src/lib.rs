@@ -27,12 +27,16 @@
 //!   files of resumable uploads and a quarantine for corrupt blobs.
 //! - [`error`]: the error type and its single mapping to `tonic::Status`.
 //! - [`pb`]: generated protobuf code and the reflection descriptor set.
+//! - `fuzzing`: the parsers of uploaded bytes as the fuzz targets in
+//!   `fuzz/` run them.
 
 pub mod analyze;
 pub mod blob;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod library;
 pub mod pb;
 pub mod render;

@@ -1,18 +1,6 @@
-//! Image analysis: header readers (dimensions), density, EXIF (lenient,
-//! with GPS and dates) and the HEIF/AVIF container, with the type the
-//! sniffer gives the bytes.
+//! Image analysis: header readers, density, lenient EXIF, HEIF/AVIF container.
+//! The body is `mediastore::fuzzing::image`, which the regression tests of
+//! `tests/fixtures/fuzzed/` run too.
 #![no_main]
 
-#[path = "common.rs"]
-mod common;
-
-use std::io::{BufReader, Cursor};
-
-use libfuzzer_sys::fuzz_target;
-use mediastore::{analyze::image, domain::Analysis};
-
-fuzz_target!(|data: &[u8]| {
-    let mime = common::sniffed_mime(data, "image/jpeg");
-    let mut a = Analysis::default();
-    let _ = image::analyze(&mut BufReader::new(Cursor::new(data)), &mime, &mut a);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mediastore::fuzzing::image(data));

@@ -1,12 +1,6 @@
-//! The Matroska and WebM (EBML) probe, over any bytes, as an upload of `video/x-matroska`.
+//! The Matroska and WebM (EBML) probe.
+//! The body is `mediastore::fuzzing::mkv`, which the regression tests of
+//! `tests/fixtures/fuzzed/` run too.
 #![no_main]
 
-#[path = "common.rs"]
-mod common;
-
-use libfuzzer_sys::fuzz_target;
-use mediastore::analyze::av;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = av::probe_source(common::source(data), "video/x-matroska");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mediastore::fuzzing::mkv(data));

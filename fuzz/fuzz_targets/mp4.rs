@@ -1,12 +1,6 @@
-//! The MP4 and QuickTime (ISO-BMFF) probe, over any bytes, as an upload of `video/mp4`.
+//! The MP4 and QuickTime (ISO-BMFF) probe.
+//! The body is `mediastore::fuzzing::mp4`, which the regression tests of
+//! `tests/fixtures/fuzzed/` run too.
 #![no_main]
 
-#[path = "common.rs"]
-mod common;
-
-use libfuzzer_sys::fuzz_target;
-use mediastore::analyze::av;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = av::probe_source(common::source(data), "video/mp4");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mediastore::fuzzing::mp4(data));

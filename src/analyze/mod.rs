@@ -63,6 +63,17 @@ impl ReadAtCursor {
         }
     }
 
+    /// A cursor over bytes in memory.
+    pub fn bytes(data: impl Into<Vec<u8>>) -> Self {
+        let data: Vec<u8> = data.into();
+        Self::new(data.len() as u64, move |buf, at| {
+            let at = usize::try_from(at).unwrap_or(usize::MAX).min(data.len());
+            let n = buf.len().min(data.len() - at);
+            buf[..n].copy_from_slice(&data[at..at + n]);
+            Ok(n)
+        })
+    }
+
     /// A cursor over a whole file.
     pub fn file(file: std::fs::File) -> io::Result<Self> {
         use std::os::unix::fs::FileExt;

@@ -121,8 +121,11 @@ fn header<R: Read + Seek>(
     let (size, size_len, unknown) = vint(inp, pos + u64::from(id_len), 8, false)?;
     let body = pos + u64::from(id_len) + u64::from(size_len);
     let id = u32::try_from(id).map_err(|_| "an EBML ID is too long".to_owned())?;
+    // Never before `body`: an unknown-size element whose header runs past
+    // its parent's end (found by fuzzing) would otherwise end before it
+    // starts.
     let end = if unknown {
-        parent_end
+        parent_end.max(body)
     } else {
         body.saturating_add(size)
     };

@@ -139,6 +139,14 @@ pub fn probe_source(source: ReadAtCursor, mime: &str) -> Result<AvInfo, String> 
     }
 }
 
+/// [`probe_source`] without its `catch_unwind` guard, so that a panic in
+/// our readers (or symphonia's) fails a test or a fuzz target instead of
+/// becoming an error.
+pub(crate) fn probe_unguarded(source: ReadAtCursor, mime: &str) -> Result<AvInfo, String> {
+    let (source, container) = open(source, mime)?;
+    read_container(source, container, mime)
+}
+
 /// The container families, each with its own reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Container {

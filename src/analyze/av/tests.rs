@@ -20,12 +20,10 @@ fn temp_with(bytes: &[u8]) -> tempfile::NamedTempFile {
     f
 }
 
-/// Probes without the `catch_unwind` guard, so a panic in our readers
-/// (or symphonia's) fails the test instead of becoming an error.
+/// Probes the file at `path` without the `catch_unwind` guard.
 fn probe_unguarded(path: &Path, mime: &str) -> Result<AvInfo, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
-    let (source, container) = open(ReadAtCursor::file(file).map_err(|e| e.to_string())?, mime)?;
-    read_container(source, container, mime)
+    super::probe_unguarded(ReadAtCursor::file(file).map_err(|e| e.to_string())?, mime)
 }
 
 fn probe_bytes(bytes: &[u8], mime: &str) -> Result<AvInfo, String> {
