@@ -139,7 +139,9 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if name.ends_with(".md") {
+            // upstream/: dependencies' findings, tested where they are
+            // guarded.
+            if name.ends_with(".md") || path.is_dir() {
                 continue;
             }
             let (_, run) = TARGETS

@@ -801,3 +801,17 @@ fn ebml_duration_falls_back_to_track_tags() {
     assert_eq!((info.sample_rate, info.channels), (Some(8000), Some(1)));
     assert_eq!(info.tags, tags(&[("artist", "Someone")]));
 }
+
+/// Inputs the audio fuzz target found to trip symphonia's debug
+/// assertions (tests/fixtures/fuzzed/upstream/): the server's guarded
+/// probe reports an error, whatever the build.
+#[test]
+fn fuzzed_inputs_that_trip_symphonia_are_errors() {
+    let dir = fixture("fuzzed/upstream");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let got = probe_source(ReadAtCursor::bytes(bytes), "audio/wav");
+        assert!(got.is_err(), "{}: {got:?}", path.display());
+    }
+}
