@@ -17,6 +17,12 @@
 //!
 //! Needs `vipsthumbnail` (Debian's libvips-tools) and a Python with
 //! Pillow (`--python`); without them the run says so and skips them.
+//!
+//! Built with the `heif` feature, it then thumbnails `--heif-photos` of
+//! the photos converted by `heif-enc` (Debian's libheif-examples) to HEIC
+//! with a 320 px thumbnail item (as iPhones write them), to HEIC without
+//! one, and to AVIF, in-process and with `vipsthumbnail`, which decodes
+//! them with the same libheif and uses the thumbnail item too.
 
 use std::{
     path::{Path, PathBuf},
@@ -63,6 +69,14 @@ struct Args {
     /// The libvips thumbnailer.
     #[arg(long, default_value = "vipsthumbnail")]
     vipsthumbnail: PathBuf,
+    /// Photos converted to HEIC and AVIF (with the `heif` feature; x265
+    /// and aom take tens of seconds per 12 MP photo, once: the files are
+    /// kept in `--photos-dir`).
+    #[arg(long, default_value_t = 5)]
+    heif_photos: usize,
+    /// libheif's encoder, to make the HEIC and AVIF files.
+    #[arg(long, default_value = "heif-enc")]
+    heif_enc: PathBuf,
 }
 
 #[tokio::main]
@@ -198,6 +212,100 @@ async fn main() -> Result<(), BoxError> {
         "  cached p99                              {:.3} ms  (< 2 ms)",
         ms(at(0.99))
     );
+    heif(&args, &files, &bounds)?;
+    Ok(())
+}
+
+/// HEIC and AVIF thumbnails, in-process and by `vipsthumbnail`.
+#[cfg(feature = "heif")]
+fn heif(args: &Args, photos: &[PathBuf], bounds: &Bounds) -> Result<(), BoxError> {
+    let photos = &photos[..args.heif_photos.min(photos.len())];
+    println!();
+    println!(
+        "HEIC and AVIF, {} of the photos converted by heif-enc (q80), 256 px wide (median of {} rounds):",
+        photos.len(),
+        args.rounds
+    );
+    let spec = RenditionSpec {
+        width: 256,
+        height: 0,
+        fit: Fit::Contain,
+        format: OutputFormat::Jpeg,
+        quality: 80,
+    };
+    for (label, ext, mime, options) in [
+        (
+            "HEIC, 320 px thumbnail item",
+            "thumb.heic",
+            "image/heif",
+            &["-t", "320"][..],
+        ),
+        ("HEIC, no thumbnail item", "heic", "image/heif", &[][..]),
+        ("AVIF", "avif", "image/avif", &["-A"][..]),
+    ] {
+        let mut files = Vec::new();
+        for jpeg in photos {
+            let path = jpeg.with_extension(ext);
+            if !path.exists() {
+                let status = Command::new(&args.heif_enc)
+                    .args(["-q", "80"])
+                    .args(options)
+                    .arg("-o")
+                    .arg(&path)
+                    .arg(jpeg)
+                    .stdout(std::process::Stdio::null())
+                    .status();
+                match status {
+                    Ok(s) if s.success() => {}
+                    _ => {
+                        println!(
+                            "  heif-enc failed or is missing (apt-get install libheif-examples)"
+                        );
+                        return Ok(());
+                    }
+                }
+            }
+            files.push((path.clone(), std::fs::read(&path)?));
+        }
+        let mut rounds = Vec::new();
+        for _ in 0..args.rounds {
+            let t = Instant::now();
+            for (_, data) in &files {
+                let out = render::render(data, mime, 1, &spec, bounds)?;
+                assert_eq!(out.width, 256);
+            }
+            rounds.push(t.elapsed() / files.len() as u32);
+        }
+        let inproc = median(rounds);
+        let paths: Vec<PathBuf> = files.into_iter().map(|(p, _)| p).collect();
+        let vips = vipsthumbnail(args, &paths)?;
+        let size = paths
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum::<u64>() as f64
+            / paths.len() as f64
+            / 1024.0;
+        match vips {
+            Some(v) => println!(
+                "  {label:<28} ({size:5.0} KiB)  in-process {:7.2} ms, vipsthumbnail {:7.2} ms, ratio {:.2}",
+                ms(inproc),
+                ms(v),
+                ratio(inproc, v)
+            ),
+            None => println!(
+                "  {label:<28} ({size:5.0} KiB)  in-process {:7.2} ms, vipsthumbnail not found",
+                ms(inproc)
+            ),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "heif"))]
+fn heif(_: &Args, _: &[PathBuf], _: &Bounds) -> Result<(), BoxError> {
+    println!();
+    println!("HEIC and AVIF: build with --features heif to measure them");
     Ok(())
 }
 
@@ -336,6 +444,7 @@ fn vipsthumbnail(args: &Args, files: &[PathBuf]) -> Result<Option<Duration>, Box
             .arg("-o")
             .arg(format!("{}/%s.jpg[Q=80,strip]", out.path().display()))
             .args(files)
+            .stderr(std::process::Stdio::null())
             .status();
         match status {
             Ok(s) if s.success() => rounds.push(t.elapsed() / files.len() as u32),
