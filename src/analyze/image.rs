@@ -27,8 +27,14 @@ pub fn analyze<R: BufRead + Seek>(r: &mut R, mime: &str, a: &mut Analysis) -> Re
         mime,
         "image/jpeg" | "image/tiff" | "image/png" | "image/webp" | "image/heif" | "image/avif"
     );
+    if mime == "image/svg+xml" {
+        let (w, h) = super::svg::dimensions(r)?;
+        a.width = i32::try_from(w).ok();
+        a.height = i32::try_from(h).ok();
+        return Ok(());
+    }
     if image::ImageFormat::from_mime_type(mime).is_none() && !has_exif {
-        // Nothing here reads it (SVG, icons, ...): nothing to report.
+        // Nothing here reads it: nothing to report.
         return Ok(());
     }
     // HEIF and AVIF: the primary image's size and its mandatory turns and

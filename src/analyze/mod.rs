@@ -1,5 +1,6 @@
 //! Content analysis: what the bytes are ([`sniff`]) and what they tell:
-//! [`image`] (dimensions, EXIF, GPS, density), [`av`] (duration, frame
+//! [`image`] (dimensions, EXIF, GPS, density; [`svg`] and [`heif`] for
+//! their formats), [`av`] (duration, frame
 //! rate, codecs, sound, tags of video and audio) and [`pdf`] (pages).
 //!
 //! Pure functions over a reader: no database, no gRPC. They run on the
@@ -14,6 +15,7 @@ pub mod heif;
 pub mod image;
 pub mod pdf;
 pub mod sniff;
+pub mod svg;
 
 use std::{
     io::{self, BufReader, Read, Seek, SeekFrom},

@@ -47,11 +47,15 @@ pub enum Verdict {
 /// and reconciles it with `declared` (an essence such as `image/png`;
 /// `application/octet-stream` means "not declared").
 pub fn sniff(head: &[u8], declared: &str) -> Verdict {
-    let found = infer::get(head).map(|t| match t.mime_type() {
-        // `infer` calls every EBML file WebM; the DocType says which.
-        "video/webm" if head.windows(8).take(64).any(|w| w == b"matroska") => "video/x-matroska",
-        mime => mime,
-    });
+    let found = infer::get(head)
+        .map(|t| match t.mime_type() {
+            // `infer` calls every EBML file WebM; the DocType says which.
+            "video/webm" if head.windows(8).take(64).any(|w| w == b"matroska") => {
+                "video/x-matroska"
+            }
+            mime => mime,
+        })
+        .or_else(|| is_cursor(head).then_some("image/vnd.microsoft.icon"));
     let agree = |mime: &str| {
         Verdict::Agree(Sniffed {
             mime: mime.to_string(),
@@ -107,6 +111,30 @@ pub fn sniff(head: &[u8], declared: &str) -> Verdict {
             },
         },
     }
+}
+
+/// A Windows cursor (`.cur`), which `infer` does not know: an icon
+/// directory of type 2. Its four-byte magic (`00 00 02 00`) starts many
+/// other files, so the first entry must look like one too: reserved byte
+/// 0, a non-empty image whose data starts after the directory. Recorded
+/// as an icon, the type browsers and the `image` crate read both as.
+fn is_cursor(head: &[u8]) -> bool {
+    let u16_at = |at: usize| {
+        head.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| {
+        head.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let (Some(0), Some(2), Some(count)) = (u16_at(0), u16_at(2), u16_at(4)) else {
+        return false;
+    };
+    let directory_end = 6 + 16 * u32::from(count);
+    count > 0
+        && head.get(9) == Some(&0)
+        && u32_at(14).is_some_and(|size| size > 0)
+        && u32_at(18).is_some_and(|offset| offset >= directory_end)
 }
 
 /// Groups of names for the same format; the first is what is recorded.

@@ -800,6 +800,7 @@ async fn svg_is_refused_by_default_and_stored_when_allowed() {
         ("image/svg+xml", MediaType::Image as i32)
     );
     assert!(m.analysis_error.is_empty(), "{}", m.analysis_error);
+    assert_eq!((m.width, m.height), (4, 4));
     let err = s
         .client
         .get_rendition(pb::GetRenditionRequest {
@@ -811,4 +812,35 @@ async fn svg_is_refused_by_default_and_stored_when_allowed() {
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert_eq!(reason(&err), "RENDITION_UNSUPPORTED");
+}
+
+/// Icons and cursors written by Pillow and icotool (tests/fixtures/README.md):
+/// sniffed as icons (a cursor too, which `infer` does not know) and sized
+/// by their largest image. The cursor (BMP entries) renders; the icon's
+/// entries are RGB PNGs, which the `image` crate's ICO decoder refuses
+/// (it wants RGBA), so it is only measured.
+#[tokio::test(flavor = "multi_thread")]
+async fn icons_and_cursors_report_their_largest_size() {
+    let mut s = strict(|c| c.allowed_types = "image/*".into()).await;
+    for (file, size) in [("icon-pillow.ico", 64), ("cursor-icotool.cur", 48)] {
+        let m = store(&mut s, file, "", &fixture(file)).await;
+        assert_eq!(m.mime_type, "image/vnd.microsoft.icon", "{file}");
+        assert_eq!(m.media_type, MediaType::Image as i32, "{file}");
+        assert!(m.analysis_error.is_empty(), "{file}: {}", m.analysis_error);
+        assert_eq!((m.width, m.height), (size, size), "{file}");
+        if file.ends_with(".ico") {
+            continue;
+        }
+        let (r, _, _) = rendition(
+            &mut s.client,
+            pb::GetRenditionRequest {
+                media_id: m.id.clone(),
+                width: 16,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((r.width, r.height), (16, 16), "{file}");
+    }
 }
