@@ -258,7 +258,8 @@ async fn concurrent_uploads_and_md5_recording_never_leave_an_md5_out() {
     let mut c = s.client.clone();
     for (id, want) in all {
         let mut got = String::new();
-        for _ in 0..200 {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while tokio::time::Instant::now() < deadline {
             got = get_media(&mut c, &id).await.md5;
             if !got.is_empty() {
                 break;

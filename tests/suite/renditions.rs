@@ -432,7 +432,8 @@ async fn eager_presets_are_made_at_upload() {
     )
     .await;
     let mut listed = Vec::new();
-    for _ in 0..500 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
         listed = list_renditions(&mut s.client, &m.id).await;
         if !listed.is_empty() {
             break;

@@ -456,9 +456,16 @@ pub async fn list_all(client: &mut MediaServiceClient<Channel>) -> Vec<pb::Media
     }
 }
 
-/// Polls `cond` every 20 ms for up to 10 s.
+/// How long a test waits for background work (an MD5, an eager
+/// rendition, ...) before calling it lost. Generous: on a machine loaded
+/// with other work (CI beside fuzzers) background work is slow, not lost,
+/// and no test may fail on time alone.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Polls `cond` every 20 ms for up to [`PATIENCE`].
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
         if cond() {
             return;
         }
