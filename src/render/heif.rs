@@ -48,7 +48,7 @@ mod libheif {
         ColorSpace, HeifContext, HeifError, HeifErrorCode, ImageHandle, ItemId, LibHeif, RgbChroma,
     };
 
-    use super::super::{Bounds, Decoded, Pixels, RenderError};
+    use super::super::{Bounds, Decoded, Pixels, RenderError, check_pixels, scale_needed};
 
     /// Most thumbnail items looked at (phones write one).
     const MAX_THUMBNAILS: usize = 8;
@@ -71,14 +71,9 @@ mod libheif {
         if sw == 0 || sh == 0 {
             return Err(RenderError::Corrupt("the image has no pixels".into()));
         }
-        if u64::from(sw) * u64::from(sh) > bounds.max_pixels {
-            return Err(RenderError::TooLarge(format!(
-                "the image is {sw}x{sh} pixels, more than the {} this server decodes",
-                bounds.max_pixels
-            )));
-        }
+        check_pixels(sw, sh, bounds)?;
         let (tw, th) = output(sw, sh);
-        let scale = (f64::from(tw) / f64::from(sw)).max(f64::from(th) / f64::from(sh));
+        let scale = scale_needed((sw, sh), (tw, th));
         let source = thumbnail(&primary, sw, sh, scale).unwrap_or(primary);
         let alpha = source.has_alpha_channel();
         let chroma = if alpha {

@@ -161,12 +161,7 @@ fn decode(
         ImageFormat::Jpeg => jpeg_size(data)?,
         _ => header_size(data, format)?,
     };
-    if u64::from(sw) * u64::from(sh) > bounds.max_pixels {
-        return Err(RenderError::TooLarge(format!(
-            "the image is {sw}x{sh} pixels, more than the {} this server decodes",
-            bounds.max_pixels
-        )));
-    }
+    check_pixels(sw, sh, bounds)?;
     if format == ImageFormat::Gif {
         gif::check_frames(data, bounds.max_frames)?;
     }
@@ -175,7 +170,7 @@ fn decode(
     let (ow, oh) = spec.output_size(shown.0, shown.1);
     // The output's size before turning upright.
     let (tw, th) = if turned { (oh, ow) } else { (ow, oh) };
-    let scale = (f64::from(tw) / f64::from(sw)).max(f64::from(th) / f64::from(sh));
+    let scale = scale_needed((sw, sh), (tw, th));
     let decoded = match format {
         // libjpeg does not turn CMYK (print) JPEGs into RGB; `image` does,
         // without scaling, so such files cost a full decode.
@@ -186,6 +181,24 @@ fn decode(
         _ => decode_other(data, format, bounds)?,
     };
     Ok((decoded, (tw, th), orientation))
+}
+
+/// Refuses a source of `sw` x `sh` pixels (by its header) over the bound,
+/// before anything is decoded.
+fn check_pixels(sw: u32, sh: u32, bounds: &Bounds) -> Result<(), RenderError> {
+    if u64::from(sw) * u64::from(sh) > bounds.max_pixels {
+        return Err(RenderError::TooLarge(format!(
+            "the image is {sw}x{sh} pixels, more than the {} this server decodes",
+            bounds.max_pixels
+        )));
+    }
+    Ok(())
+}
+
+/// The share of a `source`-sized picture's pixels, across and down, that
+/// an `output`-sized rendition needs (a decoder may shrink that far).
+fn scale_needed(source: (u32, u32), output: (u32, u32)) -> f64 {
+    (f64::from(output.0) / f64::from(source.0)).max(f64::from(output.1) / f64::from(source.1))
 }
 
 /// The stored width and height, from the header alone.

@@ -13,13 +13,6 @@ fn tone_tags() -> BTreeMap<String, String> {
     ])
 }
 
-fn temp_with(bytes: &[u8]) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(bytes).unwrap();
-    f.flush().unwrap();
-    f
-}
-
 /// Probes the file at `path` without the `catch_unwind` guard.
 fn probe_unguarded(path: &Path, mime: &str) -> Result<AvInfo, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
@@ -27,8 +20,7 @@ fn probe_unguarded(path: &Path, mime: &str) -> Result<AvInfo, String> {
 }
 
 fn probe_bytes(bytes: &[u8], mime: &str) -> Result<AvInfo, String> {
-    let f = temp_with(bytes);
-    probe_unguarded(f.path(), mime)
+    super::probe_unguarded(ReadAtCursor::bytes(bytes), mime)
 }
 
 fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -642,8 +634,7 @@ fn corrupt_and_truncated_audio_gives_errors_not_panics() {
     inputs.push((wav(8000, 1, 800, &[(b"INAM", "x")]), "audio/x-wav"));
     for (bytes, mime) in inputs {
         for v in corrupted(&bytes) {
-            let f = temp_with(&v);
-            let _ = probe(f.path(), mime);
+            let _ = probe_source(ReadAtCursor::bytes(v), mime);
         }
     }
 }
