@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "proto/mediastore/v1/binding_service.proto",
     "proto/mediastore/v1/upload_service.proto",
     "proto/mediastore/v1/admin_service.proto",
+    "proto/mediastore/v1/access_service.proto",
     "proto/mediastore/v1/error_reason.proto",
 ];
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's grpcurl examples against a fresh server on the embedded
-# defaults (SQLite, local blobs) in a temporary data directory: reflection
+# defaults (SQLite, local blobs) in a temporary data directory, with the
+# admin key its first start wrote (a call without it is refused): reflection
 # lists every service, health says SERVING, an upload (with a size, with
 # finish_write, and one with neither, refused), get, list, ranged
 # read and delete answer as documented, a resumable upload in two streams
@@ -41,75 +42,83 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 
+# The first start wrote the admin key; every call below but reflection and
+# health sends it, as the README's examples do.
+check "the first start writes admin.key, mode 0600" test "$(stat -c %a "$tmp/data/admin.key" 2>/dev/null)" = "600"
+check "and prints the key once" test "$(grep -c "$(cat "$tmp/data/admin.key" 2>/dev/null)" "$tmp/server.log")" = "1"
+AUTH="authorization: Bearer $(cat "$tmp/data/admin.key" 2>/dev/null)"
+nokey=$($GRPCURL -plaintext -d '{"page_size":1}' "$addr" mediastore.v1.MediaService/ListMedia 2>&1)
+check "a call without a key is Unauthenticated" grep -q 'Code: Unauthenticated' <<<"$nokey"
+
 services=$($GRPCURL -plaintext "$addr" list 2>&1)
-for s in mediastore.v1.MediaService mediastore.v1.FolderService mediastore.v1.BindingService mediastore.v1.UploadService mediastore.v1.AdminService grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection; do
+for s in mediastore.v1.MediaService mediastore.v1.FolderService mediastore.v1.BindingService mediastore.v1.UploadService mediastore.v1.AdminService mediastore.v1.AccessService grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection; do
   check "list shows $s" grep -qx "$s" <<<"$services"
 done
 check "describe MediaService" grep -q 'rpc UploadMedia' <<<"$($GRPCURL -plaintext "$addr" describe mediastore.v1.MediaService 2>&1)"
 check "health says SERVING" grep -q '"SERVING"' <<<"$($GRPCURL -plaintext "$addr" grpc.health.v1.Health/Check 2>&1)"
 
-upload=$($GRPCURL -plaintext -d '{"header":{"filename":"hello.txt","content_type":"text/plain","size_bytes":"6"}}
+upload=$($GRPCURL -plaintext -H "$AUTH" -d '{"header":{"filename":"hello.txt","content_type":"text/plain","size_bytes":"6"}}
 {"data":"aGVsbG8K"}' "$addr" mediastore.v1.MediaService/UploadMedia 2>&1)
 id=$(field 'd["media"]["id"]' <<<"$upload" 2>/dev/null)
 check "upload stores hello.txt with its BLAKE3" test "$(field 'd["media"]["blake3"]' <<<"$upload" 2>/dev/null)" = "$HELLO_BLAKE3"
 
-hi=$($GRPCURL -plaintext -d '{"header":{"filename":"hi.txt","content_type":"text/plain"}}
+hi=$($GRPCURL -plaintext -H "$AUTH" -d '{"header":{"filename":"hi.txt","content_type":"text/plain"}}
 {"data":"aGkK","finish_write":true}' "$addr" mediastore.v1.MediaService/UploadMedia 2>&1)
 check "an upload without a size ends with finish_write" test "$(field 'd["media"]["sizeBytes"]' <<<"$hi" 2>/dev/null)" = "3"
-unfinished=$($GRPCURL -plaintext -d '{"header":{"filename":"cut.txt","content_type":"text/plain"}}
+unfinished=$($GRPCURL -plaintext -H "$AUTH" -d '{"header":{"filename":"cut.txt","content_type":"text/plain"}}
 {"data":"aGkK"}' "$addr" mediastore.v1.MediaService/UploadMedia 2>&1)
 check "one with neither a size nor finish_write is refused" grep -q 'FINISH_WRITE_MISSING' <<<"$unfinished"
 
-got=$($GRPCURL -plaintext -d "{\"media_id\":\"$id\"}" "$addr" mediastore.v1.MediaService/GetMedia 2>&1)
+got=$($GRPCURL -plaintext -H "$AUTH" -d "{\"media_id\":\"$id\"}" "$addr" mediastore.v1.MediaService/GetMedia 2>&1)
 check "get returns the media" test "$(field 'd["media"]["filename"]' <<<"$got" 2>/dev/null)" = "hello.txt"
 
-listed=$($GRPCURL -plaintext -d '{"page_size":10}' "$addr" mediastore.v1.MediaService/ListMedia 2>&1)
+listed=$($GRPCURL -plaintext -H "$AUTH" -d '{"page_size":10}' "$addr" mediastore.v1.MediaService/ListMedia 2>&1)
 check "list returns them, newest first" test "$(field 'd["media"][1]["id"]' <<<"$listed" 2>/dev/null)" = "$id"
 
-read=$($GRPCURL -plaintext -d "{\"media_id\":\"$id\",\"read_offset\":\"1\",\"read_limit\":\"3\"}" "$addr" mediastore.v1.MediaService/ReadMedia 2>&1)
+read=$($GRPCURL -plaintext -H "$AUTH" -d "{\"media_id\":\"$id\",\"read_offset\":\"1\",\"read_limit\":\"3\"}" "$addr" mediastore.v1.MediaService/ReadMedia 2>&1)
 # Two JSON messages: metadata and range, then the data "ell" (base64 ZWxs).
 check "ranged read sends bytes 1-3" grep -q '"data": "ZWxs"' <<<"$read"
 
-missing=$($GRPCURL -plaintext -d '{"media_id":"not-an-id"}' "$addr" mediastore.v1.MediaService/GetMedia 2>&1)
+missing=$($GRPCURL -plaintext -H "$AUTH" -d '{"media_id":"not-an-id"}' "$addr" mediastore.v1.MediaService/GetMedia 2>&1)
 check "a malformed id is InvalidArgument" grep -q 'Code: InvalidArgument' <<<"$missing"
 
-deleted=$($GRPCURL -plaintext -d "{\"media_id\":\"$id\"}" "$addr" mediastore.v1.MediaService/DeleteMedia 2>&1)
+deleted=$($GRPCURL -plaintext -H "$AUTH" -d "{\"media_id\":\"$id\"}" "$addr" mediastore.v1.MediaService/DeleteMedia 2>&1)
 check "delete removes the blob" grep -q '"blobRemoved": true' <<<"$deleted"
 
 # A 4x2 PNG declared as nothing: the server tells its type and size, and
 # makes a 2x1 rendition of it; the same PNG declared as a JPEG is refused.
 PNG=iVBORw0KGgoAAAANSUhEUgAAAAQAAAACCAIAAADwyuo0AAAAEklEQVR4nGM8ISfHAANMDEgAABlYAQijcLdOAAAAAElFTkSuQmCC
-png=$($GRPCURL -plaintext -d "{\"header\":{\"filename\":\"red.png\"}}
+png=$($GRPCURL -plaintext -H "$AUTH" -d "{\"header\":{\"filename\":\"red.png\"}}
 {\"data\":\"$PNG\",\"finish_write\":true}" "$addr" mediastore.v1.MediaService/UploadMedia 2>&1)
 check "a PNG is sniffed and measured" test "$(field 'd["media"]["mimeType"], d["media"]["width"], d["media"]["height"]' <<<"$png" 2>/dev/null)" = "('image/png', 4, 2)"
 png_id=$(field 'd["media"]["id"]' <<<"$png" 2>/dev/null)
-rend=$($GRPCURL -plaintext -d "{\"media_id\":\"$png_id\",\"width\":2}" "$addr" mediastore.v1.MediaService/GetRendition 2>&1)
+rend=$($GRPCURL -plaintext -H "$AUTH" -d "{\"media_id\":\"$png_id\",\"width\":2}" "$addr" mediastore.v1.MediaService/GetRendition 2>&1)
 check "GetRendition makes a 2x1 JPEG" grep -q '"key": "2x0-contain-jpeg-q80"' <<<"$rend"
-spoof=$($GRPCURL -plaintext -d "{\"header\":{\"filename\":\"red.jpg\",\"content_type\":\"image/jpeg\"}}
+spoof=$($GRPCURL -plaintext -H "$AUTH" -d "{\"header\":{\"filename\":\"red.jpg\",\"content_type\":\"image/jpeg\"}}
 {\"data\":\"$PNG\",\"finish_write\":true}" "$addr" mediastore.v1.MediaService/UploadMedia 2>&1)
 check "a PNG declared as a JPEG is refused" grep -q 'the content is image/png' <<<"$spoof"
 
-created=$($GRPCURL -plaintext -d '{"name":"photos"}' "$addr" mediastore.v1.FolderService/CreateFolder 2>&1)
+created=$($GRPCURL -plaintext -H "$AUTH" -d '{"name":"photos"}' "$addr" mediastore.v1.FolderService/CreateFolder 2>&1)
 check "create a folder" test "$(field 'd["folder"]["path"]' <<<"$created" 2>/dev/null)" = "/photos/"
-found=$($GRPCURL -plaintext -d '{"path":"/photos/"}' "$addr" mediastore.v1.FolderService/GetFolder 2>&1)
+found=$($GRPCURL -plaintext -H "$AUTH" -d '{"path":"/photos/"}' "$addr" mediastore.v1.FolderService/GetFolder 2>&1)
 check "find it by path" test "$(field 'd["folder"]["name"]' <<<"$found" 2>/dev/null)" = "photos"
-children=$($GRPCURL -plaintext -d '{"page_size":20}' "$addr" mediastore.v1.FolderService/ListFolders 2>&1)
+children=$($GRPCURL -plaintext -H "$AUTH" -d '{"page_size":20}' "$addr" mediastore.v1.FolderService/ListFolders 2>&1)
 check "the root's subfolders are listed" test "$(field 'd["folders"][0]["name"]' <<<"$children" 2>/dev/null)" = "photos"
-tree=$($GRPCURL -plaintext -d '{"max_depth":2}' "$addr" mediastore.v1.FolderService/GetFolderTree 2>&1)
+tree=$($GRPCURL -plaintext -H "$AUTH" -d '{"max_depth":2}' "$addr" mediastore.v1.FolderService/GetFolderTree 2>&1)
 check "the tree holds the root and photos" test "$(field 'len(d["nodes"])' <<<"$tree" 2>/dev/null)" = "2"
-again=$($GRPCURL -plaintext -d '{"header":{"filename":"hello.txt","content_type":"text/plain"}}
+again=$($GRPCURL -plaintext -H "$AUTH" -d '{"header":{"filename":"hello.txt","content_type":"text/plain"}}
 {"data":"aGVsbG8K","finish_write":true}' "$addr" mediastore.v1.MediaService/UploadMedia 2>&1)
-search=$($GRPCURL -plaintext -d '{"filter":{"mime_types":["text/*"],"query":"hello"},"order_by":"MEDIA_ORDER_BY_SIZE"}' "$addr" mediastore.v1.MediaService/ListMedia 2>&1)
+search=$($GRPCURL -plaintext -H "$AUTH" -d '{"filter":{"mime_types":["text/*"],"query":"hello"},"order_by":"MEDIA_ORDER_BY_SIZE"}' "$addr" mediastore.v1.MediaService/ListMedia 2>&1)
 check "search finds hello.txt" test "$(field 'd["media"][0]["id"]' <<<"$search" 2>/dev/null)" = "$(field 'd["media"]["id"]' <<<"$again" 2>/dev/null)"
 
-started=$($GRPCURL -plaintext -d '{"header":{"filename":"notes.txt","content_type":"text/plain","size_bytes":"6"}}' "$addr" mediastore.v1.UploadService/StartUpload 2>&1)
+started=$($GRPCURL -plaintext -H "$AUTH" -d '{"header":{"filename":"notes.txt","content_type":"text/plain","size_bytes":"6"}}' "$addr" mediastore.v1.UploadService/StartUpload 2>&1)
 uid=$(field 'd["upload"]["id"]' <<<"$started" 2>/dev/null)
-part=$($GRPCURL -plaintext -d "{\"upload_id\":\"$uid\",\"write_offset\":\"0\",\"data\":\"aGVs\"}" "$addr" mediastore.v1.UploadService/WriteUpload 2>&1)
+part=$($GRPCURL -plaintext -H "$AUTH" -d "{\"upload_id\":\"$uid\",\"write_offset\":\"0\",\"data\":\"aGVs\"}" "$addr" mediastore.v1.UploadService/WriteUpload 2>&1)
 check "a resumable upload's first stream commits 3 bytes" test "$(field 'd["upload"]["committedSize"]' <<<"$part" 2>/dev/null)" = "3"
-done_=$($GRPCURL -plaintext -d "{\"upload_id\":\"$uid\",\"write_offset\":\"3\",\"data\":\"bG8K\",\"finish_write\":true}" "$addr" mediastore.v1.UploadService/WriteUpload 2>&1)
+done_=$($GRPCURL -plaintext -H "$AUTH" -d "{\"upload_id\":\"$uid\",\"write_offset\":\"3\",\"data\":\"bG8K\",\"finish_write\":true}" "$addr" mediastore.v1.UploadService/WriteUpload 2>&1)
 check "its second stream finishes it with the right bytes" test "$(field 'd["upload"]["media"]["blake3"]' <<<"$done_" 2>/dev/null)" = "$HELLO_BLAKE3"
 
-scrubbed=$($GRPCURL -plaintext -d '{}' "$addr" mediastore.v1.AdminService/Scrub 2>&1)
+scrubbed=$($GRPCURL -plaintext -H "$AUTH" -d '{}' "$addr" mediastore.v1.AdminService/Scrub 2>&1)
 check "a scrub finishes with every blob correct" python3 -c 'import json,sys; d=[json.loads(x) for x in sys.argv[1].replace("}\n{","}\x00{").split("\x00")][-1]; assert d["done"] and "corruptBlake3" not in d and "missingBlake3" not in d' "$scrubbed"
 
 kill -TERM "$pid"

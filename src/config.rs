@@ -52,6 +52,70 @@ pub enum Command {
     /// mismatches, then exits: 0 when all are present and correct, 1 if
     /// not. Safe beside a running server.
     Scrub,
+    /// Creates, lists and deletes tenants in the configured database.
+    Tenants {
+        /// What to do.
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Creates, lists and revokes API keys in the configured database.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// `mediastore tenants ...`; each prints JSON on stdout.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TenantsCommand {
+    /// Creates a tenant with its root folder.
+    Create {
+        /// Its unique name.
+        name: String,
+    },
+    /// Lists every tenant, oldest first.
+    List,
+    /// Deletes an empty tenant and its keys.
+    Delete {
+        /// Its id or name.
+        tenant: String,
+    },
+}
+
+/// `mediastore keys ...`; each prints JSON on stdout.
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Creates a key and prints its secret, the only time it is shown.
+    Create {
+        /// The tenant it acts for, by id or name.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Its name, unique within the tenant; recorded as `created_by`.
+        #[arg(long)]
+        name: String,
+        /// A free label recorded as `created_role`.
+        #[arg(long, default_value = "")]
+        role: String,
+        /// Comma-separated scopes: media:read, media:write, media:delete,
+        /// folders:write, folders:delete, uploads:write, admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Days until it stops working; never when omitted.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Lists keys (never their secrets), oldest first.
+    List {
+        /// Only this tenant's, by id or name.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revokes a key.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
 }
 
 /// Log line format.
@@ -215,6 +279,22 @@ pub struct Config {
         default_value_t = 5
     )]
     pub health_check_secs: u64,
+    /// Serve every call without credentials, as the default tenant with
+    /// every scope: only for a trusted network or a quick try (the server
+    /// logs a warning at start). Health and reflection are open either way.
+    #[arg(global = true, long, env = "MEDIASTORE_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// Secret of the admin key made at the first start (a database with no
+    /// keys), e.g. from a Kubernetes secret: `msk_` and 43 base64url
+    /// characters. When unset, the server makes one, prints it once and
+    /// writes it to `<data-dir>/admin.key` (mode 0600).
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_BOOTSTRAP_KEY",
+        hide_env_values = true
+    )]
+    pub bootstrap_key: Option<String>,
     /// Log format.
     #[arg(global = true, long, env = "MEDIASTORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -275,6 +355,15 @@ impl Config {
         }
         if self.max_upload_size == 0 {
             return Err("--max-upload-size must be more than 0".into());
+        }
+        if let Some(key) = &self.bootstrap_key
+            && crate::domain::hash_secret(key).is_none()
+        {
+            return Err(
+                "--bootstrap-key must be msk_ followed by 43 base64url characters (32 random \
+                 bytes), e.g. `echo msk_$(openssl rand 32 | basenc --base64url | tr -d =)`"
+                    .into(),
+            );
         }
         self.type_policy()?;
         self.rendition_settings()?;

@@ -36,6 +36,8 @@ pub enum Resource {
     Binding,
     /// A tenant.
     Tenant,
+    /// An API key.
+    ApiKey,
 }
 
 impl Resource {
@@ -47,6 +49,7 @@ impl Resource {
             Self::Upload => "upload",
             Self::Binding => "binding",
             Self::Tenant => "tenant",
+            Self::ApiKey => "API key",
         }
     }
 }
@@ -155,6 +158,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The call has no valid credentials: none, malformed, or a key that
+    /// is unknown, revoked or expired.
+    #[error("{message}")]
+    Unauthenticated {
+        /// Which, e.g. `KEY_REVOKED`.
+        reason: Reason,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The caller is known but may not make this call.
+    #[error("{message}")]
+    PermissionDenied {
+        /// The scope the call needs.
+        scope: crate::domain::Scope,
+        /// Which scope is missing and what to do.
+        message: String,
+    },
     /// The database failed, or refused a change it should have taken.
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
@@ -236,8 +256,15 @@ impl Error {
                 Resource::Upload => Reason::UploadNotFound,
                 Resource::Binding => Reason::BindingNotFound,
                 Resource::Tenant => Reason::TenantNotFound,
+                Resource::ApiKey => Reason::ApiKeyNotFound,
             },
-            Self::AlreadyExists { .. } => Reason::FolderAlreadyExists,
+            Self::AlreadyExists { kind, .. } => match kind {
+                Resource::Tenant => Reason::TenantAlreadyExists,
+                Resource::ApiKey => Reason::ApiKeyAlreadyExists,
+                _ => Reason::FolderAlreadyExists,
+            },
+            Self::Unauthenticated { reason, .. } => *reason,
+            Self::PermissionDenied { .. } => Reason::ScopeMissing,
             Self::UploadBusy(_) => Reason::UploadBusy,
             Self::Cancelled(_) => Reason::StreamCancelled,
             Self::DeadlineExpired(_) => Reason::DeadlineExpired,
@@ -291,6 +318,15 @@ impl From<Error> for Status {
             Error::DataLoss { .. } => {
                 tracing::error!(error = %err, "data loss");
                 (Code::DataLoss, err.to_string())
+            }
+            Error::Unauthenticated { .. } => (Code::Unauthenticated, err.to_string()),
+            Error::PermissionDenied { scope, .. } => {
+                details.set_error_info(
+                    err.reason().as_str_name(),
+                    ERROR_DOMAIN,
+                    HashMap::from([("scope".to_string(), scope.as_str().to_string())]),
+                );
+                (Code::PermissionDenied, err.to_string())
             }
             Error::UploadBusy(_) => (Code::Aborted, err.to_string()),
             Error::Cancelled(_) => (Code::Cancelled, err.to_string()),

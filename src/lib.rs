@@ -8,8 +8,11 @@
 //! # Layout
 //!
 //! - [`config`]: flags and `MEDIASTORE_*` environment variables.
+//! - [`cli`]: the `tenants` and `keys` administration subcommands.
 //! - [`telemetry`]: logging setup.
 //! - [`server`]: the tonic server (services, health, reflection, shutdown).
+//! - [`auth`]: who is calling (API keys) and what each RPC needs (the
+//!   scope table); the principal every operation acts for.
 //! - [`service`]: gRPC handlers; they translate, the library decides.
 //! - [`library`]: the domain operations (upload, resumable upload, read,
 //!   delete, folders, listing and search, moves, edits, bindings, garbage
@@ -31,7 +34,9 @@
 //!   `fuzz/` run them.
 
 pub mod analyze;
+pub mod auth;
 pub mod blob;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;

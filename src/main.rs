@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mediastore::{
+    cli,
     config::{Cli, Command},
     server, telemetry,
 };
@@ -28,7 +29,9 @@ async fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     let log_to = match command {
         Command::Serve => telemetry::LogTo::Stdout,
-        Command::Gc { .. } | Command::Scrub => telemetry::LogTo::Stderr,
+        Command::Gc { .. } | Command::Scrub | Command::Tenants { .. } | Command::Keys { .. } => {
+            telemetry::LogTo::Stderr
+        }
     };
     if let Err(e) = telemetry::init(config.log_format, &config.log, log_to) {
         eprintln!("mediastore: {e}");
@@ -38,6 +41,14 @@ async fn main() -> ExitCode {
         Command::Serve => serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Gc { min_age_secs } => gc(config, min_age_secs).await,
         Command::Scrub => scrub(config).await,
+        Command::Tenants { command } => cli::tenants(&config, command)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Keys { command } => cli::keys(&config, command)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,
@@ -109,6 +120,7 @@ async fn serve(
     config: mediastore::config::Config,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let library = server::open_library(&config).await?;
+    server::bootstrap_admin_key(&config, &library).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

@@ -19,7 +19,10 @@
 //!   8 MiB pieces over 4 streams, against the same ceiling as (a), and the
 //!   server's peak RSS once it is done; and, at the end, how long finishing
 //!   such an upload takes with its hash state kept and after a server
-//!   restart lost it (the re-hash of everything it holds).
+//!   restart lost it (the re-hash of everything it holds);
+//! - (f) the small uploads of (c) against the server checking every call's
+//!   API key, vs a second server run with `--insecure-no-auth`, in
+//!   alternating rounds: what authentication costs.
 //!
 //! Each large-file measurement is repeated (`--rounds`); a ratio is taken
 //! within each round (same disk and page-cache conditions) and the median
@@ -48,13 +51,34 @@ use mediastore::{
         upload_service_client::UploadServiceClient,
     },
 };
-use tonic::{Request, Response, Status, Streaming, transport::Channel};
+use tonic::{
+    Request, Response, Status, Streaming,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+};
 
 const MIB: usize = 1024 * 1024;
 /// Transport window used by the server by default, and so by every side
 /// of every measurement here.
 const WINDOW: u32 = 16 * MIB as u32;
 const SMALL: usize = 4096;
+/// The admin key the benchmarked server starts with (`--bootstrap-key`).
+const BENCH_KEY: &str = "msk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+/// Sends the benchmark's key with every call, as a client stub's
+/// interceptor would.
+#[derive(Clone)]
+struct Bearer(MetadataValue<Ascii>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// A channel whose calls carry the key.
+type Channel = InterceptedService<tonic::transport::Channel, Bearer>;
 
 #[derive(Debug, Parser)]
 #[command(about = "mediastore foundation benchmark")]
@@ -120,9 +144,14 @@ async fn channel_to(addr: SocketAddr) -> Channel {
         .unwrap_or_else(|e| panic!("endpoint: {e}"))
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW);
+    let bearer = Bearer(
+        format!("Bearer {BENCH_KEY}")
+            .parse()
+            .unwrap_or_else(|e| panic!("key metadata: {e}")),
+    );
     for _ in 0..600 {
         if let Ok(ch) = endpoint.connect().await {
-            return ch;
+            return InterceptedService::new(ch, bearer);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -409,6 +438,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     // The benchmark stores arbitrary bytes of every size, which the default
     // content policy (known types, per-kind limits) refuses.
     server_cmd.args(["--allowed-types", "*"]);
+    server_cmd.env("MEDIASTORE_BOOTSTRAP_KEY", BENCH_KEY);
     let server = Proc(server_cmd.spawn()?);
     let pid = server.0.id();
     let mut sink = connect(sink_addr).await;
@@ -589,13 +619,68 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let data = chunks(b"bench-rehash-restart", args.size_mib, 0);
     let lost = held_upload(&mut uploads, &data).await;
     drop(server);
-    let _server = Proc(server_cmd.spawn()?);
+    let server = Proc(server_cmd.spawn()?);
     let mut uploads = upload_client(server_addr).await;
     let cold = timed_finish(&mut uploads, &lost, data.len() * MIB).await;
     println!(
         "(e) finishing a {} MiB resumable upload: {warm:.3} s with its hash state kept, {cold:.3} s after a server restart (re-reads and re-hashes it: {:.2} GiB/s)",
         args.size_mib,
         gib / (cold - warm).max(1e-6)
+    );
+
+    drop(server);
+    if args.database_url.is_some() {
+        println!("(f) skipped: it compares two fresh servers on SQLite");
+        return Ok(());
+    }
+
+    // (f) The same small uploads with and without the key check, on two
+    // fresh servers alike but for --insecure-no-auth, in alternating rounds.
+    let fresh = |name: &str, auth: bool| -> std::io::Result<(Proc, SocketAddr)> {
+        let addr = free_addr();
+        let mut cmd = Command::new(sibling_exe("mediastore"));
+        cmd.args(["--listen", &addr.to_string()])
+            .arg("--data-dir")
+            .arg(work.path().join(name))
+            .args(["--log", "error", "--allowed-types", "*"]);
+        if auth {
+            cmd.env("MEDIASTORE_BOOTSTRAP_KEY", BENCH_KEY);
+        } else {
+            cmd.arg("--insecure-no-auth");
+        }
+        Ok((Proc(cmd.spawn()?), addr))
+    };
+    let (server, server_addr) = fresh("server-keys", true)?;
+    let (open, open_addr) = fresh("server-no-auth", false)?;
+    connect(server_addr).await;
+    connect(open_addr).await;
+    let (mut keyed, mut open_rate, mut ratio_f) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut keyed_cpu, mut open_cpu, mut f_n) = (0.0, 0.0, 0usize);
+    for round in 0..args.rounds.max(1) {
+        let before = cpu_secs(open.0.id());
+        let (on, osecs) = small_uploads(open_addr, args.clients, per_round).await;
+        open_cpu += cpu_secs(open.0.id()) - before;
+        let before = cpu_secs(server.0.id());
+        let (kn, ksecs) = small_uploads(server_addr, args.clients, per_round).await;
+        keyed_cpu += cpu_secs(server.0.id()) - before;
+        f_n += kn;
+        let (k, o) = (kn as f64 / ksecs, on as f64 / osecs);
+        println!("auth round {round}: with keys {k:.0} uploads/s, without {o:.0}/s");
+        keyed.push(k);
+        open_rate.push(o);
+        ratio_f.push(k / o);
+    }
+    println!(
+        "| (f) 4 KiB uploads with the key check, {} clients | {:.0} /s | {:.0} /s (--insecure-no-auth) | {:.3} | ≥ 0.97 |",
+        args.clients,
+        median(keyed),
+        median(open_rate),
+        median(ratio_f)
+    );
+    println!(
+        "(f) server CPU per small upload: {:.0} µs with keys, {:.0} µs without",
+        keyed_cpu * 1e6 / f_n as f64,
+        open_cpu * 1e6 / f_n as f64
     );
     Ok(())
 }

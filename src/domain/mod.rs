@@ -4,6 +4,7 @@
 //! past that point a `MediaId` is a real UUID, a `Filename` is safe to show,
 //! and a `ContentHash` is 32 bytes, so inner layers never re-check.
 
+mod access;
 mod binding;
 mod folder;
 mod policy;
@@ -14,7 +15,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-pub use self::{binding::*, folder::*, policy::*, query::*, upload::*};
+pub use self::{access::*, binding::*, folder::*, policy::*, query::*, upload::*};
 use crate::error::{Error, Result};
 
 /// Longest stored file name, in bytes (the common file-system limit).
@@ -42,6 +43,33 @@ impl TenantId {
     /// The single tenant used until authentication assigns real ones.
     pub const DEFAULT: TenantId =
         TenantId(Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001));
+
+    /// A fresh, time-ordered id for a new tenant.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// Parses the tenant id a client sent in `field`.
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
+        if s.is_empty() {
+            return Err(Error::required(field, "a tenant id is required"));
+        }
+        Uuid::try_parse(s).map(Self).map_err(|_| {
+            Error::invalid(
+                field,
+                format!(
+                    "{:?} is not a tenant id; ids are UUID strings",
+                    truncate_for_message(s)
+                ),
+            )
+        })
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 macro_rules! uuid_id {
@@ -93,6 +121,7 @@ macro_rules! uuid_id {
 uuid_id!(MediaId, "media");
 uuid_id!(FolderId, "folder");
 uuid_id!(UploadId, "upload");
+uuid_id!(ApiKeyId, "API key");
 
 /// The ids of `asked` that are not among `found`, in `asked`'s order: what
 /// a batch call reports as not found.

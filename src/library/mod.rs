@@ -6,6 +6,7 @@
 //! locking that keeps a delete from removing bytes another upload is about
 //! to reference. The gRPC services only translate to and from it.
 
+mod access;
 mod catalog;
 mod commit;
 mod content;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 pub use self::renditions::{OpenedRendition, RenditionRequest, RenditionSettings};
 pub use self::{
+    access::{BOOTSTRAP_KEY_NAME, KEY_CACHE_TTL},
     catalog::BatchDeletion,
     folders::MAX_TREE_NODES,
     integrity::{GC_GRACE, GcReport, ScrubReport},
@@ -114,6 +116,8 @@ struct Inner {
     renders: std::sync::atomic::AtomicU64,
     /// Taken by the background task making one upload's eager renditions.
     eager_turn: tokio::sync::Semaphore,
+    /// API keys recently used, for at most `KEY_CACHE_TTL`.
+    keys: access::KeyCache,
 }
 
 impl Library {
@@ -146,6 +150,7 @@ impl Library {
                 )),
                 renders: Default::default(),
                 eager_turn: tokio::sync::Semaphore::new(1),
+                keys: Default::default(),
             }),
         };
         library.recover().await?;

@@ -330,3 +330,41 @@ pub mod upload {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `api_keys`: API keys, by the hash of their secret.
+pub mod api_key {
+    use sea_orm::entity::prelude::*;
+
+    /// One key.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_keys")]
+    pub struct Model {
+        /// Key id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// The tenant it acts for.
+        pub tenant_id: Uuid,
+        /// Unique within the tenant.
+        pub name: String,
+        /// Free label.
+        pub role: String,
+        /// Space-separated scope names.
+        pub scopes: String,
+        /// Hex of the secret's hash.
+        pub secret_hash: String,
+        /// The secret's first characters.
+        pub shown_prefix: String,
+        /// µs since the epoch.
+        pub created_at: i64,
+        /// µs since the epoch; `None` for never.
+        pub expires_at: Option<i64>,
+        /// µs since the epoch; `None` while valid.
+        pub revoked_at: Option<i64>,
+    }
+
+    /// No relations are navigated through SeaORM.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

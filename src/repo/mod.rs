@@ -16,6 +16,7 @@
 //! never deadlock: the tenant row (structural folder changes only), then
 //! media rows, then blob rows in hash order, then folder rows (counters).
 
+mod access;
 mod bindings;
 pub mod entity;
 mod folders;
@@ -36,7 +37,9 @@ use sea_orm::{
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use self::{bindings::BindingScope, media_rows::Removed, query::FolderScope};
+pub use self::{
+    access::TenantDeletion, bindings::BindingScope, media_rows::Removed, query::FolderScope,
+};
 use self::{
     entity::{blob, folder, media, media_tag, tenant},
     folders::FolderCounts,
@@ -144,24 +147,15 @@ impl Repo {
         .do_nothing()
         .exec(&tx)
         .await?;
-        folder::Entity::insert(folder::ActiveModel {
-            id: Set(root.0),
-            tenant_id: Set(tenant.0),
-            parent_id: Set(None),
-            name: Set(String::new()),
-            path: Set("/".to_string()),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        })
-        .on_conflict(
-            OnConflict::column(folder::Column::Id)
-                .do_nothing()
-                .to_owned(),
-        )
-        .do_nothing()
-        .exec(&tx)
-        .await?;
+        folder::Entity::insert(root_folder_row(tenant, now))
+            .on_conflict(
+                OnConflict::column(folder::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .do_nothing()
+            .exec(&tx)
+            .await?;
         tx.commit().await?;
         Ok(root)
     }
@@ -304,6 +298,20 @@ impl Repo {
         Ok(WriteTx {
             tx: self.write.begin().await?,
         })
+    }
+}
+
+/// The row of a tenant's root folder, whose id is the tenant's.
+fn root_folder_row(tenant: TenantId, now: i64) -> folder::ActiveModel {
+    folder::ActiveModel {
+        id: Set(tenant.0),
+        tenant_id: Set(tenant.0),
+        parent_id: Set(None),
+        name: Set(String::new()),
+        path: Set("/".to_string()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
     }
 }
 

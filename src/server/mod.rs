@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
+    auth::{self, AuthLayer, Authenticator},
     blob::{BlobStore, fs::FsBlobStore},
     config::Config,
     error::{Error, Result},
@@ -22,15 +23,16 @@ use crate::{
     pb::{
         self,
         v1::{
-            admin_service_server::AdminServiceServer, binding_service_server::BindingServiceServer,
+            access_service_server::AccessServiceServer, admin_service_server::AdminServiceServer,
+            binding_service_server::BindingServiceServer,
             folder_service_server::FolderServiceServer, media_service_server::MediaServiceServer,
             upload_service_server::UploadServiceServer,
         },
     },
     repo::Repo,
     service::{
-        admin::AdminApi, binding::BindingApi, folder::FolderApi, media::MediaApi,
-        resumable::UploadApi,
+        access::AccessApi, admin::AdminApi, binding::BindingApi, folder::FolderApi,
+        media::MediaApi, resumable::UploadApi,
     },
 };
 
@@ -70,6 +72,54 @@ pub async fn open_library(config: &Config) -> Result<Library> {
     .await
 }
 
+/// Name of the file in the data directory that receives the admin key
+/// made at the first start.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+
+/// On a database without keys, makes the first admin key (every scope, the
+/// default tenant). Unless its secret came from `--bootstrap-key`, prints
+/// it once and writes it to `<data-dir>/admin.key`, readable by the
+/// server's user only. Returns the secret when a key was made.
+pub async fn bootstrap_admin_key(config: &Config, library: &Library) -> Result<Option<String>> {
+    let Some(made) = library
+        .bootstrap_admin_key(config.bootstrap_key.as_deref())
+        .await?
+    else {
+        return Ok(None);
+    };
+    if config.bootstrap_key.is_none() {
+        let path = config.data_dir.join(ADMIN_KEY_FILE);
+        write_private(&path, format!("{}\n", made.secret).as_bytes())
+            .map_err(|e| Error::io(format!("writing the admin key to {}", path.display()), e))?;
+        println!(
+            "mediastore: created the admin key (every scope, tenant \"default\"); it is shown \
+             only now and kept in {} (mode 0600):\n{}",
+            path.display(),
+            made.secret
+        );
+    }
+    tracing::info!(prefix = %made.shown_prefix, "created the first admin key");
+    Ok(Some(made.secret))
+}
+
+/// Writes `bytes` to a file only its owner can read, replacing one left by
+/// an earlier database.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    #[cfg(unix)]
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    // `mode` applies only to a new file; an old one gets it here.
+    #[cfg(unix)]
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Serves on `listener` until `shutdown` resolves, then stops accepting
 /// and gives in-flight requests `config.shutdown_grace()` to finish.
 pub async fn run(
@@ -79,6 +129,24 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let max_message = usize::try_from(config.max_message_size)?;
+    let unruled = auth::rules::rpcs_without_rule();
+    if !unruled.is_empty() {
+        return Err(format!(
+            "no scope is defined for {}; add them to auth::rules::RPC_SCOPES",
+            unruled.join(", ")
+        )
+        .into());
+    }
+    let mode = if config.insecure_no_auth {
+        tracing::warn!(
+            "--insecure-no-auth: every caller acts as the default tenant with every scope; \
+             anyone who can reach the port can read, change and delete everything"
+        );
+        auth::Mode::Off
+    } else {
+        auth::Mode::Keys
+    };
+    let authenticator = Authenticator::new(library.clone(), mode);
     let window = u32::try_from(config.window_size)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -93,6 +161,7 @@ pub async fn run(
     let folders = FolderServiceServer::new(FolderApi::new(library.clone()));
     let bindings = BindingServiceServer::new(BindingApi::new(library.clone()));
     let admin = AdminServiceServer::new(AdminApi::new(library.clone()));
+    let access = AccessServiceServer::new(AccessApi::new(library.clone()));
     let uploads = UploadServiceServer::new(UploadApi::new(library.clone()))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
@@ -106,6 +175,7 @@ pub async fn run(
         .initial_connection_window_size(window)
         .layer(tower_layer::layer_fn(deadline::Deadline::new))
         .layer(tower_layer::layer_fn(reset::ResetVisible::new))
+        .layer(AuthLayer(authenticator))
         .trace_fn(|req| {
             tracing::info_span!(
                 "rpc",
@@ -122,6 +192,7 @@ pub async fn run(
         .add_service(bindings)
         .add_service(uploads)
         .add_service(admin)
+        .add_service(access)
         .serve_with_incoming_shutdown(incoming(listener), async {
             let _ = stop_rx.await;
         });
@@ -155,6 +226,7 @@ pub const HEALTH_NAMES: &[&str] = &[
     <BindingServiceServer<BindingApi> as tonic::server::NamedService>::NAME,
     <UploadServiceServer<UploadApi> as tonic::server::NamedService>::NAME,
     <AdminServiceServer<AdminApi> as tonic::server::NamedService>::NAME,
+    <AccessServiceServer<AccessApi> as tonic::server::NamedService>::NAME,
 ];
 
 /// Reports the server and every mediastore service as serving or not.

@@ -38,7 +38,7 @@ impl pb::binding_service_server::BindingService for BindingApi {
         &self,
         request: Request<pb::AddBindingRequest>,
     ) -> Result<Response<pb::AddBindingResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let r = request.get_ref();
         let key = key(&r.media_id, &r.module, &r.object_id)?;
         let binding = self.library.bind(tenant, &key).await?;
@@ -51,7 +51,7 @@ impl pb::binding_service_server::BindingService for BindingApi {
         &self,
         request: Request<pb::RemoveBindingRequest>,
     ) -> Result<Response<pb::RemoveBindingResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let r = request.get_ref();
         let key = key(&r.media_id, &r.module, &r.object_id)?;
         self.library.unbind(tenant, &key).await?;
@@ -62,7 +62,7 @@ impl pb::binding_service_server::BindingService for BindingApi {
         &self,
         request: Request<pb::ListBindingsRequest>,
     ) -> Result<Response<pb::ListBindingsResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let r = request.get_ref();
         let limit = page_size("page_size", r.page_size)?;
         let scope = match (r.media_id.is_empty(), r.module.is_empty()) {

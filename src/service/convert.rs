@@ -7,8 +7,8 @@ use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 use crate::{
     domain::{
         Binding, ContentHash, Facts, Filename, Folder, FolderId, MAX_CREDIT_CHARS,
-        MAX_METADATA_BYTES, MAX_TITLE_CHARS, Md5Digest, Media, MediaPatch, MediaType, Rendition,
-        TenantId, UploadSpec, check_text, normalize_tags,
+        MAX_METADATA_BYTES, MAX_TITLE_CHARS, Md5Digest, Media, MediaPatch, MediaType, Principal,
+        Rendition, UploadSpec, check_text, normalize_tags,
     },
     error::{Error, Reason, Result},
     library::RenditionRequest,
@@ -20,7 +20,7 @@ use crate::{
 const DEFAULT_MIME: &str = "application/octet-stream";
 
 /// Validates an upload header.
-pub fn upload_spec(tenant: TenantId, h: pb::UploadHeader) -> Result<UploadSpec> {
+pub fn upload_spec(principal: &Principal, h: pb::UploadHeader) -> Result<UploadSpec> {
     let folder = if h.parent_folder_id.is_empty() {
         None
     } else {
@@ -50,7 +50,7 @@ pub fn upload_spec(tenant: TenantId, h: pb::UploadHeader) -> Result<UploadSpec> 
     check_text("header.author", &h.author, MAX_CREDIT_CHARS)?;
     check_text("header.copyright", &h.copyright, MAX_CREDIT_CHARS)?;
     Ok(UploadSpec {
-        tenant,
+        tenant: principal.tenant,
         folder,
         filename,
         title: h.title.trim().to_string(),
@@ -63,7 +63,7 @@ pub fn upload_spec(tenant: TenantId, h: pb::UploadHeader) -> Result<UploadSpec> 
         author: non_empty(&h.author).map(str::to_string),
         copyright: non_empty(&h.copyright).map(str::to_string),
         public: h.public,
-        created_by: "anonymous".to_string(),
+        created_by: principal.name.clone(),
     })
 }
 
@@ -161,7 +161,11 @@ fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> Struct {
 
 /// The change an `UpdateMedia` asks for: the masked fields of `m`,
 /// validated as an upload header's are.
-pub fn media_patch(m: pb::Media, paths: &std::collections::HashSet<String>) -> Result<MediaPatch> {
+pub fn media_patch(
+    principal: &Principal,
+    m: pb::Media,
+    paths: &std::collections::HashSet<String>,
+) -> Result<MediaPatch> {
     if paths.is_empty() {
         return Err(Error::required(
             "update_mask",
@@ -169,7 +173,7 @@ pub fn media_patch(m: pb::Media, paths: &std::collections::HashSet<String>) -> R
         ));
     }
     let mut patch = MediaPatch {
-        updated_by: "anonymous".to_string(),
+        updated_by: principal.name.clone(),
         ..Default::default()
     };
     if paths.contains("title") {

@@ -39,7 +39,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::GetRootFolderRequest>,
     ) -> Result<Response<pb::GetRootFolderResponse>, Status> {
-        let folder = self.library.root(tenant_of(&request)).await?;
+        let folder = self.library.root(tenant_of(&request)?).await?;
         Ok(Response::new(pb::GetRootFolderResponse {
             folder: Some(folder_to_pb(folder)),
         }))
@@ -49,7 +49,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::GetFolderRequest>,
     ) -> Result<Response<pb::GetFolderResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let folder = match &request.get_ref().lookup {
             Some(Lookup::FolderId(id)) => {
                 let id = FolderId::parse("folder_id", id)?;
@@ -73,7 +73,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::ListFoldersRequest>,
     ) -> Result<Response<pb::ListFoldersResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.get_ref();
         let parent = optional_folder("parent_folder_id", &req.parent_folder_id)?;
         let limit = page_size("page_size", req.page_size)?;
@@ -98,7 +98,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::GetFolderTreeRequest>,
     ) -> Result<Response<pb::GetFolderTreeResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.get_ref();
         let top = optional_folder("folder_id", &req.folder_id)?;
         let levels = u32::try_from(req.max_depth)
@@ -127,7 +127,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::CreateFolderRequest>,
     ) -> Result<Response<pb::CreateFolderResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.get_ref();
         let parent = optional_folder("parent_folder_id", &req.parent_folder_id)?;
         let name = FolderName::parse("name", &req.name)?;
@@ -143,7 +143,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::RenameFolderRequest>,
     ) -> Result<Response<pb::RenameFolderResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.get_ref();
         let id = FolderId::parse("folder_id", &req.folder_id)?;
         record_folder_id(&id);
@@ -158,7 +158,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::MoveFolderRequest>,
     ) -> Result<Response<pb::MoveFolderResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.get_ref();
         let id = FolderId::parse("folder_id", &req.folder_id)?;
         record_folder_id(&id);
@@ -173,7 +173,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::DeleteFolderRequest>,
     ) -> Result<Response<pb::DeleteFolderResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.get_ref();
         let id = FolderId::parse("folder_id", &req.folder_id)?;
         record_folder_id(&id);

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{
     convert::{self, media_to_pb},
-    download, page_token,
+    download, page_token, principal_of,
     query::{self, MEDIA_FIELDS},
     tenant_of, upload,
 };
@@ -46,9 +46,9 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<Streaming<pb::UploadMediaRequest>>,
     ) -> Result<Response<pb::UploadMediaResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let principal = principal_of(&request)?.clone();
         Ok(Response::new(
-            upload::upload(&self.library, tenant, request.into_inner()).await?,
+            upload::upload(&self.library, &principal, request.into_inner()).await?,
         ))
     }
 
@@ -59,7 +59,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::ReadMediaRequest>,
     ) -> Result<Response<Self::ReadMediaStream>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.into_inner();
         let id = MediaId::parse("media_id", &req.media_id)?;
         record_media_id(&id);
@@ -77,7 +77,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::GetRenditionRequest>,
     ) -> Result<Response<Self::GetRenditionStream>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.into_inner();
         let id = MediaId::parse("media_id", &req.media_id)?;
         record_media_id(&id);
@@ -113,7 +113,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::ListRenditionsRequest>,
     ) -> Result<Response<pb::ListRenditionsResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
         record_media_id(&id);
         let media = self.library.get(tenant, id).await?;
@@ -130,7 +130,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::GetMediaRequest>,
     ) -> Result<Response<pb::GetMediaResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
         record_media_id(&id);
         let media = self.library.get(tenant, id).await?;
@@ -147,7 +147,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::BatchGetMediaRequest>,
     ) -> Result<Response<pb::BatchGetMediaResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let ids = query::batch_ids("media_ids", &request.get_ref().media_ids)?;
         let (found, missing) = self.library.get_many(tenant, &ids).await?;
         Ok(Response::new(pb::BatchGetMediaResponse {
@@ -160,7 +160,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::ListMediaRequest>,
     ) -> Result<Response<pb::ListMediaResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.into_inner();
         let page_size = query::page_size("page_size", req.page_size)?;
         let q = query::media_query(&req)?;
@@ -208,7 +208,8 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::UpdateMediaRequest>,
     ) -> Result<Response<pb::UpdateMediaResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let principal = principal_of(&request)?.clone();
+        let tenant = principal.tenant;
         let req = request.into_inner();
         let media = req.media.ok_or_else(|| {
             Error::required("media", "send the media with its id and the new values")
@@ -216,7 +217,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         let id = MediaId::parse("media.id", &media.id)?;
         record_media_id(&id);
         let paths = query::mask_paths("update_mask", req.update_mask.as_ref(), UPDATABLE)?;
-        let patch = convert::media_patch(media, &paths)?;
+        let patch = convert::media_patch(&principal, media, &paths)?;
         let media = self.library.update(tenant, id, patch).await?;
         Ok(Response::new(pb::UpdateMediaResponse {
             media: Some(media_to_pb(media)),
@@ -227,7 +228,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::MoveMediaRequest>,
     ) -> Result<Response<pb::MoveMediaResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.get_ref();
         let id = MediaId::parse("media_id", &req.media_id)?;
         record_media_id(&id);
@@ -246,7 +247,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::BatchMoveMediaRequest>,
     ) -> Result<Response<pb::BatchMoveMediaResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.get_ref();
         let ids = query::batch_ids("media_ids", &req.media_ids)?;
         let dest = query::optional_folder("parent_folder_id", &req.parent_folder_id)?;
@@ -261,7 +262,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::BatchDeleteMediaRequest>,
     ) -> Result<Response<pb::BatchDeleteMediaResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let req = request.get_ref();
         let ids = query::batch_ids("media_ids", &req.media_ids)?;
         let done = self.library.delete_many(tenant, &ids, req.force).await?;
@@ -281,7 +282,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::DeleteMediaRequest>,
     ) -> Result<Response<pb::DeleteMediaResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
         record_media_id(&id);
         let blob_removed = self

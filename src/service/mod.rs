@@ -1,5 +1,6 @@
 //! gRPC services: translate protobuf to domain calls and back, nothing more.
 
+pub mod access;
 pub mod admin;
 pub mod binding;
 pub mod convert;
@@ -11,16 +12,28 @@ mod query;
 pub mod resumable;
 mod upload;
 
-use tonic::Request;
+use tonic::{Request, Status};
 
-use crate::domain::TenantId;
+use crate::{
+    domain::{Principal, TenantId},
+    error::{Error, Reason},
+};
 
-/// The tenant a request acts for. Authentication (a later issue) puts the
-/// caller's tenant in the request extensions; until then every request
-/// belongs to the default tenant.
-pub fn tenant_of<T>(req: &Request<T>) -> TenantId {
-    req.extensions()
-        .get::<TenantId>()
-        .copied()
-        .unwrap_or(TenantId::DEFAULT)
+/// Who the request acts for, as the authentication layer
+/// ([`crate::auth`]) decided before the handler ran.
+pub fn principal_of<T>(req: &Request<T>) -> Result<&Principal, Status> {
+    // Only a server built without the layer gets here without one; refuse
+    // rather than guess.
+    req.extensions().get::<Principal>().ok_or_else(|| {
+        Error::Unauthenticated {
+            reason: Reason::CredentialsMissing,
+            message: "the call was not authenticated".to_string(),
+        }
+        .into()
+    })
+}
+
+/// The tenant the request acts for.
+pub fn tenant_of<T>(req: &Request<T>) -> Result<TenantId, Status> {
+    principal_of(req).map(|p| p.tenant)
 }

@@ -109,6 +109,25 @@ pub fn decode_folder(field: &str, token: &str, fingerprint: [u8; 8]) -> Result<O
         .map_err(|_| foreign(field))
 }
 
+/// Encodes where the next page of a list ordered by id starts: the last
+/// id sent.
+pub fn encode_id(fingerprint: [u8; 8], id: uuid::Uuid) -> String {
+    pack(fingerprint, &[id.as_bytes()])
+}
+
+/// Decodes an id-ordered list's token; empty means the first page.
+pub fn decode_id(field: &str, token: &str, fingerprint: [u8; 8]) -> Result<Option<uuid::Uuid>> {
+    let Some(parts) = unpack(field, token, fingerprint)? else {
+        return Ok(None);
+    };
+    let [id] = parts.as_slice() else {
+        return Err(foreign(field));
+    };
+    uuid::Uuid::from_slice(id)
+        .map(Some)
+        .map_err(|_| foreign(field))
+}
+
 /// A short fingerprint of a request's identity, from its canonical text.
 pub fn fingerprint(canonical: &str) -> [u8; 8] {
     truncate(blake3::hash(canonical.as_bytes()))

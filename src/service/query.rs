@@ -211,7 +211,7 @@ fn media_filter(f: &pb::MediaFilter) -> Result<MediaFilter> {
     })
 }
 
-fn micros(field: &str, t: &Timestamp) -> Result<i64> {
+pub fn micros(field: &str, t: &Timestamp) -> Result<i64> {
     if !(0..1_000_000_000).contains(&t.nanos) {
         return Err(Error::invalid(field, "nanos must be 0-999,999,999"));
     }

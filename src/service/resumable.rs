@@ -3,7 +3,7 @@
 use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, media::record_media_id, tenant_of, upload::stream_error};
+use super::{convert, media::record_media_id, principal_of, tenant_of, upload::stream_error};
 use crate::{
     domain::{TenantId, UploadId, UploadSession, now_micros},
     error::{Error, Result},
@@ -65,11 +65,11 @@ impl pb::upload_service_server::UploadService for UploadApi {
         &self,
         request: Request<pb::StartUploadRequest>,
     ) -> Result<Response<pb::StartUploadResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let principal = principal_of(&request)?.clone();
         let header = request.into_inner().header.ok_or_else(|| {
             Error::required("header", "a header is required: what is being uploaded")
         })?;
-        let spec = convert::upload_spec(tenant, header)?;
+        let spec = convert::upload_spec(&principal, header)?;
         let upload = self.library.start_upload(spec).await?;
         tracing::info!(upload = %upload.id, "resumable upload started");
         Ok(Response::new(pb::StartUploadResponse {
@@ -81,7 +81,7 @@ impl pb::upload_service_server::UploadService for UploadApi {
         &self,
         request: Request<Streaming<pb::WriteUploadRequest>>,
     ) -> Result<Response<pb::WriteUploadResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let writes = request.into_inner().map(|msg| -> Result<UploadWrite> {
             let msg = msg.map_err(|s| {
                 stream_error(s, "the bytes received are kept: QueryUpload tells how many")
@@ -108,7 +108,7 @@ impl pb::upload_service_server::UploadService for UploadApi {
         &self,
         request: Request<pb::QueryUploadRequest>,
     ) -> Result<Response<pb::QueryUploadResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let id = UploadId::parse("upload_id", &request.get_ref().upload_id)?;
         let upload = self.library.query_upload(tenant, id).await?;
         Ok(Response::new(pb::QueryUploadResponse {
@@ -120,7 +120,7 @@ impl pb::upload_service_server::UploadService for UploadApi {
         &self,
         request: Request<pb::CancelUploadRequest>,
     ) -> Result<Response<pb::CancelUploadResponse>, Status> {
-        let tenant = tenant_of(&request);
+        let tenant = tenant_of(&request)?;
         let id = UploadId::parse("upload_id", &request.get_ref().upload_id)?;
         let upload = self.library.cancel_upload(tenant, id).await?;
         Ok(Response::new(pb::CancelUploadResponse {

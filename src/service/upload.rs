@@ -6,7 +6,7 @@ use tonic::{Code, Status, Streaming};
 
 use super::{convert, media::record_media_id};
 use crate::{
-    domain::TenantId,
+    domain::Principal,
     error::{Error, Reason, Result},
     library::{Library, UploadPart},
     pb::v1 as pb,
@@ -16,7 +16,7 @@ use crate::{
 /// only on a positive end.
 pub(super) async fn upload(
     library: &Library,
-    tenant: TenantId,
+    principal: &Principal,
     mut stream: Streaming<pb::UploadMediaRequest>,
 ) -> Result<pb::UploadMediaResponse> {
     let first = stream.message().await.map_err(broken_stream)?.ok_or_else(|| {
@@ -33,7 +33,7 @@ pub(super) async fn upload(
             "the first message carried no header; send the header first, then the data",
         ));
     };
-    let spec = convert::upload_spec(tenant, header)?;
+    let spec = convert::upload_spec(principal, header)?;
     let head = UploadPart {
         data: first.data,
         finish: first.finish_write,

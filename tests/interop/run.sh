@@ -109,6 +109,9 @@ fi
 echo "run.sh: mediastore serving on $ADDR (data in $TMP/data)"
 
 export MEDIASTORE_ADDR="$ADDR"
+# The admin key the server's first start wrote.
+MEDIASTORE_KEY=$(cat "$TMP/data/admin.key")
+export MEDIASTORE_KEY
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 

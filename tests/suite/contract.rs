@@ -45,7 +45,8 @@ fn open_upload(
         "http://{addr}/mediastore.v1.MediaService/UploadMedia"
     ))
     .header("content-type", "application/grpc")
-    .header("te", "trailers");
+    .header("te", "trailers")
+    .header("authorization", format!("Bearer {TEST_KEY}"));
     if let Some(t) = timeout {
         req = req.header("grpc-timeout", t);
     }

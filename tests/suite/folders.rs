@@ -8,7 +8,9 @@ use mediastore::pb::v1::{
     binding_service_client::BindingServiceClient, folder_service_client::FolderServiceClient,
     get_folder_request::Lookup,
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+
+use crate::common::Channel;
 
 type Folders = FolderServiceClient<Channel>;
 

@@ -6,7 +6,9 @@ use futures_util::StreamExt;
 use mediastore::pb::v1::{
     CollectGarbageRequest, ScrubRequest, ScrubResponse, admin_service_client::AdminServiceClient,
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+
+use crate::common::Channel;
 
 async fn admin(s: &TestServer) -> AdminServiceClient<Channel> {
     AdminServiceClient::new(channel(s.addr).await)

@@ -18,7 +18,9 @@ use mediastore::pb::v1::{
     folder_service_client::FolderServiceClient, media_service_client::MediaServiceClient,
 };
 use prost_types::FieldMask;
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
+
+use crate::common::Channel;
 
 type Client = MediaServiceClient<Channel>;
 /// A change to a request.

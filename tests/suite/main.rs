@@ -9,6 +9,7 @@
 mod common;
 
 mod analysis;
+mod auth;
 mod bad_input;
 mod catalog;
 mod contract;

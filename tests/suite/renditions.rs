@@ -8,7 +8,9 @@ use mediastore::pb::v1::{
     self as pb, GetRenditionRequest, RenditionFit, RenditionFormat,
     media_service_client::MediaServiceClient,
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
+
+use crate::common::Channel;
 
 type Client = MediaServiceClient<Channel>;
 

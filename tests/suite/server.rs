@@ -19,7 +19,7 @@ const EXPECTED_SERVICES: [&str; 4] = [
 #[tokio::test(flavor = "multi_thread")]
 async fn reflection_v1_and_v1alpha_list_every_service() {
     let s = TestServer::spawn().await;
-    let channel = channel(s.addr).await;
+    let channel = raw_channel(s.addr).await;
 
     use tonic_reflection::pb::v1 as r1;
     let mut client = r1::server_reflection_client::ServerReflectionClient::new(channel.clone());
@@ -74,7 +74,7 @@ async fn reflection_v1_and_v1alpha_list_every_service() {
 #[tokio::test(flavor = "multi_thread")]
 async fn health_answers_serving_then_not_serving_on_shutdown() {
     let mut s = TestServer::spawn().await;
-    let mut health = HealthClient::new(channel(s.addr).await);
+    let mut health = HealthClient::new(raw_channel(s.addr).await);
     // Every service of the API has its name in the health service, and
     // the server as a whole ("") too.
     let set = <prost_types::FileDescriptorSet as prost::Message>::decode(
@@ -91,7 +91,7 @@ async fn health_answers_serving_then_not_serving_on_shutdown() {
                 .map(|s| format!("mediastore.v1.{}", s.name()))
         })
         .collect();
-    assert_eq!(ours.len(), 5, "{ours:?}");
+    assert_eq!(ours.len(), 6, "{ours:?}");
     for name in &ours {
         assert!(
             mediastore::server::HEALTH_NAMES.contains(&name.as_str()),
@@ -132,7 +132,7 @@ async fn health_answers_serving_then_not_serving_on_shutdown() {
 #[tokio::test(flavor = "multi_thread")]
 async fn health_follows_the_blob_store() {
     let s = TestServer::spawn_with(|c| c.health_check_secs = 1).await;
-    let mut health = HealthClient::new(channel(s.addr).await);
+    let mut health = HealthClient::new(raw_channel(s.addr).await);
     // The staging directory disappears: the store cannot be written.
     let staging = s.dir.path().join("tmp");
     let moved = s.dir.path().join("tmp-away");

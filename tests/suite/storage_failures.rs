@@ -16,7 +16,7 @@ use crate::common::*;
 use bytes::Bytes;
 use mediastore::{
     blob::{BlobReader, BlobStore, StagedBlob, UploadFile, fs::FsBlobStore},
-    domain::{ContentHash, TenantId},
+    domain::{ContentHash, Principal, TenantId},
     library::{Library, Limits, UploadPart},
     repo::Repo,
     service::convert::upload_spec,
@@ -143,7 +143,7 @@ async fn a_full_disk_mid_upload_is_resource_exhausted_and_leaves_nothing() {
             .collect();
         futures_util::stream::iter(pieces)
     };
-    let spec = upload_spec(TenantId::DEFAULT, header("big.bin", data.len())).unwrap();
+    let spec = upload_spec(&Principal::unauthenticated(), header("big.bin", data.len())).unwrap();
     let err = library.upload(spec, chunks()).await.unwrap_err();
     let status = tonic::Status::from(err);
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
@@ -162,7 +162,7 @@ async fn a_full_disk_mid_upload_is_resource_exhausted_and_leaves_nothing() {
 
     // Space comes back: the same upload goes through.
     full.store(false, Ordering::SeqCst);
-    let spec = upload_spec(TenantId::DEFAULT, header("big.bin", data.len())).unwrap();
+    let spec = upload_spec(&Principal::unauthenticated(), header("big.bin", data.len())).unwrap();
     let done = library.upload(spec, chunks()).await.unwrap();
     assert_eq!(done.media.blob.to_hex(), blake3_hex(&data));
     assert_eq!(blob_files(dir.path()), 1);

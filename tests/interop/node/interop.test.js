@@ -17,6 +17,16 @@ const googleProtoFiles = require('google-proto-files');
 const healthCheck = require('grpc-health-check');
 
 const ADDR = process.env.MEDIASTORE_ADDR || '127.0.0.1:50051';
+// The server's admin key (run.sh reads it from the data directory), sent
+// on every call by a client interceptor.
+const KEY = process.env.MEDIASTORE_KEY;
+const bearer = (options, nextCall) =>
+  new grpc.InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      metadata.set('authorization', `Bearer ${KEY}`);
+      next(metadata, listener);
+    },
+  });
 const REPO = path.resolve(__dirname, '..', '..', '..');
 // Every call gets a deadline, so a stuck server fails the suite instead of
 // hanging it.
@@ -85,9 +95,10 @@ let health;
 
 before(async () => {
   const creds = grpc.credentials.createInsecure();
-  media = new pkg.MediaService(ADDR, creds);
-  folders = new pkg.FolderService(ADDR, creds, { channelOverride: media.getChannel() });
-  uploads = new pkg.UploadService(ADDR, creds, { channelOverride: media.getChannel() });
+  media = new pkg.MediaService(ADDR, creds, { interceptors: [bearer] });
+  const shared = { channelOverride: media.getChannel(), interceptors: [bearer] };
+  folders = new pkg.FolderService(ADDR, creds, shared);
+  uploads = new pkg.UploadService(ADDR, creds, shared);
   health = new healthPkg.Health(ADDR, creds, { channelOverride: media.getChannel() });
   await new Promise((resolve, reject) =>
     media.waitForReady(Date.now() + 10000, (err) => (err ? reject(err) : resolve())),
@@ -254,6 +265,15 @@ async function newFolder(prefix, parent = '') {
 const S = grpc.status;
 
 // ------------------------------------------------------------------ tests
+
+test('a call without a key is UNAUTHENTICATED', async () => {
+  const bare = new pkg.MediaService(ADDR, grpc.credentials.createInsecure());
+  const err = await new Promise((resolve) =>
+    bare.ListMedia({ page_size: 1 }, { deadline: Date.now() + 15000 }, (e) => resolve(e)),
+  );
+  bare.close();
+  assert.equal(err && err.code, grpc.status.UNAUTHENTICATED);
+});
 
 test('upload with finish_write and no size stores the bytes', async () => {
   const data = textBytes(200000);

@@ -41,6 +41,8 @@ from mediastore.v1 import upload_service_pb2 as us  # noqa: E402
 from mediastore.v1 import upload_service_pb2_grpc as us_grpc  # noqa: E402
 
 ADDR = os.environ.get("MEDIASTORE_ADDR", "127.0.0.1:50051")
+# The server's admin key (run.sh reads it from the data directory).
+KEY = os.environ["MEDIASTORE_KEY"]
 # Every call gets a deadline, so a stuck server fails the suite instead of
 # hanging it.
 T = 15.0
@@ -56,7 +58,14 @@ health = None
 
 def setUpModule():
     global channel, media, folders, uploads, health
-    channel = grpc.insecure_channel(ADDR)
+    # The key as gRPC's own call credentials send it (`authorization:
+    # Bearer ...`); local credentials let them travel over plaintext on
+    # loopback, as they would over TLS elsewhere.
+    creds = grpc.composite_channel_credentials(
+        grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP),
+        grpc.access_token_call_credentials(KEY),
+    )
+    channel = grpc.secure_channel(ADDR, creds)
     grpc.channel_ready_future(channel).result(timeout=10)
     media = ms_grpc.MediaServiceStub(channel)
     folders = fs_grpc.FolderServiceStub(channel)
@@ -231,6 +240,20 @@ class Base(unittest.TestCase):
 
 
 # ------------------------------------------------------------------ tests
+
+
+class AuthTest(Base):
+    def test_a_call_without_a_key_is_unauthenticated(self):
+        with grpc.insecure_channel(ADDR) as bare:
+            stub = ms_grpc.MediaServiceStub(bare)
+            with self.assertRaises(grpc.RpcError) as cm:
+                stub.ListMedia(ms.ListMediaRequest(page_size=1), timeout=T)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+            # Health stays open.
+            h = health_pb2_grpc.HealthStub(bare).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=T
+            )
+            self.assertEqual(h.status, health_pb2.HealthCheckResponse.SERVING)
 
 
 class UploadTest(Base):

@@ -27,7 +27,11 @@ use mediastore::{
 use sqlx::{Connection, Executor, PgConnection};
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
-use tonic::{Status, transport::Channel};
+use tonic::{
+    Request, Status,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+};
 
 /// Env var naming the PostgreSQL server to test against.
 pub const PG_ENV: &str = "MEDIASTORE_TEST_DATABASE_URL";
@@ -35,6 +39,36 @@ pub const PG_ENV: &str = "MEDIASTORE_TEST_DATABASE_URL";
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// One MiB.
 pub const MIB: usize = 1024 * 1024;
+/// Secret of the admin key every test server starts with (every scope,
+/// the default tenant), given as `--bootstrap-key`.
+pub const TEST_KEY: &str = "msk_BwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSY";
+
+/// Adds `authorization: Bearer <key>` to every call, as a client stub's
+/// interceptor does; `None` sends no credentials.
+#[derive(Clone, Debug)]
+pub struct Bearer(pub Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// Credentials carrying `key`, sent as given (malformed ones too).
+    pub fn key(key: &str) -> Self {
+        Self(Some(
+            format!("Bearer {key}").parse().expect("ASCII metadata"),
+        ))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel whose calls carry credentials: what every client of the
+/// tests is built on.
+pub type Channel = InterceptedService<tonic::transport::Channel, Bearer>;
 
 /// A throwaway PostgreSQL database, dropped with this value.
 pub struct PgDatabase {
@@ -144,8 +178,12 @@ impl TestServer {
         // Eager renditions run after the upload returns; tests that want
         // them turn them on and wait for them.
         config.eager_renditions = String::new();
+        config.bootstrap_key = Some(TEST_KEY.to_string());
         tweak(&mut config);
         let library = server::open_library(&config).await.unwrap();
+        server::bootstrap_admin_key(&config, &library)
+            .await
+            .unwrap();
         let lib = library.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -236,8 +274,20 @@ pub async fn connect(addr: SocketAddr) -> MediaServiceClient<Channel> {
         .max_encoding_message_size(MAX_MESSAGE)
 }
 
-/// A channel to `addr`, retried briefly while the server comes up.
+/// A channel to `addr` with the admin key, retried briefly while the
+/// server comes up.
 pub async fn channel(addr: SocketAddr) -> Channel {
+    channel_with(addr, Bearer::key(TEST_KEY)).await
+}
+
+/// A channel to `addr` with the given credentials.
+pub async fn channel_with(addr: SocketAddr, creds: Bearer) -> Channel {
+    InterceptedService::new(raw_channel(addr).await, creds)
+}
+
+/// A channel to `addr` without credentials, retried briefly while the
+/// server comes up.
+pub async fn raw_channel(addr: SocketAddr) -> tonic::transport::Channel {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .initial_stream_window_size(16 * MIB as u32)
@@ -555,6 +605,7 @@ pub fn start_process(
             "*",
         ])
         .args(extra)
+        .env("MEDIASTORE_BOOTSTRAP_KEY", TEST_KEY)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .spawn()

@@ -1,0 +1,164 @@
+//! Who is calling: the edge that turns a request's credentials into a
+//! [`Principal`] and checks the scope its RPC needs, once, before any
+//! handler runs.
+//!
+//! [`Authenticate`] is a tower layer around every service. It reads the
+//! RPC's [`rules::Rule`], authenticates the `authorization: Bearer <key>`
+//! metadata through the library (which caches keys briefly), checks the
+//! scope, and puts the principal in the request's extensions, where the
+//! handlers take it from ([`crate::service::principal_of`]). A call that
+//! fails never reaches a handler: it is answered UNAUTHENTICATED or
+//! PERMISSION_DENIED here, with the same error details as every other
+//! error.
+
+pub mod rules;
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use http::HeaderMap;
+use tonic::{Status, body::Body};
+
+use self::rules::Rule;
+use crate::{
+    domain::{Principal, hash_secret},
+    error::{Error, Reason, Result},
+    library::Library,
+};
+
+/// How calls are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every call but health and reflection needs a valid key.
+    Keys,
+    /// `--insecure-no-auth`: every call acts as the default tenant with
+    /// every scope.
+    Off,
+}
+
+/// Decides who a call is and whether it may proceed; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    library: Library,
+    mode: Mode,
+}
+
+impl Authenticator {
+    /// An authenticator over the library's keys.
+    pub fn new(library: Library, mode: Mode) -> Self {
+        Self { library, mode }
+    }
+
+    /// The principal of a call to `path` with `headers`: `None` for an
+    /// open service, an error if the call must be refused.
+    pub async fn authorize(&self, path: &str, headers: &HeaderMap) -> Result<Option<Principal>> {
+        let rule = rules::rule_for(path);
+        if rule == Rule::Open {
+            return Ok(None);
+        }
+        let principal = match self.mode {
+            Mode::Off => Principal::unauthenticated(),
+            Mode::Keys => {
+                let hash = bearer_key(headers)?;
+                self.library.authenticate(hash).await?
+            }
+        };
+        if let Rule::Scope(scope) = rule {
+            principal.require(scope)?;
+        }
+        Ok(Some(principal))
+    }
+}
+
+/// The hash of the key in `authorization: Bearer <key>`.
+fn bearer_key(headers: &HeaderMap) -> Result<crate::domain::KeyHash> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return Err(Error::Unauthenticated {
+            reason: Reason::CredentialsMissing,
+            message: "this call needs an API key: send `authorization: Bearer <key>` metadata \
+                      (grpcurl: -H \"authorization: Bearer $KEY\")"
+                .to_string(),
+        });
+    };
+    let malformed = || Error::Unauthenticated {
+        reason: Reason::CredentialsMalformed,
+        message: "the authorization metadata must be `Bearer <key>`, with a key as the server \
+                  issued it (msk_ and 43 characters)"
+            .to_string(),
+    };
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, key) = value.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(malformed());
+    }
+    hash_secret(key.trim()).ok_or_else(malformed)
+}
+
+/// The tower service that authorizes each call before the inner service
+/// sees it.
+#[derive(Debug, Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    auth: Authenticator,
+}
+
+impl<S> Authenticate<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, auth: Authenticator) -> Self {
+        Self { inner, auth }
+    }
+}
+
+/// [`Authenticate`] as a layer for the tonic server builder.
+#[derive(Debug, Clone)]
+pub struct AuthLayer(pub Authenticator);
+
+impl<S> tower_layer::Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate::new(inner, self.0.clone())
+    }
+}
+
+impl<S, ReqBody> tower_service::Service<http::Request<ReqBody>> for Authenticate<S>
+where
+    S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+        // The clone takes the place of the service that was made ready;
+        // the ready one serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        Box::pin(async move {
+            match auth.authorize(req.uri().path(), req.headers()).await {
+                Ok(Some(principal)) => {
+                    req.extensions_mut().insert(principal);
+                    inner.call(req).await
+                }
+                Ok(None) => inner.call(req).await,
+                Err(e) => {
+                    tracing::debug!(error = %e, path = req.uri().path(), "call refused");
+                    Ok(Status::from(e).into_http())
+                }
+            }
+        })
+    }
+}
