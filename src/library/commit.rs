@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::upload::{UploadOutcome, blocking};
 use crate::{
     blob::{BlobStore, StagedBlob},
-    domain::{Media, UploadId},
+    domain::{ContentHash, Media, UploadId},
     error::{Error, Reason, Result},
     repo::{BlobClaim, Repo},
 };
@@ -231,10 +231,31 @@ async fn commit_batch(
     // The first upload of a blob nobody referenced before publishes it;
     // every other one shares the bytes.
     let mut fresh = Vec::with_capacity(jobs.len());
+    let mut fresh_claims = Vec::with_capacity(claims.len());
     for (claim, refs) in claims.iter().zip(after) {
         let count = usize::try_from(claim.count).unwrap_or(0);
         fresh.push(refs == claim.count);
+        fresh_claims.push(refs == claim.count);
         fresh.extend(std::iter::repeat_n(false, count.saturating_sub(1)));
+    }
+    // Which tenants held the blobs that were stored before, read before
+    // this batch's rows go in: `deduplicated` speaks only of the caller's
+    // own tenant.
+    let existing: Vec<ContentHash> = claims
+        .iter()
+        .zip(&fresh_claims)
+        .filter(|(_, fresh)| !**fresh)
+        .map(|(c, _)| c.hash)
+        .collect();
+    let mut held = match tx.tenants_holding(&existing).await {
+        Ok(held) => held,
+        Err(e) => return Err(Retry::Each(jobs, e)),
+    };
+    let mut own = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        // A second upload of the same bytes by the same tenant in this
+        // batch finds the first.
+        own.push(!held.insert((job.media.tenant, job.media.blob)));
     }
     let rows: Vec<&Media> = jobs.iter().map(|j| &j.media).collect();
     if let Err(e) = tx.insert_media(&rows).await {
@@ -252,7 +273,7 @@ async fn commit_batch(
     // whole batch.
     let mut replies = Vec::with_capacity(jobs.len());
     let mut to_publish = Vec::new();
-    for (job, fresh) in jobs.into_iter().zip(fresh) {
+    for ((job, fresh), own) in jobs.into_iter().zip(fresh).zip(own) {
         if fresh {
             to_publish.push((job.staged, job.media.blob));
         }
@@ -261,7 +282,8 @@ async fn commit_batch(
             job.reply,
             UploadOutcome {
                 media: job.media,
-                deduplicated: !fresh,
+                deduplicated: own,
+                shared: !fresh,
             },
         ));
     }

@@ -42,8 +42,14 @@ const PIPELINE_DEPTH: usize = 4;
 pub struct UploadOutcome {
     /// The new media.
     pub media: Media,
-    /// Whether the bytes were already stored and are now shared.
+    /// Whether the caller's tenant already held these bytes (in another
+    /// media), which now share them. Bytes only another tenant holds are
+    /// shared as well, but reported as new: nothing may tell one tenant
+    /// what another stores.
     pub deduplicated: bool,
+    /// Whether the bytes were stored already, by any tenant (their MD5 is
+    /// then known or queued).
+    pub shared: bool,
 }
 
 /// What a pipeline thread is told.
@@ -182,7 +188,7 @@ impl Library {
         self.render_eagerly(&outcome.media);
         // A shared blob already has its MD5, or had it queued by the upload
         // that stored it (and again at start-up if that was lost).
-        if outcome.media.md5.is_none() && !outcome.deduplicated {
+        if outcome.media.md5.is_none() && !outcome.shared {
             self.inner.digests.enqueue(outcome.media.blob);
         }
         Ok(outcome)

@@ -386,6 +386,29 @@ impl WriteTx {
             .collect()
     }
 
+    /// Which tenants have media with these blobs, as (tenant, blob) pairs.
+    pub async fn tenants_holding(
+        &mut self,
+        hashes: &[ContentHash],
+    ) -> Result<std::collections::HashSet<(TenantId, ContentHash)>> {
+        let mut held = std::collections::HashSet::new();
+        for part in hashes.chunks(INSERT_CHUNK) {
+            let rows: Vec<(uuid::Uuid, String)> = media::Entity::find()
+                .select_only()
+                .column(media::Column::TenantId)
+                .column(media::Column::BlobHash)
+                .distinct()
+                .filter(media::Column::BlobHash.is_in(part.iter().map(ContentHash::to_hex)))
+                .into_tuple()
+                .all(&self.tx)
+                .await?;
+            for (tenant, hash) in rows {
+                held.insert((TenantId(tenant), parse_hash(&hash)?));
+            }
+        }
+        Ok(held)
+    }
+
     /// Inserts media rows and their tags, a few statements for the lot.
     /// Fails with NOT_FOUND, before inserting anything, if a target folder
     /// is gone or being deleted.

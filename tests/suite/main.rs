@@ -23,4 +23,5 @@ mod renditions;
 mod resumable;
 mod server;
 mod storage_failures;
+mod tenancy;
 mod upload;

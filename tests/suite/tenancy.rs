@@ -1,0 +1,373 @@
+//! Tenant isolation: two tenants with identical folder trees and identical
+//! bytes never see, count or change each other's objects, and nothing says
+//! that the other holds the same bytes.
+
+use mediastore::pb::v1::{
+    self as pb, access_service_client::AccessServiceClient,
+    binding_service_client::BindingServiceClient, folder_service_client::FolderServiceClient,
+    media_service_client::MediaServiceClient, upload_service_client::UploadServiceClient,
+};
+use tonic::Code;
+
+use crate::common::*;
+
+/// Clients of one tenant, through a key with every scope but `admin`.
+struct Tenant {
+    media: MediaServiceClient<Channel>,
+    folders: FolderServiceClient<Channel>,
+    bindings: BindingServiceClient<Channel>,
+    uploads: UploadServiceClient<Channel>,
+}
+
+async fn tenant(s: &TestServer, name: &str) -> Tenant {
+    let mut admin = AccessServiceClient::new(channel(s.addr).await);
+    let t = admin
+        .create_tenant(pb::CreateTenantRequest { name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
+    let key = admin
+        .create_api_key(pb::CreateApiKeyRequest {
+            tenant_id: t.id,
+            name: format!("{name}-app"),
+            role: "app".into(),
+            scopes: [
+                "media:read",
+                "media:write",
+                "media:delete",
+                "folders:write",
+                "folders:delete",
+                "uploads:write",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    let ch = channel_with(s.addr, Bearer::key(&key)).await;
+    Tenant {
+        media: MediaServiceClient::new(ch.clone()).max_decoding_message_size(MAX_MESSAGE),
+        folders: FolderServiceClient::new(ch.clone()),
+        bindings: BindingServiceClient::new(ch.clone()),
+        uploads: UploadServiceClient::new(ch),
+    }
+}
+
+/// A 4x2 PNG, so renditions work.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x04\0\0\0\x02\x08\x02\0\0\0\xf0\xca\xea4\0\0\0\x12IDATx\x9cc\xf8\xcf\xe4\x06\x00\x03\x0c\x03\x01\x08\xa3p\xb7N\0\0\0\0IEND\xaeB`\x82";
+
+/// Creates /photos/ and uploads the PNG into it; returns (folder, media).
+async fn populate(t: &mut Tenant) -> (pb::Folder, pb::UploadMediaResponse) {
+    let folder = t
+        .folders
+        .create_folder(pb::CreateFolderRequest {
+            name: "photos".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .folder
+        .unwrap();
+    let mut h = header("red.png", PNG.len());
+    h.parent_folder_id = folder.id.clone();
+    h.title = "sunset".into();
+    let up = upload(&mut t.media, h, PNG).await.unwrap();
+    (folder, up)
+}
+
+fn assert_not_found<T: std::fmt::Debug>(what: &str, r: Result<T, tonic::Status>) {
+    match r {
+        Err(e) => assert_eq!(e.code(), Code::NotFound, "{what}: {e:?}"),
+        Ok(v) => panic!("{what} answered {v:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_tenants_with_the_same_tree_and_bytes_never_meet() {
+    let s = TestServer::spawn().await;
+    let mut a = tenant(&s, "tenant-a").await;
+    let mut b = tenant(&s, "tenant-b").await;
+    let (a_folder, a_up) = populate(&mut a).await;
+    let (b_folder, b_up) = populate(&mut b).await;
+    let (a_media, b_media) = (a_up.media.unwrap(), b_up.media.unwrap());
+    // The bytes are stored once, but B is not told that A holds them.
+    assert_eq!(a_media.blake3, b_media.blake3);
+    assert!(!a_up.deduplicated);
+    assert!(!b_up.deduplicated, "B's first upload of bytes A holds");
+    let again = upload(&mut b.media, header("copy.png", PNG.len()), PNG)
+        .await
+        .unwrap();
+    assert!(again.deduplicated, "B's second upload of its own bytes");
+    assert_eq!(s.blob_files(), 1);
+    assert_ne!(a_folder.id, b_folder.id);
+
+    // Lists, searches, trees, paths: each sees its own.
+    for (t, own) in [(&mut a, &a_media), (&mut b, &b_media)] {
+        let listed = list_all(&mut t.media).await;
+        assert!(listed.iter().any(|m| m.id == own.id));
+        assert!(
+            listed
+                .iter()
+                .all(|m| m.id != a_media.id || own.id == a_media.id)
+        );
+        assert!(
+            listed
+                .iter()
+                .all(|m| m.id != b_media.id || own.id == b_media.id)
+        );
+        let found = t
+            .media
+            .list_media(pb::ListMediaRequest {
+                filter: Some(pb::MediaFilter {
+                    query: "sunset".into(),
+                    ..Default::default()
+                }),
+                include_total_size: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.media.len(), 1);
+        assert_eq!(found.media[0].id, own.id);
+        assert_eq!(found.total_size, Some(1));
+        let tree = t
+            .folders
+            .get_folder_tree(pb::GetFolderTreeRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(tree.nodes.len(), 2, "root and photos");
+        let by_path = t
+            .folders
+            .get_folder(pb::GetFolderRequest {
+                lookup: Some(pb::get_folder_request::Lookup::Path("/photos/".into())),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .folder
+            .unwrap();
+        assert_eq!(by_path.parent_folder_id, tree.nodes[0].id);
+    }
+
+    // B cannot reach any of A's objects: each answers NOT_FOUND, as a
+    // missing one does.
+    let id = a_media.id.clone();
+    let get = b
+        .media
+        .get_media(pb::GetMediaRequest {
+            media_id: id.clone(),
+        })
+        .await;
+    assert_not_found("GetMedia", get);
+    let missing = b
+        .media
+        .get_media(pb::GetMediaRequest {
+            media_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    assert_not_found("ReadMedia", read(&mut b.media, &id, 0, 0).await);
+    let rend = rendition(
+        &mut b.media,
+        pb::GetRenditionRequest {
+            media_id: id.clone(),
+            width: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_not_found("GetRendition", rend);
+    let renditions = b
+        .media
+        .list_renditions(pb::ListRenditionsRequest {
+            media_id: id.clone(),
+        })
+        .await;
+    assert_not_found("ListRenditions", renditions);
+    let batch = b
+        .media
+        .batch_get_media(pb::BatchGetMediaRequest {
+            media_ids: vec![id.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(batch.media.is_empty());
+    assert_eq!(batch.not_found_media_ids, std::slice::from_ref(&id));
+    let update = b
+        .media
+        .update_media(pb::UpdateMediaRequest {
+            media: Some(pb::Media {
+                id: id.clone(),
+                title: "mine now".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["title".into()],
+            }),
+        })
+        .await;
+    assert_not_found("UpdateMedia", update);
+    let moved = b
+        .media
+        .move_media(pb::MoveMediaRequest {
+            media_id: id.clone(),
+            parent_folder_id: b_folder.id.clone(),
+        })
+        .await;
+    assert_not_found("MoveMedia", moved);
+    // Nor can B move its own media into A's folder.
+    let into = b
+        .media
+        .move_media(pb::MoveMediaRequest {
+            media_id: b_media.id.clone(),
+            parent_folder_id: a_folder.id.clone(),
+        })
+        .await;
+    assert_not_found("MoveMedia into A's folder", into);
+    let deleted = b
+        .media
+        .delete_media(pb::DeleteMediaRequest {
+            media_id: id.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert_not_found("DeleteMedia", deleted);
+    let batch_deleted = b
+        .media
+        .batch_delete_media(pb::BatchDeleteMediaRequest {
+            media_ids: vec![id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch_deleted.not_found_media_ids, std::slice::from_ref(&id));
+    let bound = b
+        .bindings
+        .add_binding(pb::AddBindingRequest {
+            media_id: id.clone(),
+            module: "cms".into(),
+            object_id: "page-1".into(),
+        })
+        .await;
+    assert_not_found("AddBinding", bound);
+    let fid = a_folder.id.clone();
+    let folder = b
+        .folders
+        .get_folder(pb::GetFolderRequest {
+            lookup: Some(pb::get_folder_request::Lookup::FolderId(fid.clone())),
+        })
+        .await;
+    assert_not_found("GetFolder", folder);
+    let renamed = b
+        .folders
+        .rename_folder(pb::RenameFolderRequest {
+            folder_id: fid.clone(),
+            name: "x".into(),
+        })
+        .await;
+    assert_not_found("RenameFolder", renamed);
+    let moved = b
+        .folders
+        .move_folder(pb::MoveFolderRequest {
+            folder_id: fid.clone(),
+            parent_folder_id: String::new(),
+        })
+        .await;
+    assert_not_found("MoveFolder", moved);
+    let created = b
+        .folders
+        .create_folder(pb::CreateFolderRequest {
+            parent_folder_id: fid.clone(),
+            name: "inside".into(),
+        })
+        .await;
+    assert_not_found("CreateFolder in A's folder", created);
+    let deleted = b
+        .folders
+        .delete_folder(pb::DeleteFolderRequest {
+            folder_id: fid.clone(),
+            force: true,
+        })
+        .await;
+    assert_not_found("DeleteFolder", deleted);
+    let listed = b
+        .folders
+        .list_folders(pb::ListFoldersRequest {
+            parent_folder_id: fid.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert_not_found("ListFolders", listed);
+    let mut h = header("into-a.png", PNG.len());
+    h.parent_folder_id = fid.clone();
+    assert_not_found(
+        "UploadMedia into A's folder",
+        upload(&mut b.media, h, PNG).await,
+    );
+
+    // A resumable upload of A's is unknown to B.
+    let started = a
+        .uploads
+        .start_upload(pb::StartUploadRequest {
+            header: Some(header("r.bin", 4)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .upload
+        .unwrap();
+    let queried = b
+        .uploads
+        .query_upload(pb::QueryUploadRequest {
+            upload_id: started.id.clone(),
+        })
+        .await;
+    assert_not_found("QueryUpload", queried);
+    let cancelled = b
+        .uploads
+        .cancel_upload(pb::CancelUploadRequest {
+            upload_id: started.id.clone(),
+        })
+        .await;
+    assert_not_found("CancelUpload", cancelled);
+    let written = b
+        .uploads
+        .write_upload(tokio_stream::iter(vec![pb::WriteUploadRequest {
+            upload_id: started.id.clone(),
+            write_offset: 0,
+            data: bytes::Bytes::from_static(b"abcd"),
+            finish_write: true,
+        }]))
+        .await;
+    assert_not_found("WriteUpload", written);
+
+    // B deleting its media and folders leaves A's intact, bytes included.
+    b.folders
+        .delete_folder(pb::DeleteFolderRequest {
+            folder_id: b_folder.id.clone(),
+            force: true,
+        })
+        .await
+        .unwrap();
+    let (_, bytes) = read(&mut a.media, &id, 0, 0).await.unwrap();
+    assert_eq!(bytes, PNG);
+    let tree = a
+        .folders
+        .get_folder_tree(pb::GetFolderTreeRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(tree.nodes.len(), 2);
+    assert_eq!(tree.nodes[1].media_count, 1);
+}
