@@ -23,7 +23,7 @@ use mediastore::{
     config::Config,
     domain::{
         Analysis, ContentHash, FolderId, FolderName, MAX_FOLDER_DEPTH, Media, MediaFilter, MediaId,
-        MediaQuery, MediaType, TenantId, now_micros, year_month,
+        MediaQuery, MediaType, Principal, TenantId, now_micros, year_month,
     },
     library::{Library, MAX_TREE_NODES},
     pb::v1::{
@@ -407,19 +407,19 @@ async fn page(
 /// 100 top-level folders, the rest spread below them; returns every
 /// folder but the root.
 async fn seed_folders(library: &Library, count: usize) -> Result<Vec<FolderId>, BoxError> {
-    let tenant = TenantId::DEFAULT;
-    let root = library.root_folder(tenant).await?;
+    let by = Principal::unauthenticated();
+    let root = library.root_folder(by.tenant).await?;
     let top = count.clamp(1, 100);
     let mut out = Vec::with_capacity(count);
     let mut tx = library.repo().begin().await?;
     for i in 0..top {
         let name = FolderName::parse("name", &format!("dir{i:03}"))?;
-        out.push(tx.create_folder(tenant, root, &name).await?.id);
+        out.push(tx.create_folder(&by, root, &name).await?.id);
     }
     for i in top..count {
         let parent = out[i % top];
         let name = FolderName::parse("name", &format!("sub{i:05}"))?;
-        out.push(tx.create_folder(tenant, parent, &name).await?.id);
+        out.push(tx.create_folder(&by, parent, &name).await?.id);
     }
     tx.commit().await?;
     Ok(out)
@@ -478,6 +478,8 @@ async fn seed_media(
                 updated_at: created,
                 created_by: "bench".into(),
                 updated_by: "bench".into(),
+                created_role: String::new(),
+                project_id: String::new(),
             });
         }
         let mut claims: Vec<BlobClaim<'_>> = rows

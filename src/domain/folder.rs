@@ -174,6 +174,12 @@ pub struct Folder {
     pub created_at: i64,
     /// Last rename or move, µs since the epoch.
     pub updated_at: i64,
+    /// Who created it ("" for a root).
+    pub created_by: String,
+    /// Who last renamed or moved it.
+    pub updated_by: String,
+    /// Its creator's role.
+    pub created_role: String,
 }
 
 /// What deleting a folder removed.

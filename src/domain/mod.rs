@@ -433,6 +433,12 @@ pub struct UploadSpec {
     pub public: bool,
     /// Principal creating the media.
     pub created_by: String,
+    /// The creator's role (empty in specs stored before roles existed).
+    #[serde(default)]
+    pub created_role: String,
+    /// The caller's project, a free string.
+    #[serde(default)]
+    pub project_id: String,
 }
 
 /// A stored media as the domain sees it.
@@ -482,7 +488,14 @@ pub struct Media {
     pub created_by: String,
     /// Last editor.
     pub updated_by: String,
+    /// The creator's role.
+    pub created_role: String,
+    /// The caller's project, a free string ("" for none).
+    pub project_id: String,
 }
+
+/// Longest project id, in characters.
+pub const MAX_PROJECT_ID_CHARS: usize = 200;
 
 /// A cached rendition of some content.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -109,6 +109,14 @@ pub struct MediaFilter {
     pub height: Bounds,
     /// Lower-cased text the title, filename or a tag contains.
     pub text: Option<String>,
+    /// Made by any of these principals.
+    pub created_by: Vec<String>,
+    /// Made by a principal with any of these roles.
+    pub created_roles: Vec<String>,
+    /// In any of these projects.
+    pub project_ids: Vec<String>,
+    /// Public, or not.
+    pub public: Option<bool>,
 }
 
 /// A whole listing request, minus the page.
@@ -141,6 +149,8 @@ pub struct MediaPatch {
     pub metadata: Option<Option<serde_json::Value>>,
     /// New public flag.
     pub public: Option<bool>,
+    /// New project id.
+    pub project_id: Option<String>,
     /// Who changes it.
     pub updated_by: String,
 }

@@ -9,7 +9,8 @@ use std::{
 use super::Library;
 use crate::{
     domain::{
-        Folder, FolderDeletion, FolderId, FolderName, FolderPath, MAX_FOLDER_DEPTH, TenantId,
+        Folder, FolderDeletion, FolderId, FolderName, FolderPath, MAX_FOLDER_DEPTH, Principal,
+        TenantId,
     },
     error::{Error, Reason, Resource, Result},
 };
@@ -198,13 +199,14 @@ impl Library {
     /// Creates a folder.
     pub async fn create_folder(
         &self,
-        tenant: TenantId,
+        by: &Principal,
         parent: Option<FolderId>,
         name: &FolderName,
     ) -> Result<Folder> {
+        let tenant = by.tenant;
         let parent = self.folder_or_root(tenant, parent).await?;
         let mut tx = self.inner.repo.begin().await?;
-        let f = tx.create_folder(tenant, parent, name).await?;
+        let f = tx.create_folder(by, parent, name).await?;
         tx.commit().await?;
         self.folders_changed(tenant);
         Ok(f)
@@ -213,29 +215,29 @@ impl Library {
     /// Renames a folder.
     pub async fn rename_folder(
         &self,
-        tenant: TenantId,
+        by: &Principal,
         id: FolderId,
         name: &FolderName,
     ) -> Result<Folder> {
         let mut tx = self.inner.repo.begin().await?;
-        let f = tx.rename_folder(tenant, id, name).await?;
+        let f = tx.rename_folder(by, id, name).await?;
         tx.commit().await?;
-        self.folders_changed(tenant);
+        self.folders_changed(by.tenant);
         Ok(f)
     }
 
     /// Moves a folder under another.
     pub async fn move_folder(
         &self,
-        tenant: TenantId,
+        by: &Principal,
         id: FolderId,
         new_parent: Option<FolderId>,
     ) -> Result<Folder> {
-        let new_parent = self.folder_or_root(tenant, new_parent).await?;
+        let new_parent = self.folder_or_root(by.tenant, new_parent).await?;
         let mut tx = self.inner.repo.begin().await?;
-        let f = tx.move_folder(tenant, id, new_parent).await?;
+        let f = tx.move_folder(by, id, new_parent).await?;
         tx.commit().await?;
-        self.folders_changed(tenant);
+        self.folders_changed(by.tenant);
         Ok(f)
     }
 

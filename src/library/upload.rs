@@ -176,6 +176,8 @@ impl Library {
             updated_at: now,
             updated_by: spec.created_by.clone(),
             created_by: spec.created_by,
+            created_role: spec.created_role,
+            project_id: spec.project_id,
         };
         let (job, reply) = CommitJob::new(staged, media, upload);
         self.inner

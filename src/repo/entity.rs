@@ -56,6 +56,12 @@ pub mod folder {
         pub size_bytes: i64,
         /// The folder's subtree is being deleted.
         pub deleting: bool,
+        /// Creator's principal.
+        pub created_by: String,
+        /// Last editor's principal.
+        pub updated_by: String,
+        /// Creator's role.
+        pub created_role: String,
     }
 
     /// No relations are navigated through SeaORM.
@@ -213,6 +219,10 @@ pub mod media {
         pub created_by: String,
         /// Last editor.
         pub updated_by: String,
+        /// Creator's role.
+        pub created_role: String,
+        /// Caller's project.
+        pub project_id: String,
     }
 
     /// No relations are navigated through SeaORM.

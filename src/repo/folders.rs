@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     domain::{
-        Folder, FolderId, FolderName, FolderPath, MAX_FOLDER_DEPTH, TOMBSTONE, TenantId,
+        Folder, FolderId, FolderName, FolderPath, MAX_FOLDER_DEPTH, Principal, TOMBSTONE, TenantId,
         now_micros, tombstone_name,
     },
     error::{Error, Reason, Resource, Result},
@@ -165,10 +165,11 @@ impl WriteTx {
     /// Creates `name` under `parent`.
     pub async fn create_folder(
         &mut self,
-        tenant: TenantId,
+        by: &Principal,
         parent: FolderId,
         name: &FolderName,
     ) -> Result<Folder> {
+        let tenant = by.tenant;
         self.lock_tenant(tenant).await?;
         let parent = self.folder(tenant, parent).await?;
         if parent.depth >= MAX_FOLDER_DEPTH {
@@ -186,6 +187,9 @@ impl WriteTx {
             size_bytes: 0,
             created_at: now,
             updated_at: now,
+            created_by: by.name.clone(),
+            updated_by: by.name.clone(),
+            created_role: by.role.clone(),
         };
         folder::Entity::insert(folder::ActiveModel {
             id: Set(f.id.0),
@@ -199,6 +203,9 @@ impl WriteTx {
             media_count: Set(0),
             size_bytes: Set(0),
             deleting: Set(false),
+            created_by: Set(f.created_by.clone()),
+            updated_by: Set(f.updated_by.clone()),
+            created_role: Set(f.created_role.clone()),
         })
         .exec_without_returning(&self.tx)
         .await?;
@@ -208,10 +215,11 @@ impl WriteTx {
     /// Renames a folder (not the root); its subtree's paths follow.
     pub async fn rename_folder(
         &mut self,
-        tenant: TenantId,
+        by: &Principal,
         id: FolderId,
         name: &FolderName,
     ) -> Result<Folder> {
+        let tenant = by.tenant;
         self.lock_tenant(tenant).await?;
         let f = self.folder(tenant, id).await?;
         let parent = self.parent_of(tenant, &f, "renamed").await?;
@@ -219,18 +227,18 @@ impl WriteTx {
             return Ok(f);
         }
         self.check_free(tenant, &parent, name).await?;
-        self.relocate(tenant, f, &parent, name.as_str(), false)
-            .await
+        self.relocate(by, f, &parent, name.as_str(), false).await
     }
 
     /// Moves a folder (not the root) under `new_parent`, which must not lie
     /// in its own subtree.
     pub async fn move_folder(
         &mut self,
-        tenant: TenantId,
+        by: &Principal,
         id: FolderId,
         new_parent: FolderId,
     ) -> Result<Folder> {
+        let tenant = by.tenant;
         self.lock_tenant(tenant).await?;
         let f = self.folder(tenant, id).await?;
         self.parent_of(tenant, &f, "moved").await?;
@@ -261,7 +269,7 @@ impl WriteTx {
             return Err(too_deep(&parent.path));
         }
         let name = f.name.clone();
-        self.relocate(tenant, f, &parent, &name, true).await
+        self.relocate(by, f, &parent, &name, true).await
     }
 
     /// The parent of a folder that is about to change; the root has none
@@ -280,7 +288,7 @@ impl WriteTx {
     /// depths in one statement.
     async fn relocate(
         &mut self,
-        tenant: TenantId,
+        by: &Principal,
         mut f: Folder,
         parent: &Folder,
         name: &str,
@@ -290,7 +298,7 @@ impl WriteTx {
         let new_depth = parent.depth + 1;
         let now = now_micros();
         self.rewrite_subtree(
-            tenant,
+            by.tenant,
             &f.path,
             &new_path,
             i64::from(new_depth) - i64::from(f.depth),
@@ -300,6 +308,7 @@ impl WriteTx {
             .col_expr(folder::Column::Name, name.into())
             .col_expr(folder::Column::ParentId, parent.id.0.into())
             .col_expr(folder::Column::UpdatedAt, now.into())
+            .col_expr(folder::Column::UpdatedBy, by.name.as_str().into())
             .filter(folder::Column::Id.eq(f.id.0))
             .exec(&self.tx)
             .await?;
@@ -307,6 +316,7 @@ impl WriteTx {
         f.path = FolderPath::from_stored(new_path);
         f.depth = new_depth;
         f.updated_at = now;
+        f.updated_by = by.name.clone();
         if moved {
             f.parent = Some(parent.id);
         }
@@ -537,5 +547,8 @@ fn to_folder(r: folder::Model) -> Folder {
         size_bytes: u64::try_from(r.size_bytes).unwrap_or(0),
         created_at: r.created_at,
         updated_at: r.updated_at,
+        created_by: r.created_by,
+        updated_by: r.updated_by,
+        created_role: r.created_role,
     }
 }

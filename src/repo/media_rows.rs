@@ -282,6 +282,9 @@ impl WriteTx {
         if let Some(public) = patch.public {
             am.public = Set(public);
         }
+        if let Some(project) = patch.project_id {
+            am.project_id = Set(project);
+        }
         if let Some(tags) = patch.tags {
             media_tag::Entity::delete_many()
                 .filter(media_tag::Column::TenantId.eq(tenant.0))

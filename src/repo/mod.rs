@@ -609,6 +609,8 @@ fn to_row(m: &Media) -> media::ActiveModel {
         updated_at: Set(m.updated_at),
         created_by: Set(m.created_by.clone()),
         updated_by: Set(m.updated_by.clone()),
+        created_role: Set(m.created_role.clone()),
+        project_id: Set(m.project_id.clone()),
     }
 }
 
@@ -667,5 +669,7 @@ fn to_domain(r: media::Model, md5: Option<String>) -> Result<Media> {
         updated_at: r.updated_at,
         created_by: r.created_by,
         updated_by: r.updated_by,
+        created_role: r.created_role,
+        project_id: r.project_id,
     })
 }

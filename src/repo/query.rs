@@ -369,6 +369,18 @@ fn matching(
             s.and_where(media_tag::Column::Tag.eq(tag.as_str()));
         })));
     }
+    for (col, values) in [
+        (C::CreatedBy, &f.created_by),
+        (C::CreatedRole, &f.created_roles),
+        (C::ProjectId, &f.project_ids),
+    ] {
+        if !values.is_empty() {
+            q = q.filter(col.is_in(values.iter().cloned()));
+        }
+    }
+    if let Some(public) = f.public {
+        q = q.filter(C::Public.eq(public));
+    }
     if let Some(y) = f.year {
         q = q.filter(C::TakenYear.eq(y));
     }

@@ -7,8 +7,8 @@ use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 use crate::{
     domain::{
         Binding, ContentHash, Facts, Filename, Folder, FolderId, MAX_CREDIT_CHARS,
-        MAX_METADATA_BYTES, MAX_TITLE_CHARS, Md5Digest, Media, MediaPatch, MediaType, Principal,
-        Rendition, UploadSpec, check_text, normalize_tags,
+        MAX_METADATA_BYTES, MAX_PROJECT_ID_CHARS, MAX_TITLE_CHARS, Md5Digest, Media, MediaPatch,
+        MediaType, Principal, Rendition, UploadSpec, check_text, normalize_tags,
     },
     error::{Error, Reason, Result},
     library::RenditionRequest,
@@ -64,7 +64,16 @@ pub fn upload_spec(principal: &Principal, h: pb::UploadHeader) -> Result<UploadS
         copyright: non_empty(&h.copyright).map(str::to_string),
         public: h.public,
         created_by: principal.name.clone(),
+        created_role: principal.role.clone(),
+        project_id: project_id("header.project_id", &h.project_id)?,
     })
+}
+
+/// A checked project id: at most 200 characters, no control characters,
+/// trimmed.
+fn project_id(field: &str, s: &str) -> Result<String> {
+    check_text(field, s, MAX_PROJECT_ID_CHARS)?;
+    Ok(s.trim().to_string())
 }
 
 fn non_empty(s: &str) -> Option<&str> {
@@ -201,6 +210,9 @@ pub fn media_patch(
     if paths.contains("public") {
         patch.public = Some(m.public);
     }
+    if paths.contains("project_id") {
+        patch.project_id = Some(project_id("media.project_id", &m.project_id)?);
+    }
     Ok(patch)
 }
 
@@ -214,6 +226,9 @@ pub fn folder_to_pb(f: Folder) -> pb::Folder {
         depth: f.depth,
         media_count: f.media_count,
         size_bytes: f.size_bytes,
+        created_by: f.created_by,
+        updated_by: f.updated_by,
+        created_role: f.created_role,
         create_time: Some(timestamp(f.created_at)),
         update_time: Some(timestamp(f.updated_at)),
     }
@@ -317,6 +332,8 @@ pub fn media_to_pb(m: Media) -> pb::Media {
         update_time: Some(timestamp(m.updated_at)),
         created_by: m.created_by,
         updated_by: m.updated_by,
+        created_role: m.created_role,
+        project_id: m.project_id,
         ready: m.ready,
         public: m.public,
         layout: layout(a.width, a.height, a.orientation) as i32,

@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     convert::{folder_to_pb, tree_node_to_pb},
-    page_token,
+    page_token, principal_of,
     query::{optional_folder, page_size},
     tenant_of,
 };
@@ -127,11 +127,11 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::CreateFolderRequest>,
     ) -> Result<Response<pb::CreateFolderResponse>, Status> {
-        let tenant = tenant_of(&request)?;
+        let by = principal_of(&request)?;
         let req = request.get_ref();
         let parent = optional_folder("parent_folder_id", &req.parent_folder_id)?;
         let name = FolderName::parse("name", &req.name)?;
-        let folder = self.library.create_folder(tenant, parent, &name).await?;
+        let folder = self.library.create_folder(by, parent, &name).await?;
         record_folder_id(&folder.id);
         tracing::info!(path = folder.path.as_str(), "folder created");
         Ok(Response::new(pb::CreateFolderResponse {
@@ -143,12 +143,12 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::RenameFolderRequest>,
     ) -> Result<Response<pb::RenameFolderResponse>, Status> {
-        let tenant = tenant_of(&request)?;
+        let by = principal_of(&request)?;
         let req = request.get_ref();
         let id = FolderId::parse("folder_id", &req.folder_id)?;
         record_folder_id(&id);
         let name = FolderName::parse("name", &req.name)?;
-        let folder = self.library.rename_folder(tenant, id, &name).await?;
+        let folder = self.library.rename_folder(by, id, &name).await?;
         Ok(Response::new(pb::RenameFolderResponse {
             folder: Some(folder_to_pb(folder)),
         }))
@@ -158,12 +158,12 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::MoveFolderRequest>,
     ) -> Result<Response<pb::MoveFolderResponse>, Status> {
-        let tenant = tenant_of(&request)?;
+        let by = principal_of(&request)?;
         let req = request.get_ref();
         let id = FolderId::parse("folder_id", &req.folder_id)?;
         record_folder_id(&id);
         let parent = optional_folder("parent_folder_id", &req.parent_folder_id)?;
-        let folder = self.library.move_folder(tenant, id, parent).await?;
+        let folder = self.library.move_folder(by, id, parent).await?;
         Ok(Response::new(pb::MoveFolderResponse {
             folder: Some(folder_to_pb(folder)),
         }))

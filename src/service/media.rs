@@ -20,7 +20,15 @@ use crate::{
 };
 
 /// Fields `UpdateMedia` may change.
-const UPDATABLE: &[&str] = &["title", "tags", "author", "copyright", "metadata", "public"];
+const UPDATABLE: &[&str] = &[
+    "title",
+    "tags",
+    "author",
+    "copyright",
+    "metadata",
+    "public",
+    "project_id",
+];
 
 /// The service implementation.
 #[derive(Debug, Clone)]

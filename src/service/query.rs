@@ -6,8 +6,8 @@ use prost_types::{FieldMask, Timestamp};
 
 use crate::{
     domain::{
-        Bounds, FolderId, MAX_FILTER_VALUES, MAX_QUERY_CHARS, MAX_TAGS_ALL, MediaFilter,
-        MediaQuery, MediaType, SortKey, TimeRange, check_text, normalize_tags,
+        Bounds, FolderId, MAX_FILTER_VALUES, MAX_PROJECT_ID_CHARS, MAX_QUERY_CHARS, MAX_TAGS_ALL,
+        MediaFilter, MediaQuery, MediaType, SortKey, TimeRange, check_text, normalize_tags,
     },
     error::{Error, Reason, Result},
     pb::v1 as pb,
@@ -111,6 +111,9 @@ fn media_filter(f: &pb::MediaFilter) -> Result<MediaFilter> {
         ("media_types", f.media_types.len()),
         ("mime_types", f.mime_types.len()),
         ("tags_any", f.tags_any.len()),
+        ("created_by", f.created_by.len()),
+        ("created_roles", f.created_roles.len()),
+        ("project_ids", f.project_ids.len()),
     ] {
         if n > MAX_FILTER_VALUES {
             return Err(Error::invalid(
@@ -208,7 +211,25 @@ fn media_filter(f: &pb::MediaFilter) -> Result<MediaFilter> {
             f.max_height.map(u64::from),
         )?,
         text,
+        created_by: exact_values(&at("created_by"), &f.created_by)?,
+        created_roles: exact_values(&at("created_roles"), &f.created_roles)?,
+        project_ids: exact_values(&at("project_ids"), &f.project_ids)?,
+        public: f.public,
     })
+}
+
+/// Values a filter matches exactly, as they are stored: trimmed, without
+/// control characters.
+fn exact_values(field: &str, values: &[String]) -> Result<Vec<String>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let field = format!("{field}[{i}]");
+            check_text(&field, v, MAX_PROJECT_ID_CHARS.max(255))?;
+            Ok(v.trim().to_string())
+        })
+        .collect()
 }
 
 pub fn micros(field: &str, t: &Timestamp) -> Result<i64> {

@@ -10,6 +10,7 @@ mod common;
 
 mod analysis;
 mod auth;
+mod authorship;
 mod bad_input;
 mod catalog;
 mod contract;

@@ -26,6 +26,18 @@ async fn text_hits(s: &mut TestServer, text: &str) -> Vec<String> {
     ids
 }
 
+/// How many migrations to undo so that `name` and every later one are
+/// undone.
+fn back_to(name: &str) -> u32 {
+    let all = Migrator::migrations();
+    let from_end = all
+        .iter()
+        .rev()
+        .position(|m| m.name() == name)
+        .unwrap_or_else(|| panic!("no migration {name}"));
+    u32::try_from(from_end + 1).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_latest_migrations_undo_and_redo_keeping_text_search_right() {
     let mut s = TestServer::spawn().await;
@@ -47,7 +59,9 @@ async fn the_latest_migrations_undo_and_redo_keeping_text_search_right() {
     let db = sea_orm::Database::connect(s.config.database_url.clone().unwrap())
         .await
         .unwrap();
-    Migrator::down(&db, Some(3)).await.unwrap();
+    Migrator::down(&db, Some(back_to("m20261201_000007_text_terms")))
+        .await
+        .unwrap();
     Migrator::up(&db, None).await.unwrap();
     // The keys went with the API keys migration: the first start's key
     // comes back as a start would make it.
@@ -121,7 +135,9 @@ async fn json_xml_and_csv_are_documents_old_rows_included() {
     let db = sea_orm::Database::connect(s.config.database_url.clone().unwrap())
         .await
         .unwrap();
-    Migrator::down(&db, Some(2)).await.unwrap();
+    Migrator::down(&db, Some(back_to("m20261203_000008_structured_text")))
+        .await
+        .unwrap();
     Migrator::up(&db, None).await.unwrap();
     mediastore::server::bootstrap_admin_key(&s.config, &s.library)
         .await

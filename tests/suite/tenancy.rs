@@ -28,27 +28,15 @@ async fn tenant(s: &TestServer, name: &str) -> Tenant {
         .into_inner()
         .tenant
         .unwrap();
-    let key = admin
-        .create_api_key(pb::CreateApiKeyRequest {
-            tenant_id: t.id,
-            name: format!("{name}-app"),
-            role: "app".into(),
-            scopes: [
-                "media:read",
-                "media:write",
-                "media:delete",
-                "folders:write",
-                "folders:delete",
-                "uploads:write",
-            ]
-            .map(String::from)
-            .to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .secret;
+    let scopes = [
+        "media:read",
+        "media:write",
+        "media:delete",
+        "folders:write",
+        "folders:delete",
+        "uploads:write",
+    ];
+    let key = new_key(s.addr, &t.id, &format!("{name}-app"), "app", &scopes).await;
     let ch = channel_with(s.addr, Bearer::key(&key)).await;
     Tenant {
         media: MediaServiceClient::new(ch.clone()).max_decoding_message_size(MAX_MESSAGE),

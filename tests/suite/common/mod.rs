@@ -800,3 +800,26 @@ pub fn fixture(name: &str) -> Vec<u8> {
     )
     .unwrap()
 }
+
+/// Creates an API key through `AccessService` (with the admin key) and
+/// returns its secret; `tenant` empty for the default tenant.
+pub async fn new_key(
+    addr: SocketAddr,
+    tenant: &str,
+    name: &str,
+    role: &str,
+    scopes: &[&str],
+) -> String {
+    pb::access_service_client::AccessServiceClient::new(channel(addr).await)
+        .create_api_key(pb::CreateApiKeyRequest {
+            tenant_id: tenant.into(),
+            name: name.into(),
+            role: role.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret
+}
