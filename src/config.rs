@@ -284,6 +284,44 @@ pub struct Config {
     /// logs a warning at start). Health and reflection are open either way.
     #[arg(global = true, long, env = "MEDIASTORE_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
+    /// Calls a second each API key may make on average (a token bucket
+    /// per key, per replica); 0 for no limit. Calls over it answer
+    /// RESOURCE_EXHAUSTED with a RetryInfo delay.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_RATE_LIMIT_PER_KEY",
+        default_value_t = 0.0
+    )]
+    pub rate_limit_per_key: f64,
+    /// Calls a key may make at once above its rate; 0 for one second's
+    /// worth of the rate.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_RATE_LIMIT_BURST",
+        default_value_t = 0.0
+    )]
+    pub rate_limit_burst: f64,
+    /// Most calls in flight at once on one connection (HTTP/2
+    /// SETTINGS_MAX_CONCURRENT_STREAMS); 0 for no limit.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_MAX_CONCURRENT_STREAMS",
+        default_value_t = 0
+    )]
+    pub max_concurrent_streams: u32,
+    /// Longest a call may take, uploads and downloads included, before it
+    /// answers DEADLINE_EXCEEDED (a client's shorter grpc-timeout wins);
+    /// 0 for no limit. Leave it off, or long, when clients move big files.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_REQUEST_TIMEOUT_SECS",
+        default_value_t = 0
+    )]
+    pub request_timeout_secs: u64,
     /// Secret of the admin key made at the first start (a database with no
     /// keys), e.g. from a Kubernetes secret: `msk_` and 43 base64url
     /// characters. When unset, the server makes one, prints it once and
@@ -355,6 +393,10 @@ impl Config {
         }
         if self.max_upload_size == 0 {
             return Err("--max-upload-size must be more than 0".into());
+        }
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !non_negative(self.rate_limit_per_key) || !non_negative(self.rate_limit_burst) {
+            return Err("--rate-limit-per-key and --rate-limit-burst must be 0 or more".into());
         }
         if let Some(key) = &self.bootstrap_key
             && crate::domain::hash_secret(key).is_none()

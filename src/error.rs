@@ -158,6 +158,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The caller's key is over its request rate; retry after the delay.
+    #[error("{message}")]
+    RateLimited {
+        /// When a call will be let through again.
+        retry_after: std::time::Duration,
+        /// The limit and the delay.
+        message: String,
+    },
     /// The call has no valid credentials: none, malformed, or a key that
     /// is unknown, revoked or expired.
     #[error("{message}")]
@@ -264,6 +272,7 @@ impl Error {
                 _ => Reason::FolderAlreadyExists,
             },
             Self::Unauthenticated { reason, .. } => *reason,
+            Self::RateLimited { .. } => Reason::RateLimited,
             Self::PermissionDenied { .. } => Reason::ScopeMissing,
             Self::UploadBusy(_) => Reason::UploadBusy,
             Self::Cancelled(_) => Reason::StreamCancelled,
@@ -320,6 +329,11 @@ impl From<Error> for Status {
                 (Code::DataLoss, err.to_string())
             }
             Error::Unauthenticated { .. } => (Code::Unauthenticated, err.to_string()),
+            Error::RateLimited { retry_after, .. } => {
+                details.set_retry_info(Some(*retry_after));
+                details.add_quota_failure_violation("rate_limit_per_key", err.to_string());
+                (Code::ResourceExhausted, err.to_string())
+            }
             Error::PermissionDenied { scope, .. } => {
                 details.set_error_info(
                     err.reason().as_str_name(),

@@ -11,18 +11,20 @@
 //! PERMISSION_DENIED here, with the same error details as every other
 //! error.
 
+pub mod limit;
 pub mod rules;
 
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
 use http::HeaderMap;
 use tonic::{Status, body::Body};
 
-use self::rules::Rule;
+use self::{limit::RateLimiter, rules::Rule};
 use crate::{
     domain::{Principal, hash_secret},
     error::{Error, Reason, Result},
@@ -44,12 +46,24 @@ pub enum Mode {
 pub struct Authenticator {
     library: Library,
     mode: Mode,
+    /// Per-key rate limits, when configured.
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 impl Authenticator {
     /// An authenticator over the library's keys.
     pub fn new(library: Library, mode: Mode) -> Self {
-        Self { library, mode }
+        Self {
+            library,
+            mode,
+            limiter: None,
+        }
+    }
+
+    /// Limits each key to `rate` calls a second, `burst` at once.
+    pub fn with_rate_limit(mut self, rate: f64, burst: f64) -> Self {
+        self.limiter = Some(Arc::new(RateLimiter::new(rate, burst)));
+        self
     }
 
     /// The principal of a call to `path` with `headers`: `None` for an
@@ -68,6 +82,18 @@ impl Authenticator {
         };
         if let Rule::Scope(scope) = rule {
             principal.require(scope)?;
+        }
+        if let (Some(limiter), Some(key)) = (&self.limiter, principal.key)
+            && let Err(retry_after) = limiter.take(key, std::time::Instant::now())
+        {
+            return Err(Error::RateLimited {
+                retry_after,
+                message: format!(
+                    "the key {:?} is over the server's rate limit; retry in {} ms",
+                    principal.name,
+                    retry_after.as_millis().max(1)
+                ),
+            });
         }
         Ok(Some(principal))
     }

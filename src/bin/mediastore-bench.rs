@@ -648,7 +648,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         } else {
             cmd.arg("--insecure-no-auth");
         }
-        Ok((Proc(cmd.spawn()?), addr))
+        Ok((Proc(cmd.stdout(Stdio::null()).spawn()?), addr))
     };
     let (server, server_addr) = fresh("server-keys", true)?;
     let (open, open_addr) = fresh("server-no-auth", false)?;

@@ -38,12 +38,15 @@ const HEAD_START: Duration = Duration::from_millis(1);
 #[derive(Debug, Clone)]
 pub struct Deadline<S> {
     inner: S,
+    /// The server's own limit on a call (`--request-timeout-secs`), which
+    /// applies when the client's deadline is later or absent.
+    max: Option<Duration>,
 }
 
 impl<S> Deadline<S> {
-    /// Wraps `inner` (as a layer: `tower_layer::layer_fn(Deadline::new)`).
-    pub fn new(inner: S) -> Self {
-        Self { inner }
+    /// Wraps `inner`, cutting every call at `max` at the latest.
+    pub fn new(inner: S, max: Option<Duration>) -> Self {
+        Self { inner, max }
     }
 }
 
@@ -62,11 +65,15 @@ where
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
         // Read before the inner service sees the request, and before
         // tonic's clock starts (it starts after this call returns).
-        let deadline = req
+        let asked = req
             .headers()
             .get("grpc-timeout")
-            .and_then(|v| parse_timeout(v.as_bytes()))
-            .map(|t| Instant::now() + t.saturating_sub(HEAD_START));
+            .and_then(|v| parse_timeout(v.as_bytes()));
+        let limit = match (asked, self.max) {
+            (Some(a), Some(m)) => Some(a.min(m)),
+            (a, m) => a.or(m),
+        };
+        let deadline = limit.map(|t| Instant::now() + t.saturating_sub(HEAD_START));
         DeadlineFuture {
             inner: self.inner.call(req),
             deadline,
@@ -157,8 +164,12 @@ impl http_body::Body for DeadlineBody {
 
 /// The answer to a call whose deadline passed.
 fn expired() -> Status {
-    Error::DeadlineExpired("the call's deadline (grpc-timeout) passed before it completed".into())
-        .into()
+    Error::DeadlineExpired(
+        "the call's deadline (its grpc-timeout, or the server's --request-timeout-secs) passed \
+         before it completed"
+            .into(),
+    )
+    .into()
 }
 
 /// Parses a `grpc-timeout` value: up to 8 digits and a unit (`H`, `M`,

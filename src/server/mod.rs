@@ -76,11 +76,16 @@ pub async fn open_library(config: &Config) -> Result<Library> {
 /// made at the first start.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 
-/// On a database without keys, makes the first admin key (every scope, the
-/// default tenant). Unless its secret came from `--bootstrap-key`, prints
+/// On a database without keys, unless authentication is off, makes the
+/// first admin key (every scope, the default tenant). Unless its secret came from `--bootstrap-key`, prints
 /// it once and writes it to `<data-dir>/admin.key`, readable by the
 /// server's user only. Returns the secret when a key was made.
 pub async fn bootstrap_admin_key(config: &Config, library: &Library) -> Result<Option<String>> {
+    // Without authentication no key is needed; the first start with it
+    // makes one.
+    if config.insecure_no_auth {
+        return Ok(None);
+    }
     let Some(made) = library
         .bootstrap_admin_key(config.bootstrap_key.as_deref())
         .await?
@@ -146,7 +151,17 @@ pub async fn run(
     } else {
         auth::Mode::Keys
     };
-    let authenticator = Authenticator::new(library.clone(), mode);
+    let mut authenticator = Authenticator::new(library.clone(), mode);
+    if config.rate_limit_per_key > 0.0 {
+        let burst = if config.rate_limit_burst > 0.0 {
+            config.rate_limit_burst
+        } else {
+            config.rate_limit_per_key
+        };
+        authenticator = authenticator.with_rate_limit(config.rate_limit_per_key, burst);
+    }
+    let request_timeout =
+        (config.request_timeout_secs > 0).then(|| Duration::from_secs(config.request_timeout_secs));
     let window = u32::try_from(config.window_size)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -173,7 +188,12 @@ pub async fn run(
     let server = Server::builder()
         .initial_stream_window_size(window)
         .initial_connection_window_size(window)
-        .layer(tower_layer::layer_fn(deadline::Deadline::new))
+        .max_concurrent_streams(
+            (config.max_concurrent_streams > 0).then_some(config.max_concurrent_streams),
+        )
+        .layer(tower_layer::layer_fn(move |inner| {
+            deadline::Deadline::new(inner, request_timeout)
+        }))
         .layer(tower_layer::layer_fn(reset::ResetVisible::new))
         .layer(AuthLayer(authenticator))
         .trace_fn(|req| {

@@ -631,3 +631,32 @@ async fn the_first_start_writes_one_admin_key_and_the_command_line_manages_keys(
         "the default tenant sees none of cli-team's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_over_its_rate_is_told_when_to_come_back() {
+    let s = TestServer::spawn_with(|c| {
+        c.rate_limit_per_key = 0.5;
+        c.rate_limit_burst = 3.0;
+    })
+    .await;
+    let key = new_key(s.addr, "", "chatty", "", &["media:read"]).await;
+    let mut chatty = MediaServiceClient::new(channel_with(s.addr, Bearer::key(&key)).await);
+    let list = || pb::ListMediaRequest::default();
+    for _ in 0..3 {
+        chatty.list_media(list()).await.unwrap();
+    }
+    let err = chatty.list_media(list()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&err), "RATE_LIMITED");
+    let delay = err
+        .get_error_details()
+        .retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("a RetryInfo delay");
+    assert!(
+        delay > Duration::ZERO && delay <= Duration::from_secs(2),
+        "{delay:?}"
+    );
+    // Other keys have their own allowance.
+    list_all(&mut s.client.clone()).await;
+}

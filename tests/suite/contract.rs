@@ -307,3 +307,37 @@ async fn every_reason_the_server_can_send_is_documented() {
         "the README's error table lacks {missing:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_cuts_calls_at_its_request_timeout_and_caps_streams_per_connection() {
+    let mut s = TestServer::spawn_with(|c| {
+        c.request_timeout_secs = 1;
+        c.max_concurrent_streams = 3;
+    })
+    .await;
+    // An upload that never sends its bytes ends at the server's limit,
+    // without any grpc-timeout of its own, and stores nothing.
+    let mut client = raw_client(s.addr).await;
+    let (response, mut stream) = open_upload(&mut client, s.addr, None);
+    stream
+        .send_data(grpc_frame(&head(header("stalled.bin", 10))), false)
+        .unwrap();
+    let status = grpc_status(response).await;
+    drop(stream);
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(reason(&status), "DEADLINE_EXPIRED");
+    assert!(status.message().contains("--request-timeout-secs"));
+    assert_eq!(list_all(&mut s.client).await.len(), 0);
+
+    // The connection's settings carry the stream limit.
+    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let (mut send, mut conn) = h2::client::handshake(tcp).await.unwrap();
+    // The server's SETTINGS arrive as the connection is driven; a request
+    // makes sure they have been read.
+    let (response, _body) = open_upload(&mut send, s.addr, None);
+    let limit = tokio::select! {
+        _ = &mut conn => panic!("the connection ended"),
+        _ = response => conn.max_concurrent_send_streams(),
+    };
+    assert_eq!(limit, 3);
+}
