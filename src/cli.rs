@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use crate::{
     config::{Config, KeysCommand, TenantsCommand},
-    domain::{ApiKey, ApiKeyId, KeySpec, Scopes, Tenant, check_name, check_role, now_micros},
+    domain::{
+        ApiKey, ApiKeyId, KeySpec, Quota, Scopes, Tenant, Usage, check_name, check_role, now_micros,
+    },
     error::Result,
     server,
 };
@@ -18,16 +20,38 @@ const PAGE: u64 = 1000;
 pub async fn tenants(config: &Config, command: TenantsCommand) -> Result<()> {
     let library = server::open_library(config).await?;
     match command {
-        TenantsCommand::Create { name } => {
+        TenantsCommand::Create {
+            name,
+            max_bytes,
+            max_media,
+        } => {
             let name = check_name("name", &name)?;
-            print(tenant_json(&library.create_tenant(&name).await?));
+            let quota = Quota {
+                max_bytes,
+                max_media,
+            };
+            let t = library.create_tenant(&name, quota).await?;
+            print(tenant_json(&t, Usage::default()));
+        }
+        TenantsCommand::SetQuota {
+            tenant,
+            max_bytes,
+            max_media,
+        } => {
+            let tenant = library.find_tenant(&tenant).await?;
+            let quota = Quota {
+                max_bytes,
+                max_media,
+            };
+            let t = library.set_quota(tenant.id, quota).await?;
+            print(tenant_json(&t, library.usage(t.id).await?));
         }
         TenantsCommand::List => {
             let mut after = None;
             loop {
                 let page = library.tenants(after, PAGE).await?;
                 for t in &page {
-                    print(tenant_json(t));
+                    print(tenant_json(t, library.usage(t.id).await?));
                 }
                 match page.last() {
                     Some(last) if page.len() as u64 == PAGE => after = Some(last.id),
@@ -101,8 +125,16 @@ fn print(v: Value) {
     println!("{v}");
 }
 
-fn tenant_json(t: &Tenant) -> Value {
-    json!({"id": t.id.to_string(), "name": t.name, "created_at_micros": t.created_at})
+fn tenant_json(t: &Tenant, usage: Usage) -> Value {
+    json!({
+        "id": t.id.to_string(),
+        "name": t.name,
+        "created_at_micros": t.created_at,
+        "max_bytes": t.quota.max_bytes,
+        "max_media": t.quota.max_media,
+        "used_bytes": usage.bytes,
+        "media_count": usage.media,
+    })
 }
 
 fn key_json(k: &ApiKey) -> Value {

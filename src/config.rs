@@ -73,8 +73,26 @@ pub enum TenantsCommand {
     Create {
         /// Its unique name.
         name: String,
+        /// Most bytes its media may total (suffixes KiB, MiB, GiB, ...).
+        #[arg(long, value_parser = parse_size)]
+        max_bytes: Option<u64>,
+        /// Most media it may hold.
+        #[arg(long)]
+        max_media: Option<u64>,
     },
-    /// Lists every tenant, oldest first.
+    /// Sets a tenant's quotas (both are replaced; an omitted one is no
+    /// limit).
+    SetQuota {
+        /// Its id or name.
+        tenant: String,
+        /// Most bytes its media may total (suffixes KiB, MiB, GiB, ...).
+        #[arg(long, value_parser = parse_size)]
+        max_bytes: Option<u64>,
+        /// Most media it may hold.
+        #[arg(long)]
+        max_media: Option<u64>,
+    },
+    /// Lists every tenant, oldest first, with what it holds.
     List,
     /// Deletes an empty tenant and its keys.
     Delete {

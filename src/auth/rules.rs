@@ -112,6 +112,7 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ("mediastore.v1.AccessService/CreateTenant", Scope::Admin),
     ("mediastore.v1.AccessService/ListTenants", Scope::Admin),
     ("mediastore.v1.AccessService/DeleteTenant", Scope::Admin),
+    ("mediastore.v1.AccessService/SetTenantQuota", Scope::Admin),
     ("mediastore.v1.AccessService/CreateApiKey", Scope::Admin),
     ("mediastore.v1.AccessService/ListApiKeys", Scope::Admin),
     ("mediastore.v1.AccessService/RevokeApiKey", Scope::Admin),

@@ -341,6 +341,34 @@ pub struct Tenant {
     pub name: String,
     /// µs since the epoch.
     pub created_at: i64,
+    /// Its limits.
+    pub quota: Quota,
+}
+
+/// What a tenant may hold; `None` for no limit. Every media counts its
+/// full size, whatever bytes it shares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// Most bytes its media may total.
+    pub max_bytes: Option<u64>,
+    /// Most media.
+    pub max_media: Option<u64>,
+}
+
+impl Quota {
+    /// Whether any limit is set.
+    pub fn is_limited(self) -> bool {
+        self.max_bytes.is_some() || self.max_media.is_some()
+    }
+}
+
+/// What a tenant holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes of its media, each counted in full.
+    pub bytes: u64,
+    /// Its media.
+    pub media: u64,
 }
 
 /// An API key, without its secret.

@@ -17,8 +17,8 @@ use std::{
 use super::Library;
 use crate::{
     domain::{
-        ApiKey, ApiKeyId, KeyHash, KeySpec, NewSecret, Principal, Scopes, Tenant, TenantId,
-        now_micros,
+        ApiKey, ApiKeyId, KeyHash, KeySpec, NewSecret, Principal, Quota, Scopes, Tenant, TenantId,
+        Usage, now_micros,
     },
     error::{Error, Reason, Resource, Result},
     repo::TenantDeletion,
@@ -31,6 +31,54 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 const KEY_CACHE_MAX: usize = 10_000;
 /// Name of the key made at the first start.
 pub const BOOTSTRAP_KEY_NAME: &str = "admin";
+
+/// The answer to an upload of `size` bytes (or more) where the tenant's
+/// quota leaves `room`.
+pub(super) fn quota_over_bytes(size: u64, room: u64) -> Error {
+    quota_exceeded(
+        "tenant.max_bytes",
+        format!(
+            "the upload is {size} bytes or more, but the tenant's byte quota leaves room for \
+             {room}; delete media, or ask an operator for a larger quota"
+        ),
+    )
+}
+
+fn quota_exceeded(subject: &str, message: String) -> Error {
+    Error::ResourceExhausted {
+        reason: Reason::QuotaExceeded,
+        subject: subject.to_string(),
+        message,
+    }
+}
+
+/// Tenants' quotas recently read, for at most [`KEY_CACHE_TTL`]: an upload
+/// of a tenant without one costs no query.
+#[derive(Debug, Default)]
+pub(super) struct QuotaCache(Mutex<HashMap<TenantId, (Instant, Quota)>>);
+
+impl QuotaCache {
+    fn get(&self, tenant: TenantId) -> Option<Quota> {
+        let map = self.0.lock().ok()?;
+        let (at, q) = map.get(&tenant)?;
+        (at.elapsed() < KEY_CACHE_TTL).then_some(*q)
+    }
+
+    fn put(&self, tenant: TenantId, q: Quota) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= KEY_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(tenant, (Instant::now(), q));
+        }
+    }
+
+    fn forget(&self, tenant: TenantId) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(&tenant);
+        }
+    }
+}
 
 /// Keys recently read, by the hash of their secret.
 #[derive(Debug, Default)]
@@ -82,10 +130,10 @@ impl Library {
     }
 
     /// Creates a tenant with its root folder.
-    pub async fn create_tenant(&self, name: &str) -> Result<Tenant> {
+    pub async fn create_tenant(&self, name: &str, quota: Quota) -> Result<Tenant> {
         self.inner
             .repo
-            .create_tenant(name)
+            .create_tenant(name, quota)
             .await?
             .ok_or_else(|| Error::AlreadyExists {
                 kind: Resource::Tenant,
@@ -109,6 +157,71 @@ impl Library {
                 .await?
                 .ok_or_else(|| Error::not_found(Resource::Tenant, id_or_name)),
         }
+    }
+
+    /// Sets a tenant's quota (at once for this process's uploads; within
+    /// [`KEY_CACHE_TTL`] for other replicas').
+    pub async fn set_quota(&self, id: TenantId, quota: Quota) -> Result<Tenant> {
+        let tenant = self
+            .inner
+            .repo
+            .set_quota(id, quota)
+            .await?
+            .ok_or_else(|| Error::not_found(Resource::Tenant, id.to_string()))?;
+        self.inner.quotas.forget(id);
+        Ok(tenant)
+    }
+
+    /// What a tenant holds.
+    pub async fn usage(&self, id: TenantId) -> Result<Usage> {
+        self.inner.repo.usage(id).await
+    }
+
+    /// Checks that `tenant` may add one more media of `declared` bytes (if
+    /// known) and returns how many bytes that media may have at most under
+    /// the tenant's quota (`None`: no byte quota). Refuses with
+    /// RESOURCE_EXHAUSTED `QUOTA_EXCEEDED` when it may not.
+    pub(super) async fn quota_room(
+        &self,
+        tenant: TenantId,
+        declared: Option<u64>,
+    ) -> Result<Option<u64>> {
+        let quota = match self.inner.quotas.get(tenant) {
+            Some(q) => q,
+            None => {
+                let q = self
+                    .inner
+                    .repo
+                    .tenant(tenant)
+                    .await?
+                    .map(|t| t.quota)
+                    .unwrap_or_default();
+                self.inner.quotas.put(tenant, q);
+                q
+            }
+        };
+        if !quota.is_limited() {
+            return Ok(None);
+        }
+        let usage = self.inner.repo.usage(tenant).await?;
+        if let Some(max) = quota.max_media
+            && usage.media >= max
+        {
+            return Err(quota_exceeded(
+                "tenant.max_media_count",
+                format!(
+                    "the tenant holds {} media, its quota; delete some, or ask an operator for a larger quota",
+                    usage.media
+                ),
+            ));
+        }
+        let room = quota.max_bytes.map(|max| max.saturating_sub(usage.bytes));
+        if let (Some(room), Some(size)) = (room, declared)
+            && size > room
+        {
+            return Err(quota_over_bytes(size, room));
+        }
+        Ok(room)
     }
 
     /// Tenants in creation order after `after`.

@@ -118,6 +118,8 @@ struct Inner {
     eager_turn: tokio::sync::Semaphore,
     /// API keys recently used, for at most `KEY_CACHE_TTL`.
     keys: access::KeyCache,
+    /// Tenants' quotas, for at most `KEY_CACHE_TTL`.
+    quotas: access::QuotaCache,
 }
 
 impl Library {
@@ -151,6 +153,7 @@ impl Library {
                 renders: Default::default(),
                 eager_turn: tokio::sync::Semaphore::new(1),
                 keys: Default::default(),
+                quotas: Default::default(),
             }),
         };
         library.recover().await?;

@@ -122,7 +122,7 @@ struct Open {
 impl Library {
     /// Starts a resumable upload of what `spec` describes.
     pub async fn start_upload(&self, spec: UploadSpec) -> Result<UploadSession> {
-        self.check_upload(&spec).await?;
+        self.check_upload(&spec, None).await?;
         let now = now_micros();
         let session = UploadSession {
             id: UploadId::new(),
@@ -458,8 +458,8 @@ impl Library {
                 ),
             ));
         }
-        let folder = match self.check_upload(&upload.spec).await {
-            Ok(f) => f,
+        let folder = match self.check_upload(&upload.spec, Some(size)).await {
+            Ok((f, _)) => f,
             Err(e) => {
                 self.keep_hashing(id, open.hashing);
                 return Err(e);

@@ -88,10 +88,10 @@ impl Library {
     where
         S: Stream<Item = Result<UploadPart>> + Unpin + Send,
     {
-        let folder = self.check_upload(&spec).await?;
+        let (folder, room) = self.check_upload(&spec, None).await?;
         let receiving = self.inner.commits.receiving();
         let want_md5 = spec.expected_md5.is_some();
-        let (staging, admitted) = self.receive(&spec, &mut parts, want_md5).await?;
+        let (staging, admitted) = self.receive(&spec, &mut parts, want_md5, room).await?;
         let received = match staging {
             Staging::Small(small) => {
                 let store = Arc::clone(&self.inner.blobs);
@@ -105,9 +105,14 @@ impl Library {
     }
 
     /// Checks what can be checked of an upload before its bytes: the
-    /// folder exists and the declared size is within the limit. Returns
-    /// the folder.
-    pub(super) async fn check_upload(&self, spec: &UploadSpec) -> Result<FolderId> {
+    /// folder exists, and the declared size (or `size`, once known) is
+    /// within the server's limit and the tenant's quota. Returns the folder
+    /// and the most bytes the quota leaves room for (`None`: no limit).
+    pub(super) async fn check_upload(
+        &self,
+        spec: &UploadSpec,
+        size: Option<u64>,
+    ) -> Result<(FolderId, Option<u64>)> {
         let folder = match spec.folder {
             Some(f) => {
                 if !self.inner.repo.folder_exists(spec.tenant, f).await? {
@@ -118,12 +123,14 @@ impl Library {
             None => self.root_folder(spec.tenant).await?,
         };
         let max = self.inner.limits.max_upload_size;
-        if let Some(declared) = spec.declared_size
+        let size = size.or(spec.declared_size);
+        if let Some(declared) = size
             && declared > max
         {
             return Err(too_large(declared, max));
         }
-        Ok(folder)
+        let room = self.quota_room(spec.tenant, size).await?;
+        Ok((folder, room))
     }
 
     /// Creates the media for bytes received, verified and admitted as
@@ -211,13 +218,14 @@ impl Library {
         spec: &UploadSpec,
         chunks: &mut S,
         want_md5: bool,
+        room: Option<u64>,
     ) -> Result<(Staging, Admitted)>
     where
         S: Stream<Item = Result<UploadPart>> + Unpin + Send,
     {
         let mut pipeline: Option<Pipeline> = None;
         match self
-            .receive_into(spec, chunks, want_md5, &mut pipeline)
+            .receive_into(spec, chunks, want_md5, room, &mut pipeline)
             .await
         {
             Ok((small, admitted)) => Ok((
@@ -241,6 +249,7 @@ impl Library {
         spec: &UploadSpec,
         chunks: &mut S,
         want_md5: bool,
+        room: Option<u64>,
         pipeline: &mut Option<Pipeline>,
     ) -> Result<(Vec<Bytes>, Admitted)>
     where
@@ -286,6 +295,11 @@ impl Library {
                 Some(a) if total > a.limit => return Err(a.over_limit(total, max)),
                 None if total > max => return Err(too_large(total, max)),
                 _ => {}
+            }
+            if let Some(room) = room
+                && total > room
+            {
+                return Err(super::access::quota_over_bytes(total, room));
             }
             match pipeline {
                 Some(p) => p.send(chunk).await?,

@@ -12,7 +12,8 @@ use super::{
 };
 use crate::{
     domain::{
-        ApiKey, ApiKeyId, KeyHash, KeySpec, Scopes, Tenant, TenantId, UploadState, now_micros,
+        ApiKey, ApiKeyId, KeyHash, KeySpec, Quota, Scopes, Tenant, TenantId, UploadState, Usage,
+        now_micros,
     },
     error::{Error, Reason, Resource, Result},
 };
@@ -30,7 +31,7 @@ pub enum TenantDeletion {
 
 impl Repo {
     /// Creates a tenant and its root folder; `None` if the name is taken.
-    pub async fn create_tenant(&self, name: &str) -> Result<Option<Tenant>> {
+    pub async fn create_tenant(&self, name: &str, quota: Quota) -> Result<Option<Tenant>> {
         let id = TenantId::generate();
         let now = now_micros();
         let tx = self.write.begin().await?;
@@ -38,6 +39,8 @@ impl Repo {
             id: Set(id.0),
             name: Set(name.to_string()),
             created_at: Set(now),
+            max_bytes: Set(stored_limit(quota.max_bytes)),
+            max_media: Set(stored_limit(quota.max_media)),
         })
         .on_conflict(
             OnConflict::column(tenant::Column::Name)
@@ -58,7 +61,52 @@ impl Repo {
             id,
             name: name.to_string(),
             created_at: now,
+            quota,
         }))
+    }
+
+    /// Sets a tenant's quota; `None` if it does not exist.
+    pub async fn set_quota(&self, id: TenantId, quota: Quota) -> Result<Option<Tenant>> {
+        tenant::Entity::update_many()
+            .col_expr(
+                tenant::Column::MaxBytes,
+                sea_orm::sea_query::Expr::value(stored_limit(quota.max_bytes)),
+            )
+            .col_expr(
+                tenant::Column::MaxMedia,
+                sea_orm::sea_query::Expr::value(stored_limit(quota.max_media)),
+            )
+            .filter(tenant::Column::Id.eq(id.0))
+            .exec(&self.write)
+            .await?;
+        Ok(tenant::Entity::find_by_id(id.0)
+            .one(&self.write)
+            .await?
+            .map(to_tenant))
+    }
+
+    /// What a tenant holds, from its folders' counters (media in folders
+    /// being deleted still count until they are gone).
+    pub async fn usage(&self, id: TenantId) -> Result<Usage> {
+        // PostgreSQL sums BIGINTs as NUMERIC: cast back on both engines.
+        let backend = self.read.get_database_backend();
+        let row = self
+            .read
+            .query_one(Statement::from_sql_and_values(
+                backend,
+                "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(media_count), 0) AS BIGINT) FROM folders WHERE tenant_id = $1",
+                [id.0.into()],
+            ))
+            .await?;
+        let (bytes, media): (i64, i64) = match row {
+            Some(r) => (r.try_get_by_index(0)?, r.try_get_by_index(1)?),
+            None => (0, 0),
+        };
+        Ok(Usage {
+            bytes: u64::try_from(bytes).unwrap_or(0),
+            media: u64::try_from(media).unwrap_or(0),
+        })
     }
 
     /// One tenant.
@@ -248,11 +296,20 @@ impl Repo {
 }
 
 fn to_tenant(t: tenant::Model) -> Tenant {
+    let limit = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
     Tenant {
         id: TenantId(t.id),
         name: t.name,
         created_at: t.created_at,
+        quota: Quota {
+            max_bytes: limit(t.max_bytes),
+            max_media: limit(t.max_media),
+        },
     }
+}
+
+fn stored_limit(v: Option<u64>) -> Option<i64> {
+    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 fn to_key(k: api_key::Model) -> Result<ApiKey> {

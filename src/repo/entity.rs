@@ -16,6 +16,10 @@ pub mod tenant {
         pub name: String,
         /// µs since the epoch.
         pub created_at: i64,
+        /// Most bytes its media may total; `None` for no limit.
+        pub max_bytes: Option<i64>,
+        /// Most media it may hold; `None` for no limit.
+        pub max_media: Option<i64>,
     }
 
     /// No relations are navigated through SeaORM.

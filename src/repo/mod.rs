@@ -138,6 +138,8 @@ impl Repo {
             id: Set(tenant.0),
             name: Set(name.to_string()),
             created_at: Set(now),
+            max_bytes: Set(None),
+            max_media: Set(None),
         })
         .on_conflict(
             OnConflict::column(tenant::Column::Id)

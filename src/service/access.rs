@@ -8,7 +8,9 @@ use super::{
     query::{micros, page_size},
 };
 use crate::{
-    domain::{ApiKey, ApiKeyId, KeySpec, Scopes, Tenant, TenantId, check_name, check_role},
+    domain::{
+        ApiKey, ApiKeyId, KeySpec, Quota, Scopes, Tenant, TenantId, Usage, check_name, check_role,
+    },
     library::Library,
     pb::v1 as pb,
 };
@@ -26,12 +28,24 @@ impl AccessApi {
     }
 }
 
-/// The gRPC form of a tenant.
-pub fn tenant_to_pb(t: Tenant) -> pb::Tenant {
+/// The gRPC form of a tenant and what it holds.
+pub fn tenant_to_pb(t: Tenant, usage: Usage) -> pb::Tenant {
     pb::Tenant {
         id: t.id.to_string(),
         name: t.name,
         create_time: Some(timestamp(t.created_at)),
+        max_bytes: t.quota.max_bytes.unwrap_or(0),
+        max_media_count: t.quota.max_media.unwrap_or(0),
+        used_bytes: usage.bytes,
+        media_count: usage.media,
+    }
+}
+
+/// A quota as the API sends it: 0 for no limit.
+fn quota(max_bytes: u64, max_media_count: u64) -> Quota {
+    Quota {
+        max_bytes: (max_bytes > 0).then_some(max_bytes),
+        max_media: (max_media_count > 0).then_some(max_media_count),
     }
 }
 
@@ -56,11 +70,32 @@ impl pb::access_service_server::AccessService for AccessApi {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
-        let name = check_name("name", &request.get_ref().name)?;
-        let tenant = self.library.create_tenant(&name).await?;
+        let req = request.get_ref();
+        let name = check_name("name", &req.name)?;
+        let tenant = self
+            .library
+            .create_tenant(&name, quota(req.max_bytes, req.max_media_count))
+            .await?;
         tracing::info!(tenant = %tenant.id, name = %tenant.name, "tenant created");
         Ok(Response::new(pb::CreateTenantResponse {
-            tenant: Some(tenant_to_pb(tenant)),
+            tenant: Some(tenant_to_pb(tenant, Usage::default())),
+        }))
+    }
+
+    async fn set_tenant_quota(
+        &self,
+        request: Request<pb::SetTenantQuotaRequest>,
+    ) -> Result<Response<pb::SetTenantQuotaResponse>, Status> {
+        let req = request.get_ref();
+        let id = TenantId::parse("tenant_id", &req.tenant_id)?;
+        let tenant = self
+            .library
+            .set_quota(id, quota(req.max_bytes, req.max_media_count))
+            .await?;
+        tracing::info!(tenant = %id, quota = ?tenant.quota, "tenant quota set");
+        let usage = self.library.usage(id).await?;
+        Ok(Response::new(pb::SetTenantQuotaResponse {
+            tenant: Some(tenant_to_pb(tenant, usage)),
         }))
     }
 
@@ -76,8 +111,13 @@ impl pb::access_service_server::AccessService for AccessApi {
         let next_page_token = page_token::next_page(&mut tenants, limit, |t| {
             page_token::encode_id(fingerprint, t.id.0)
         });
+        let mut out = Vec::with_capacity(tenants.len());
+        for t in tenants {
+            let usage = self.library.usage(t.id).await?;
+            out.push(tenant_to_pb(t, usage));
+        }
         Ok(Response::new(pb::ListTenantsResponse {
-            tenants: tenants.into_iter().map(tenant_to_pb).collect(),
+            tenants: out,
             next_page_token,
         }))
     }

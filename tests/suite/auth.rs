@@ -119,6 +119,7 @@ async fn every_rpc_answers_each_kind_of_credentials_as_its_table_row_says() {
     let other_tenant = access(admin.clone())
         .create_tenant(pb::CreateTenantRequest {
             name: "other".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -364,6 +365,7 @@ async fn tenants_are_created_listed_and_deleted_only_when_empty() {
     let t = admin
         .create_tenant(pb::CreateTenantRequest {
             name: "team-a".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -373,6 +375,7 @@ async fn tenants_are_created_listed_and_deleted_only_when_empty() {
     let err = admin
         .create_tenant(pb::CreateTenantRequest {
             name: "team-a".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -380,7 +383,10 @@ async fn tenants_are_created_listed_and_deleted_only_when_empty() {
     assert_eq!(reason(&err), "TENANT_ALREADY_EXISTS");
     for name in ["", " padded", &"n".repeat(201)] {
         let err = admin
-            .create_tenant(pb::CreateTenantRequest { name: name.into() })
+            .create_tenant(pb::CreateTenantRequest {
+                name: name.into(),
+                ..Default::default()
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{name:?}");
@@ -390,6 +396,7 @@ async fn tenants_are_created_listed_and_deleted_only_when_empty() {
         admin
             .create_tenant(pb::CreateTenantRequest {
                 name: format!("t{i}"),
+                ..Default::default()
             })
             .await
             .unwrap();

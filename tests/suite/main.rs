@@ -19,6 +19,7 @@ mod folders;
 mod integrity;
 mod listing;
 mod migrations;
+mod quota;
 mod races;
 mod renditions;
 mod resumable;

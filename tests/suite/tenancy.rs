@@ -22,7 +22,10 @@ struct Tenant {
 async fn tenant(s: &TestServer, name: &str) -> Tenant {
     let mut admin = AccessServiceClient::new(channel(s.addr).await);
     let t = admin
-        .create_tenant(pb::CreateTenantRequest { name: name.into() })
+        .create_tenant(pb::CreateTenantRequest {
+            name: name.into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
