@@ -75,12 +75,20 @@ impl Authenticator {
         }
         let principal = match self.mode {
             Mode::Off => Principal::unauthenticated(),
+            // No credentials at all on a read public media answer: the
+            // handler looks for a public media's owner.
+            Mode::Keys
+                if matches!(rule, Rule::ScopeOrPublic(_))
+                    && !headers.contains_key(http::header::AUTHORIZATION) =>
+            {
+                return Ok(Some(Principal::anonymous()));
+            }
             Mode::Keys => {
                 let hash = bearer_key(headers)?;
                 self.library.authenticate(hash).await?
             }
         };
-        if let Rule::Scope(scope) = rule {
+        if let Rule::Scope(scope) | Rule::ScopeOrPublic(scope) = rule {
             principal.require(scope)?;
         }
         if let (Some(limiter), Some(key)) = (&self.limiter, principal.key)

@@ -18,6 +18,9 @@ pub enum Rule {
     Open,
     /// A valid key with this scope.
     Scope(Scope),
+    /// A valid key with this scope, or no credentials at all for a public
+    /// media (the handler finds its owner, see [`PUBLIC_READS`]).
+    ScopeOrPublic(Scope),
     /// A path no service serves: a valid key, then tonic's UNIMPLEMENTED
     /// (so probing for RPCs needs a key too).
     Unknown,
@@ -118,6 +121,15 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ("mediastore.v1.AccessService/RevokeApiKey", Scope::Admin),
 ];
 
+/// The RPCs that answer a caller without credentials for a public media:
+/// reading its metadata, its bytes and its renditions. Listing is not
+/// among them, so an anonymous caller never sees what else a tenant has.
+pub const PUBLIC_READS: &[&str] = &[
+    "mediastore.v1.MediaService/GetMedia",
+    "mediastore.v1.MediaService/ReadMedia",
+    "mediastore.v1.MediaService/GetRendition",
+];
+
 /// The rule for a request's path (`/service/method`).
 pub fn rule_for(path: &str) -> Rule {
     let rpc = path.strip_prefix('/').unwrap_or(path);
@@ -125,10 +137,11 @@ pub fn rule_for(path: &str) -> Rule {
     if OPEN_SERVICES.contains(&service) {
         return Rule::Open;
     }
-    RPC_SCOPES
-        .iter()
-        .find(|(name, _)| *name == rpc)
-        .map_or(Rule::Unknown, |(_, scope)| Rule::Scope(*scope))
+    match RPC_SCOPES.iter().find(|(name, _)| *name == rpc) {
+        None => Rule::Unknown,
+        Some((_, scope)) if PUBLIC_READS.contains(&rpc) => Rule::ScopeOrPublic(*scope),
+        Some((_, scope)) => Rule::Scope(*scope),
+    }
 }
 
 /// Every RPC of the mediastore services, as `service/method`, read from
@@ -165,7 +178,12 @@ pub fn markdown_table() -> String {
     let mut out = String::from("| RPC | scope |\n|---|---|\n");
     for (rpc, scope) in RPC_SCOPES {
         let short = rpc.strip_prefix("mediastore.v1.").unwrap_or(rpc);
-        out.push_str(&format!("| `{short}` | `{scope}` |\n"));
+        let public = if PUBLIC_READS.contains(rpc) {
+            ", or none for a public media"
+        } else {
+            ""
+        };
+        out.push_str(&format!("| `{short}` | `{scope}`{public} |\n"));
     }
     out
 }
@@ -195,6 +213,14 @@ mod tests {
             Rule::Scope(Scope::MediaDelete)
         );
         assert_eq!(rule_for("/grpc.health.v1.Health/Check"), Rule::Open);
+        assert_eq!(
+            rule_for("/mediastore.v1.MediaService/ReadMedia"),
+            Rule::ScopeOrPublic(Scope::MediaRead)
+        );
+        assert_eq!(
+            rule_for("/mediastore.v1.MediaService/ListMedia"),
+            Rule::Scope(Scope::MediaRead)
+        );
         assert_eq!(
             rule_for("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
             Rule::Open

@@ -190,6 +190,9 @@ pub struct Principal {
     pub scopes: Scopes,
     /// The key the call came with, if any (rate limits are per key).
     pub key: Option<ApiKeyId>,
+    /// A caller without credentials, on a call that public media answer:
+    /// it may read a public media of any tenant, and nothing else.
+    pub public_only: bool,
 }
 
 impl Principal {
@@ -202,6 +205,22 @@ impl Principal {
             role: String::new(),
             scopes: Scopes::all(),
             key: None,
+            public_only: false,
+        }
+    }
+
+    /// A caller without credentials on a call public media answer. Its
+    /// tenant owns nothing (the nil id), so an operation that forgot to
+    /// look for the public media's owner would find nothing, never another
+    /// tenant's private media.
+    pub fn anonymous() -> Self {
+        Self {
+            tenant: TenantId(uuid::Uuid::nil()),
+            name: "anonymous".to_string(),
+            role: String::new(),
+            scopes: Scopes::default(),
+            key: None,
+            public_only: true,
         }
     }
 
@@ -423,6 +442,7 @@ impl ApiKey {
             role: self.role.clone(),
             scopes: self.scopes,
             key: Some(self.id),
+            public_only: false,
         })
     }
 }

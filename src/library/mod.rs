@@ -234,6 +234,16 @@ impl Library {
         self.inner.roots.read().ok()?.get(&tenant).copied()
     }
 
+    /// The tenant owning media `id` if it is public; NOT_FOUND otherwise,
+    /// exactly as for a media that does not exist.
+    pub async fn public_owner(&self, id: MediaId) -> Result<TenantId> {
+        self.inner
+            .repo
+            .public_media_owner(id)
+            .await?
+            .ok_or_else(|| Error::not_found(Resource::Media, id.to_string()))
+    }
+
     /// Checks that the database answers and the blob store can be written.
     pub async fn check_health(&self) -> Result<()> {
         self.inner.repo.ping().await?;

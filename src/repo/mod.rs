@@ -177,6 +177,21 @@ impl Repo {
         Ok(self.folder(tenant, id).await?.is_some())
     }
 
+    /// The tenant of media `id` if the media is public. The one look-up
+    /// that is not scoped by a tenant: it is how a caller without
+    /// credentials finds a public media's owner, and it returns nothing
+    /// about a private one.
+    pub async fn public_media_owner(&self, id: MediaId) -> Result<Option<TenantId>> {
+        Ok(media::Entity::find_by_id(id.0)
+            .select_only()
+            .column(media::Column::TenantId)
+            .filter(media::Column::Public.eq(true))
+            .into_tuple::<uuid::Uuid>()
+            .one(&self.read)
+            .await?
+            .map(TenantId))
+    }
+
     /// One media of the tenant.
     pub async fn get_media(&self, tenant: TenantId, id: MediaId) -> Result<Option<Media>> {
         Ok(self.get_media_many(tenant, &[id]).await?.pop())

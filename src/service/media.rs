@@ -10,7 +10,7 @@ use super::{
     convert::{self, media_to_pb},
     download, page_token, principal_of,
     query::{self, MEDIA_FIELDS},
-    tenant_of, upload,
+    reader_tenant, tenant_of, upload,
 };
 use crate::{
     domain::{MediaId, PageCursor},
@@ -67,10 +67,10 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::ReadMediaRequest>,
     ) -> Result<Response<Self::ReadMediaStream>, Status> {
-        let tenant = tenant_of(&request)?;
-        let req = request.into_inner();
-        let id = MediaId::parse("media_id", &req.media_id)?;
+        let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
         record_media_id(&id);
+        let tenant = reader_tenant(&self.library, &request, id).await?;
+        let req = request.into_inner();
         let opened = self
             .library
             .open(tenant, id, req.read_offset, req.read_limit)
@@ -85,10 +85,10 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::GetRenditionRequest>,
     ) -> Result<Response<Self::GetRenditionStream>, Status> {
-        let tenant = tenant_of(&request)?;
-        let req = request.into_inner();
-        let id = MediaId::parse("media_id", &req.media_id)?;
+        let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
         record_media_id(&id);
+        let tenant = reader_tenant(&self.library, &request, id).await?;
+        let req = request.into_inner();
         let wanted = convert::rendition_request(&req)?;
         let opened = self.library.rendition(tenant, id, wanted).await?;
         let OpenedRendition {
@@ -138,9 +138,9 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::GetMediaRequest>,
     ) -> Result<Response<pb::GetMediaResponse>, Status> {
-        let tenant = tenant_of(&request)?;
         let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
         record_media_id(&id);
+        let tenant = reader_tenant(&self.library, &request, id).await?;
         let media = self.library.get(tenant, id).await?;
         let renditions = self.library.renditions_of(&media).await?;
         let mut media = media_to_pb(media);

@@ -37,3 +37,19 @@ pub fn principal_of<T>(req: &Request<T>) -> Result<&Principal, Status> {
 pub fn tenant_of<T>(req: &Request<T>) -> Result<TenantId, Status> {
     principal_of(req).map(|p| p.tenant)
 }
+
+/// The tenant a read of media `id` acts in: the caller's, or, for a caller
+/// without credentials, the owner of `id` if that media is public (else
+/// NOT_FOUND, as for a missing one).
+pub async fn reader_tenant<T>(
+    library: &crate::library::Library,
+    req: &Request<T>,
+    id: crate::domain::MediaId,
+) -> Result<TenantId, Status> {
+    let principal = principal_of(req)?;
+    if principal.public_only {
+        Ok(library.public_owner(id).await?)
+    } else {
+        Ok(principal.tenant)
+    }
+}

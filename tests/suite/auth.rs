@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use mediastore::{
-    auth::rules::{RPC_SCOPES, served_rpcs},
+    auth::rules::{PUBLIC_READS, RPC_SCOPES, served_rpcs},
     domain::{KeySpec, NewSecret, Scope, Scopes, TenantId, now_micros},
     pb::v1::{
         self as pb, access_service_client::AccessServiceClient,
@@ -154,6 +154,12 @@ async fn every_rpc_answers_each_kind_of_credentials_as_its_table_row_says() {
     for (rpc, scope) in RPC_SCOPES {
         for (what, creds, why) in &unauthenticated {
             let status = call_empty(channel_with(s.addr, creds.clone()).await, rpc).await;
+            if *what == "no key" && PUBLIC_READS.contains(rpc) {
+                // Anonymous: past authentication, to the handler, which
+                // looks for a public media (here: no id given).
+                assert_eq!(status.code(), Code::InvalidArgument, "{rpc}: {status:?}");
+                continue;
+            }
             assert_eq!(
                 status.code(),
                 Code::Unauthenticated,
@@ -666,4 +672,127 @@ async fn a_key_over_its_rate_is_told_when_to_come_back() {
     );
     // Other keys have their own allowance.
     list_all(&mut s.client.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn public_media_are_read_without_a_key_and_nothing_else_is() {
+    let s = TestServer::spawn().await;
+    let mut owner = s.client.clone();
+    let png = &encoded(image::ImageFormat::Png, 4, 2);
+    let mut h = header("open.png", png.len());
+    h.public = true;
+    let public = upload(&mut owner, h, png).await.unwrap().media.unwrap();
+    let private = upload(&mut owner, header("closed.png", png.len()), png)
+        .await
+        .unwrap()
+        .media
+        .unwrap();
+    // Another tenant's public media is public too.
+    let t = new_tenant(s.addr, "elsewhere").await;
+    let other_key = new_key(s.addr, &t.id, "other", "", &["uploads:write"]).await;
+    let mut h = header("theirs.png", png.len());
+    h.public = true;
+    let theirs = upload(
+        &mut MediaServiceClient::new(channel_with(s.addr, Bearer::key(&other_key)).await),
+        h,
+        png,
+    )
+    .await
+    .unwrap()
+    .media
+    .unwrap();
+
+    assert!(public.public && theirs.public && !private.public);
+    let mut anonymous = MediaServiceClient::new(channel_with(s.addr, Bearer(None)).await);
+    for m in [&public, &theirs] {
+        let got = anonymous
+            .get_media(pb::GetMediaRequest {
+                media_id: m.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .media
+            .unwrap();
+        assert_eq!(got.id, m.id);
+        let (_, bytes) = read(&mut anonymous, &m.id, 0, 0).await.unwrap();
+        assert_eq!(&bytes, png);
+        let (r, _, _) = rendition(
+            &mut anonymous,
+            pb::GetRenditionRequest {
+                media_id: m.id.clone(),
+                width: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.width, 2);
+    }
+    // A private media answers as a missing one does.
+    let missing = uuid::Uuid::now_v7().to_string();
+    for id in [&private.id, &missing] {
+        let err = anonymous
+            .get_media(pb::GetMediaRequest {
+                media_id: id.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
+        assert_eq!(
+            read(&mut anonymous, id, 0, 0).await.unwrap_err().code(),
+            Code::NotFound
+        );
+    }
+    // Nothing else answers without a key: no listing, no batch, no change.
+    let err = anonymous
+        .list_media(pb::ListMediaRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = anonymous
+        .batch_get_media(pb::BatchGetMediaRequest {
+            media_ids: vec![public.id.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = anonymous
+        .delete_media(pb::DeleteMediaRequest {
+            media_id: public.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    // A bad key is not anonymity: it is refused even for a public media.
+    let mut bad = MediaServiceClient::new(channel_with(s.addr, Bearer::key("msk_nope")).await);
+    let err = bad
+        .get_media(pb::GetMediaRequest {
+            media_id: public.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    // Made private, it is gone for anonymous callers at once.
+    owner
+        .update_media(pb::UpdateMediaRequest {
+            media: Some(pb::Media {
+                id: public.id.clone(),
+                public: false,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["public".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let err = anonymous
+        .get_media(pb::GetMediaRequest {
+            media_id: public.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
 }

@@ -3,9 +3,9 @@
 //! that the other holds the same bytes.
 
 use mediastore::pb::v1::{
-    self as pb, access_service_client::AccessServiceClient,
-    binding_service_client::BindingServiceClient, folder_service_client::FolderServiceClient,
-    media_service_client::MediaServiceClient, upload_service_client::UploadServiceClient,
+    self as pb, binding_service_client::BindingServiceClient,
+    folder_service_client::FolderServiceClient, media_service_client::MediaServiceClient,
+    upload_service_client::UploadServiceClient,
 };
 use tonic::Code;
 
@@ -20,17 +20,7 @@ struct Tenant {
 }
 
 async fn tenant(s: &TestServer, name: &str) -> Tenant {
-    let mut admin = AccessServiceClient::new(channel(s.addr).await);
-    let t = admin
-        .create_tenant(pb::CreateTenantRequest {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
+    let t = new_tenant(s.addr, name).await;
     let scopes = [
         "media:read",
         "media:write",
@@ -50,7 +40,9 @@ async fn tenant(s: &TestServer, name: &str) -> Tenant {
 }
 
 /// A 4x2 PNG, so renditions work.
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x04\0\0\0\x02\x08\x02\0\0\0\xf0\xca\xea4\0\0\0\x12IDATx\x9cc\xf8\xcf\xe4\x06\x00\x03\x0c\x03\x01\x08\xa3p\xb7N\0\0\0\0IEND\xaeB`\x82";
+fn png() -> Vec<u8> {
+    encoded(image::ImageFormat::Png, 4, 2)
+}
 
 /// Creates /photos/ and uploads the PNG into it; returns (folder, media).
 async fn populate(t: &mut Tenant) -> (pb::Folder, pb::UploadMediaResponse) {
@@ -65,10 +57,11 @@ async fn populate(t: &mut Tenant) -> (pb::Folder, pb::UploadMediaResponse) {
         .into_inner()
         .folder
         .unwrap();
-    let mut h = header("red.png", PNG.len());
+    let png = png();
+    let mut h = header("red.png", png.len());
     h.parent_folder_id = folder.id.clone();
     h.title = "sunset".into();
-    let up = upload(&mut t.media, h, PNG).await.unwrap();
+    let up = upload(&mut t.media, h, &png).await.unwrap();
     (folder, up)
 }
 
@@ -91,7 +84,8 @@ async fn two_tenants_with_the_same_tree_and_bytes_never_meet() {
     assert_eq!(a_media.blake3, b_media.blake3);
     assert!(!a_up.deduplicated);
     assert!(!b_up.deduplicated, "B's first upload of bytes A holds");
-    let again = upload(&mut b.media, header("copy.png", PNG.len()), PNG)
+    let png = png();
+    let again = upload(&mut b.media, header("copy.png", png.len()), &png)
         .await
         .unwrap();
     assert!(again.deduplicated, "B's second upload of its own bytes");
@@ -300,11 +294,11 @@ async fn two_tenants_with_the_same_tree_and_bytes_never_meet() {
         })
         .await;
     assert_not_found("ListFolders", listed);
-    let mut h = header("into-a.png", PNG.len());
+    let mut h = header("into-a.png", png.len());
     h.parent_folder_id = fid.clone();
     assert_not_found(
         "UploadMedia into A's folder",
-        upload(&mut b.media, h, PNG).await,
+        upload(&mut b.media, h, &png).await,
     );
 
     // A resumable upload of A's is unknown to B.
@@ -352,7 +346,7 @@ async fn two_tenants_with_the_same_tree_and_bytes_never_meet() {
         .await
         .unwrap();
     let (_, bytes) = read(&mut a.media, &id, 0, 0).await.unwrap();
-    assert_eq!(bytes, PNG);
+    assert_eq!(bytes, png);
     let tree = a
         .folders
         .get_folder_tree(pb::GetFolderTreeRequest::default())

@@ -823,3 +823,17 @@ pub async fn new_key(
         .into_inner()
         .secret
 }
+
+/// Creates a tenant without quotas through `AccessService`.
+pub async fn new_tenant(addr: SocketAddr, name: &str) -> pb::Tenant {
+    pb::access_service_client::AccessServiceClient::new(channel(addr).await)
+        .create_tenant(pb::CreateTenantRequest {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap()
+}
