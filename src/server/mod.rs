@@ -77,9 +77,10 @@ pub async fn open_library(config: &Config) -> Result<Library> {
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 
 /// On a database without keys, unless authentication is off, makes the
-/// first admin key (every scope, the default tenant). Unless its secret came from `--bootstrap-key`, prints
-/// it once and writes it to `<data-dir>/admin.key`, readable by the
-/// server's user only. Returns the secret when a key was made.
+/// first admin key (every scope, the default tenant). Unless its secret
+/// came from `--bootstrap-key`, prints it once and writes it to
+/// `<data-dir>/admin.key`, readable by the server's user only. Returns the
+/// secret when a key was made.
 pub async fn bootstrap_admin_key(config: &Config, library: &Library) -> Result<Option<String>> {
     // Without authentication no key is needed; the first start with it
     // makes one.
