@@ -49,12 +49,12 @@ pub async fn tenants(config: &Config, command: TenantsCommand) -> Result<()> {
         TenantsCommand::List => {
             let mut after = None;
             loop {
-                let page = library.tenants(after, PAGE).await?;
-                for t in &page {
-                    print(tenant_json(t, library.usage(t.id).await?));
+                let page = library.tenants_with_usage(after, PAGE).await?;
+                for (t, usage) in &page {
+                    print(tenant_json(t, *usage));
                 }
                 match page.last() {
-                    Some(last) if page.len() as u64 == PAGE => after = Some(last.id),
+                    Some((last, _)) if page.len() as u64 == PAGE => after = Some(last.id),
                     _ => break,
                 }
             }

@@ -52,60 +52,47 @@ fn quota_exceeded(subject: &str, message: String) -> Error {
     }
 }
 
-/// Tenants' quotas recently read, for at most [`KEY_CACHE_TTL`]: an upload
-/// of a tenant without one costs no query.
-#[derive(Debug, Default)]
-pub(super) struct QuotaCache(Mutex<HashMap<TenantId, (Instant, Quota)>>);
+/// Values recently read from the database, each kept for at most
+/// [`KEY_CACHE_TTL`]: API keys by the hash of their secret (so most calls
+/// cost no query), tenants' quotas (so an upload of a tenant without one
+/// costs none either).
+#[derive(Debug)]
+pub(super) struct TtlCache<K, V>(Mutex<HashMap<K, (Instant, V)>>);
 
-impl QuotaCache {
-    fn get(&self, tenant: TenantId) -> Option<Quota> {
+impl<K, V> Default for TtlCache<K, V> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
+    fn get(&self, k: &K) -> Option<V> {
         let map = self.0.lock().ok()?;
-        let (at, q) = map.get(&tenant)?;
-        (at.elapsed() < KEY_CACHE_TTL).then_some(*q)
+        let (at, v) = map.get(k)?;
+        (at.elapsed() < KEY_CACHE_TTL).then(|| v.clone())
     }
 
-    fn put(&self, tenant: TenantId, q: Quota) {
+    fn put(&self, k: K, v: V) {
         if let Ok(mut map) = self.0.lock() {
             if map.len() >= KEY_CACHE_MAX {
                 map.clear();
             }
-            map.insert(tenant, (Instant::now(), q));
+            map.insert(k, (Instant::now(), v));
         }
     }
 
-    fn forget(&self, tenant: TenantId) {
+    /// Drops the entries whose value `keep` refuses.
+    fn retain(&self, keep: impl Fn(&K, &V) -> bool) {
         if let Ok(mut map) = self.0.lock() {
-            map.remove(&tenant);
+            map.retain(|k, (_, v)| keep(k, v));
         }
     }
 }
 
-/// Keys recently read, by the hash of their secret.
-#[derive(Debug, Default)]
-pub(super) struct KeyCache(Mutex<HashMap<KeyHash, (Instant, ApiKey)>>);
-
-impl KeyCache {
-    fn get(&self, hash: &KeyHash) -> Option<ApiKey> {
-        let map = self.0.lock().ok()?;
-        let (at, key) = map.get(hash)?;
-        (at.elapsed() < KEY_CACHE_TTL).then(|| key.clone())
-    }
-
-    fn put(&self, hash: KeyHash, key: ApiKey) {
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() >= KEY_CACHE_MAX {
-                map.clear();
-            }
-            map.insert(hash, (Instant::now(), key));
-        }
-    }
-
-    fn forget(&self, keep: impl Fn(&ApiKey) -> bool) {
-        if let Ok(mut map) = self.0.lock() {
-            map.retain(|_, (_, key)| keep(key));
-        }
-    }
-}
+/// API keys recently used.
+pub(super) type KeyCache = TtlCache<KeyHash, ApiKey>;
+/// Tenants' quotas recently read.
+pub(super) type QuotaCache = TtlCache<TenantId, Quota>;
 
 impl Library {
     /// The principal a key's secret (by its hash) stands for, or
@@ -168,13 +155,31 @@ impl Library {
             .set_quota(id, quota)
             .await?
             .ok_or_else(|| Error::not_found(Resource::Tenant, id.to_string()))?;
-        self.inner.quotas.forget(id);
+        self.inner.quotas.retain(|t, _| *t != id);
         Ok(tenant)
     }
 
     /// What a tenant holds.
     pub async fn usage(&self, id: TenantId) -> Result<Usage> {
         self.inner.repo.usage(id).await
+    }
+
+    /// Tenants in creation order after `after`, each with what it holds.
+    pub async fn tenants_with_usage(
+        &self,
+        after: Option<TenantId>,
+        limit: u64,
+    ) -> Result<Vec<(Tenant, Usage)>> {
+        let tenants = self.inner.repo.tenants(after, limit).await?;
+        let ids: Vec<TenantId> = tenants.iter().map(|t| t.id).collect();
+        let mut usages = self.inner.repo.usages(&ids).await?;
+        Ok(tenants
+            .into_iter()
+            .map(|t| {
+                let usage = usages.remove(&t.id).unwrap_or_default();
+                (t, usage)
+            })
+            .collect())
     }
 
     /// Checks that `tenant` may add one more media of `declared` bytes (if
@@ -186,7 +191,7 @@ impl Library {
         tenant: TenantId,
         declared: Option<u64>,
     ) -> Result<Option<u64>> {
-        let quota = match self.inner.quotas.get(tenant) {
+        let quota = match self.inner.quotas.get(&tenant) {
             Some(q) => q,
             None => {
                 let q = self
@@ -224,11 +229,6 @@ impl Library {
         Ok(room)
     }
 
-    /// Tenants in creation order after `after`.
-    pub async fn tenants(&self, after: Option<TenantId>, limit: u64) -> Result<Vec<Tenant>> {
-        self.inner.repo.tenants(after, limit).await
-    }
-
     /// Deletes an empty tenant and its keys; returns how many keys went.
     pub async fn delete_tenant(&self, id: TenantId) -> Result<u64> {
         if id == TenantId::DEFAULT {
@@ -239,7 +239,7 @@ impl Library {
         }
         match self.inner.repo.delete_tenant(id).await? {
             TenantDeletion::Deleted(keys) => {
-                self.inner.keys.forget(|k| k.tenant != id);
+                self.inner.keys.retain(|_, k| k.tenant != id);
                 if let Ok(mut roots) = self.inner.roots.write() {
                     roots.remove(&id);
                 }
@@ -309,7 +309,7 @@ impl Library {
             .revoke_key(id)
             .await?
             .ok_or_else(|| Error::not_found(Resource::ApiKey, id.to_string()))?;
-        self.inner.keys.forget(|k| k.id != id);
+        self.inner.keys.retain(|_, k| k.id != id);
         Ok(key)
     }
 

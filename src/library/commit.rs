@@ -231,22 +231,18 @@ async fn commit_batch(
     // The first upload of a blob nobody referenced before publishes it;
     // every other one shares the bytes.
     let mut fresh = Vec::with_capacity(jobs.len());
-    let mut fresh_claims = Vec::with_capacity(claims.len());
+    // Blobs stored before this batch, whose holders `deduplicated` asks of.
+    let mut existing: Vec<ContentHash> = Vec::new();
     for (claim, refs) in claims.iter().zip(after) {
         let count = usize::try_from(claim.count).unwrap_or(0);
         fresh.push(refs == claim.count);
-        fresh_claims.push(refs == claim.count);
+        if refs != claim.count {
+            existing.push(claim.hash);
+        }
         fresh.extend(std::iter::repeat_n(false, count.saturating_sub(1)));
     }
-    // Which tenants held the blobs that were stored before, read before
-    // this batch's rows go in: `deduplicated` speaks only of the caller's
-    // own tenant.
-    let existing: Vec<ContentHash> = claims
-        .iter()
-        .zip(&fresh_claims)
-        .filter(|(_, fresh)| !**fresh)
-        .map(|(c, _)| c.hash)
-        .collect();
+    // Which tenants held those, read before this batch's rows go in:
+    // `deduplicated` speaks only of the caller's own tenant.
     let mut held = match tx.tenants_holding(&existing).await {
         Ok(held) => held,
         Err(e) => return Err(Retry::Each(jobs, e)),

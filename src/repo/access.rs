@@ -1,5 +1,7 @@
 //! Tenant and API key rows.
 
+use std::collections::HashMap;
+
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, TryInsertResult,
@@ -88,25 +90,43 @@ impl Repo {
     /// What a tenant holds, from its folders' counters (media in folders
     /// being deleted still count until they are gone).
     pub async fn usage(&self, id: TenantId) -> Result<Usage> {
-        // PostgreSQL sums BIGINTs as NUMERIC: cast back on both engines.
+        Ok(self.usages(&[id]).await?.remove(&id).unwrap_or_default())
+    }
+
+    /// What each of these tenants holds, in one statement (a page of
+    /// tenants costs one query, not one each); a tenant absent from the
+    /// map holds nothing.
+    pub async fn usages(&self, ids: &[TenantId]) -> Result<HashMap<TenantId, Usage>> {
+        let mut out = HashMap::with_capacity(ids.len());
         let backend = self.read.get_database_backend();
-        let row = self
-            .read
-            .query_one(Statement::from_sql_and_values(
-                backend,
-                "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(media_count), 0) AS BIGINT) FROM folders WHERE tenant_id = $1",
-                [id.0.into()],
-            ))
-            .await?;
-        let (bytes, media): (i64, i64) = match row {
-            Some(r) => (r.try_get_by_index(0)?, r.try_get_by_index(1)?),
-            None => (0, 0),
-        };
-        Ok(Usage {
-            bytes: u64::try_from(bytes).unwrap_or(0),
-            media: u64::try_from(media).unwrap_or(0),
-        })
+        for part in ids.chunks(super::INSERT_CHUNK) {
+            let (list, values) = super::placeholders(1, part.iter().map(|t| t.0.into()));
+            // PostgreSQL sums BIGINTs as NUMERIC: cast back on both engines.
+            let rows = self
+                .read
+                .query_all(Statement::from_sql_and_values(
+                    backend,
+                    format!(
+                        "SELECT tenant_id, CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT), \
+                         CAST(COALESCE(SUM(media_count), 0) AS BIGINT) FROM folders \
+                         WHERE tenant_id IN ({list}) GROUP BY tenant_id"
+                    ),
+                    values,
+                ))
+                .await?;
+            for r in rows {
+                let tenant: uuid::Uuid = r.try_get_by_index(0)?;
+                let (bytes, media): (i64, i64) = (r.try_get_by_index(1)?, r.try_get_by_index(2)?);
+                out.insert(
+                    TenantId(tenant),
+                    Usage {
+                        bytes: u64::try_from(bytes).unwrap_or(0),
+                        media: u64::try_from(media).unwrap_or(0),
+                    },
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// One tenant.

@@ -107,17 +107,18 @@ impl pb::access_service_server::AccessService for AccessApi {
         let limit = page_size("page_size", req.page_size)?;
         let fingerprint = page_token::fingerprint("tenants");
         let after = page_token::decode_id("page_token", &req.page_token, fingerprint)?;
-        let mut tenants = self.library.tenants(after.map(TenantId), limit + 1).await?;
-        let next_page_token = page_token::next_page(&mut tenants, limit, |t| {
+        let mut tenants = self
+            .library
+            .tenants_with_usage(after.map(TenantId), limit + 1)
+            .await?;
+        let next_page_token = page_token::next_page(&mut tenants, limit, |(t, _)| {
             page_token::encode_id(fingerprint, t.id.0)
         });
-        let mut out = Vec::with_capacity(tenants.len());
-        for t in tenants {
-            let usage = self.library.usage(t.id).await?;
-            out.push(tenant_to_pb(t, usage));
-        }
         Ok(Response::new(pb::ListTenantsResponse {
-            tenants: out,
+            tenants: tenants
+                .into_iter()
+                .map(|(t, usage)| tenant_to_pb(t, usage))
+                .collect(),
             next_page_token,
         }))
     }

@@ -116,16 +116,7 @@ async fn every_rpc_answers_each_kind_of_credentials_as_its_table_row_says() {
     )
     .await;
     let unknown = NewSecret::generate().unwrap().secret;
-    let other_tenant = access(admin.clone())
-        .create_tenant(pb::CreateTenantRequest {
-            name: "other".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
+    let other_tenant = new_tenant(s.addr, "other").await;
     let other = make_key(
         &s,
         TenantId::parse("id", &other_tenant.id).unwrap(),
@@ -368,16 +359,7 @@ async fn keys_made_through_the_api_work_at_once_and_stop_at_once_when_revoked() 
 async fn tenants_are_created_listed_and_deleted_only_when_empty() {
     let s = TestServer::spawn().await;
     let mut admin = access(channel(s.addr).await);
-    let t = admin
-        .create_tenant(pb::CreateTenantRequest {
-            name: "team-a".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tenant
-        .unwrap();
+    let t = new_tenant(s.addr, "team-a").await;
     let err = admin
         .create_tenant(pb::CreateTenantRequest {
             name: "team-a".into(),
@@ -399,13 +381,7 @@ async fn tenants_are_created_listed_and_deleted_only_when_empty() {
     }
     // Paged listing, oldest first.
     for i in 0..3 {
-        admin
-            .create_tenant(pb::CreateTenantRequest {
-                name: format!("t{i}"),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        new_tenant(s.addr, &format!("t{i}")).await;
     }
     let mut names = Vec::new();
     let mut token = String::new();
