@@ -351,6 +351,36 @@ pub struct Config {
         hide_env_values = true
     )]
     pub bootstrap_key: Option<String>,
+    /// The server's TLS certificate chain (PEM, leaf first); with
+    /// `--tls-key`, the server speaks only TLS. Reloaded on SIGHUP and when
+    /// the file changes.
+    #[arg(global = true, long, env = "MEDIASTORE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(global = true, long, env = "MEDIASTORE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) for mutual TLS: clients must present a
+    /// certificate that chains to one of them, unless
+    /// `--tls-client-optional`.
+    #[arg(global = true, long, env = "MEDIASTORE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// With `--tls-client-ca`: also accept clients without a certificate
+    /// (they authenticate with bearer keys).
+    #[arg(global = true, long, env = "MEDIASTORE_TLS_CLIENT_OPTIONAL")]
+    pub tls_client_optional: bool,
+    /// JSON file mapping client certificates (by subject, DNS or URI SAN)
+    /// to a tenant, role and scopes; see the README's "Mutual TLS".
+    #[arg(global = true, long, env = "MEDIASTORE_TLS_PRINCIPALS")]
+    pub tls_principals: Option<PathBuf>,
+    /// Seconds between checks of the TLS files for changes; 0 to reload
+    /// only on SIGHUP.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_TLS_RELOAD_SECS",
+        default_value_t = 10
+    )]
+    pub tls_reload_secs: u64,
     /// Log format.
     #[arg(global = true, long, env = "MEDIASTORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -411,6 +441,29 @@ impl Config {
         }
         if self.max_upload_size == 0 {
             return Err("--max-upload-size must be more than 0".into());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("--tls-cert and --tls-key go together; give both or neither".into());
+        }
+        if self.tls_cert.is_none()
+            && (self.tls_client_ca.is_some()
+                || self.tls_principals.is_some()
+                || self.tls_client_optional)
+        {
+            return Err(
+                "--tls-client-ca, --tls-client-optional and --tls-principals need TLS: give \
+                 --tls-cert and --tls-key too"
+                    .into(),
+            );
+        }
+        if self.tls_client_ca.is_none()
+            && (self.tls_principals.is_some() || self.tls_client_optional)
+        {
+            return Err(
+                "--tls-principals and --tls-client-optional are about client certificates: \
+                 give --tls-client-ca too"
+                    .into(),
+            );
         }
         let non_negative = |v: f64| v.is_finite() && v >= 0.0;
         if !non_negative(self.rate_limit_per_key) || !non_negative(self.rate_limit_burst) {

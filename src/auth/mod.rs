@@ -4,13 +4,15 @@
 //!
 //! [`Authenticate`] is a tower layer around every service. It reads the
 //! RPC's [`rules::Rule`], authenticates the `authorization: Bearer <key>`
-//! metadata through the library (which caches keys briefly), checks the
-//! scope, and puts the principal in the request's extensions, where the
+//! metadata through the library (which caches keys briefly) or, without
+//! one, the client certificate the TLS layer verified ([`certs`]), checks
+//! the scope, and puts the principal in the request's extensions, where the
 //! handlers take it from ([`crate::service::principal_of`]). A call that
 //! fails never reaches a handler: it is answered UNAUTHENTICATED or
 //! PERMISSION_DENIED here, with the same error details as every other
 //! error.
 
+pub mod certs;
 pub mod limit;
 pub mod rules;
 
@@ -22,9 +24,17 @@ use std::{
 };
 
 use http::HeaderMap;
-use tonic::{Status, body::Body};
+use tonic::{
+    Status,
+    body::Body,
+    transport::server::{TcpConnectInfo, TlsConnectInfo},
+};
 
-use self::{limit::RateLimiter, rules::Rule};
+use self::{
+    certs::{CertNames, SharedCertPrincipals},
+    limit::RateLimiter,
+    rules::Rule,
+};
 use crate::{
     domain::{Principal, hash_secret},
     error::{Error, Reason, Result},
@@ -48,6 +58,8 @@ pub struct Authenticator {
     mode: Mode,
     /// Per-key rate limits, when configured.
     limiter: Option<Arc<RateLimiter>>,
+    /// Client certificates' principals, when the server runs mutual TLS.
+    certificates: Option<SharedCertPrincipals>,
 }
 
 impl Authenticator {
@@ -57,7 +69,15 @@ impl Authenticator {
             library,
             mode,
             limiter: None,
+            certificates: None,
         }
+    }
+
+    /// Lets a call without a key act as the principal its client
+    /// certificate maps to in `map`.
+    pub fn with_certificates(mut self, map: SharedCertPrincipals) -> Self {
+        self.certificates = Some(map);
+        self
     }
 
     /// Limits each key to `rate` calls a second, `burst` at once.
@@ -66,27 +86,36 @@ impl Authenticator {
         self
     }
 
-    /// The principal of a call to `path` with `headers`: `None` for an
-    /// open service, an error if the call must be refused.
-    pub async fn authorize(&self, path: &str, headers: &HeaderMap) -> Result<Option<Principal>> {
+    /// The principal of a call to `path` with `headers`, over a connection
+    /// whose verified client certificate (DER) is `peer`: `None` for an
+    /// open service, an error if the call must be refused. A key, when
+    /// sent, decides; without one the certificate does.
+    pub async fn authorize(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        peer: Option<&[u8]>,
+    ) -> Result<Option<Principal>> {
         let rule = rules::rule_for(path);
         if rule == Rule::Open {
             return Ok(None);
         }
         let principal = match self.mode {
             Mode::Off => Principal::unauthenticated(),
-            // No credentials at all on a read public media answer: the
-            // handler looks for a public media's owner.
-            Mode::Keys
-                if matches!(rule, Rule::ScopeOrPublic(_))
-                    && !headers.contains_key(http::header::AUTHORIZATION) =>
-            {
-                return Ok(Some(Principal::anonymous()));
-            }
-            Mode::Keys => {
+            Mode::Keys if headers.contains_key(http::header::AUTHORIZATION) => {
                 let hash = bearer_key(headers)?;
                 self.library.authenticate(hash).await?
             }
+            Mode::Keys => match self.certificate_principal(peer) {
+                Some(Ok(principal)) => principal,
+                // No credentials at all on a read public media answer: the
+                // handler looks for a public media's owner.
+                _ if matches!(rule, Rule::ScopeOrPublic(_)) => {
+                    return Ok(Some(Principal::anonymous()));
+                }
+                Some(Err(unmapped)) => return Err(unmapped),
+                None => return Err(missing()),
+            },
         };
         if let Rule::Scope(scope) | Rule::ScopeOrPublic(scope) = rule {
             principal.require(scope)?;
@@ -107,15 +136,43 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// The principal the client certificate `peer` maps to: `None`
+    /// without a certificate or a map, an error naming the certificate
+    /// when no entry matches it.
+    fn certificate_principal(&self, peer: Option<&[u8]>) -> Option<Result<Principal>> {
+        let (map, der) = (self.certificates.as_ref()?, peer?);
+        let names = CertNames::read(der)?;
+        Some(
+            map.get()
+                .principal(&names)
+                .ok_or_else(|| Error::Unauthenticated {
+                    reason: Reason::CertificateUnmapped,
+                    message: format!(
+                        "the client certificate ({}) matches no entry of the server's principals \
+                     file; send `authorization: Bearer <key>` metadata, or ask an operator to \
+                     map the certificate",
+                        names.describe()
+                    ),
+                }),
+        )
+    }
+}
+
+/// The answer to a call without any credentials.
+fn missing() -> Error {
+    Error::Unauthenticated {
+        reason: Reason::CredentialsMissing,
+        message: "this call needs an API key: send `authorization: Bearer <key>` metadata \
+                  (grpcurl: -H \"authorization: Bearer $KEY\")"
+            .to_string(),
+    }
+}
+
 /// The hash of the key in `authorization: Bearer <key>`.
 fn bearer_key(headers: &HeaderMap) -> Result<crate::domain::KeyHash> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-        return Err(Error::Unauthenticated {
-            reason: Reason::CredentialsMissing,
-            message: "this call needs an API key: send `authorization: Bearer <key>` metadata \
-                      (grpcurl: -H \"authorization: Bearer $KEY\")"
-                .to_string(),
-        });
+        return Err(missing());
     };
     let malformed = || Error::Unauthenticated {
         reason: Reason::CredentialsMalformed,
@@ -182,7 +239,17 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
         Box::pin(async move {
-            match auth.authorize(req.uri().path(), req.headers()).await {
+            // The certificate the TLS layer verified, if any (tonic puts
+            // the connection's details in every request's extensions).
+            let peer = req
+                .extensions()
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(TlsConnectInfo::peer_certs);
+            let leaf = peer.as_deref().and_then(|chain| chain.first());
+            match auth
+                .authorize(req.uri().path(), req.headers(), leaf.map(|c| c.as_ref()))
+                .await
+            {
                 Ok(Some(principal)) => {
                     req.extensions_mut().insert(principal);
                     inner.call(req).await

@@ -8,8 +8,9 @@
 
 pub mod deadline;
 pub mod reset;
+pub mod tls;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
@@ -161,6 +162,13 @@ pub async fn run(
         };
         authenticator = authenticator.with_rate_limit(config.rate_limit_per_key, burst);
     }
+    let tls = match tls::TlsFiles::from_config(config) {
+        Some(files) => Some(tls::Tls::load(files, library.clone()).await?),
+        None => None,
+    };
+    if let Some(tls) = &tls {
+        authenticator = authenticator.with_certificates(tls.principals());
+    }
     let request_timeout =
         (config.request_timeout_secs > 0).then(|| Duration::from_secs(config.request_timeout_secs));
     let window = u32::try_from(config.window_size)?;
@@ -186,7 +194,10 @@ pub async fn run(
         .max_encoding_message_size(max_message);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
+    let stopped = async {
+        let _ = stop_rx.await;
+    };
+    let router = Server::builder()
         .initial_stream_window_size(window)
         .initial_connection_window_size(window)
         .max_concurrent_streams(
@@ -213,21 +224,45 @@ pub async fn run(
         .add_service(bindings)
         .add_service(uploads)
         .add_service(admin)
-        .add_service(access)
-        .serve_with_incoming_shutdown(incoming(listener), async {
-            let _ = stop_rx.await;
-        });
-    tokio::pin!(server);
+        .add_service(access);
+    type Serving<'a> =
+        Pin<Box<dyn Future<Output = std::result::Result<(), tonic::transport::Error>> + Send + 'a>>;
+    let (mut server, tls_watcher): (Serving<'_>, _) = match tls {
+        Some(tls) => {
+            let every =
+                (config.tls_reload_secs > 0).then(|| Duration::from_secs(config.tls_reload_secs));
+            let watcher = tokio::spawn(tls::watch(Arc::clone(&tls), every));
+            (
+                Box::pin(
+                    router.serve_with_incoming_shutdown(tls::incoming(listener, tls), stopped),
+                ),
+                Some(watcher),
+            )
+        }
+        None => (
+            Box::pin(router.serve_with_incoming_shutdown(incoming(listener), stopped)),
+            None,
+        ),
+    };
+    let stop_watchers = || {
+        watcher.abort();
+        if let Some(w) = &tls_watcher {
+            w.abort();
+        }
+    };
 
     tokio::select! {
-        res = &mut server => return Ok(res?),
+        res = &mut server => {
+            stop_watchers();
+            return Ok(res?);
+        }
         () = shutdown => {}
     }
     tracing::info!(
         grace_secs = config.shutdown_grace_secs,
         "shutting down: no new connections; in-flight requests may finish"
     );
-    watcher.abort();
+    stop_watchers();
     set_health(&health, false).await;
     let _ = stop_tx.send(());
     match tokio::time::timeout(config.shutdown_grace(), &mut server).await {

@@ -26,4 +26,5 @@ mod resumable;
 mod server;
 mod storage_failures;
 mod tenancy;
+mod tls;
 mod upload;

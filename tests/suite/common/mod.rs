@@ -158,6 +158,15 @@ impl TestServer {
 
     /// Starts a server after `tweak` has adjusted the configuration.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_connecting(tweak, async |addr| channel(addr).await).await
+    }
+
+    /// Starts a server after `tweak` has adjusted the configuration, its
+    /// `client` on the channel `connect` opens (a TLS one, say).
+    pub async fn spawn_connecting(
+        tweak: impl FnOnce(&mut Config),
+        connect: impl AsyncFnOnce(SocketAddr) -> Channel,
+    ) -> Self {
         // The server's warnings and errors go to the test's output, which
         // nextest shows when a test fails.
         let _ = tracing_subscriber::fmt()
@@ -196,7 +205,9 @@ impl TestServer {
             .await
             .unwrap();
         });
-        let client = connect(addr).await;
+        let client = MediaServiceClient::new(connect(addr).await)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
         Self {
             addr,
             dir,
