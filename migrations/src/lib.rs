@@ -21,6 +21,7 @@ mod m20261203_000008_structured_text;
 mod m20261203_000009_api_keys;
 mod m20261203_000010_authorship;
 mod m20261203_000011_quotas;
+mod m20261203_000012_public_folders;
 
 /// Longest text query PostgreSQL's term index answers (see migration 000007).
 pub use m20261201_000007_text_terms::STEP as TERM_QUERY_CHARS;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_api_keys::Migration),
             Box::new(m20261203_000010_authorship::Migration),
             Box::new(m20261203_000011_quotas::Migration),
+            Box::new(m20261203_000012_public_folders::Migration),
         ]
     }
 }

@@ -82,6 +82,10 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
         Scope::FoldersWrite,
     ),
     (
+        "mediastore.v1.FolderService/SetFolderPublic",
+        Scope::FoldersWrite,
+    ),
+    (
         "mediastore.v1.FolderService/DeleteFolder",
         Scope::FoldersDelete,
     ),

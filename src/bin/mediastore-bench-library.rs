@@ -414,12 +414,12 @@ async fn seed_folders(library: &Library, count: usize) -> Result<Vec<FolderId>, 
     let mut tx = library.repo().begin().await?;
     for i in 0..top {
         let name = FolderName::parse("name", &format!("dir{i:03}"))?;
-        out.push(tx.create_folder(&by, root, &name).await?.id);
+        out.push(tx.create_folder(&by, root, &name, false).await?.id);
     }
     for i in top..count {
         let parent = out[i % top];
         let name = FolderName::parse("name", &format!("sub{i:05}"))?;
-        out.push(tx.create_folder(&by, parent, &name).await?.id);
+        out.push(tx.create_folder(&by, parent, &name, false).await?.id);
     }
     tx.commit().await?;
     Ok(out)

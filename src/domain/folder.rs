@@ -132,6 +132,15 @@ impl FolderPath {
         &self.0
     }
 
+    /// The paths of this folder and of each folder above it, root first:
+    /// `/a/b/` gives `/`, `/a/`, `/a/b/`.
+    pub fn lineage(&self) -> Vec<&str> {
+        self.0
+            .match_indices('/')
+            .map(|(i, _)| &self.0[..=i])
+            .collect()
+    }
+
     /// Whether `other` is this folder or lies below it.
     pub fn contains(&self, other: &FolderPath) -> bool {
         other.0.starts_with(&self.0)
@@ -180,6 +189,8 @@ pub struct Folder {
     pub updated_by: String,
     /// Its creator's role.
     pub created_role: String,
+    /// Every media in it and below it can be read without a key.
+    pub public: bool,
 }
 
 /// What deleting a folder removed.
@@ -196,6 +207,13 @@ pub struct FolderDeletion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_names_its_ancestors_root_first() {
+        let path = FolderPath::parse("p", "/a/b/").expect("valid");
+        assert_eq!(path.lineage(), ["/", "/a/", "/a/b/"]);
+        assert_eq!(FolderPath::root().lineage(), ["/"]);
+    }
 
     #[test]
     fn names_follow_every_rule() {

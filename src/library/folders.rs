@@ -196,19 +196,36 @@ impl Library {
         Ok(nodes)
     }
 
-    /// Creates a folder.
+    /// Creates a folder, public (every media below it readable without a
+    /// key) or not.
     pub async fn create_folder(
         &self,
         by: &Principal,
         parent: Option<FolderId>,
         name: &FolderName,
+        public: bool,
     ) -> Result<Folder> {
         let tenant = by.tenant;
         let parent = self.folder_or_root(tenant, parent).await?;
         let mut tx = self.inner.repo.begin().await?;
-        let f = tx.create_folder(by, parent, name).await?;
+        let f = tx.create_folder(by, parent, name, public).await?;
         tx.commit().await?;
         self.folders_changed(tenant);
+        Ok(f)
+    }
+
+    /// Makes a folder public or private; `None` for the root.
+    pub async fn set_folder_public(
+        &self,
+        by: &Principal,
+        id: Option<FolderId>,
+        public: bool,
+    ) -> Result<Folder> {
+        let id = self.folder_or_root(by.tenant, id).await?;
+        let mut tx = self.inner.repo.begin().await?;
+        let f = tx.set_folder_public(by, id, public).await?;
+        tx.commit().await?;
+        self.folders_changed(by.tenant);
         Ok(f)
     }
 

@@ -234,8 +234,9 @@ impl Library {
         self.inner.roots.read().ok()?.get(&tenant).copied()
     }
 
-    /// The tenant owning media `id` if it is public; NOT_FOUND otherwise,
-    /// exactly as for a media that does not exist.
+    /// The tenant owning media `id` if it is public, itself or through a
+    /// public folder above it; NOT_FOUND otherwise, exactly as for a media
+    /// that does not exist.
     pub async fn public_owner(&self, id: MediaId) -> Result<TenantId> {
         self.inner
             .repo

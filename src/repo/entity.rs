@@ -66,6 +66,8 @@ pub mod folder {
         pub updated_by: String,
         /// Creator's role.
         pub created_role: String,
+        /// Media in it and below it are public.
+        pub public: bool,
     }
 
     /// No relations are navigated through SeaORM.

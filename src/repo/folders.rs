@@ -162,12 +162,13 @@ impl WriteTx {
         }
     }
 
-    /// Creates `name` under `parent`.
+    /// Creates `name` under `parent`, public or not.
     pub async fn create_folder(
         &mut self,
         by: &Principal,
         parent: FolderId,
         name: &FolderName,
+        public: bool,
     ) -> Result<Folder> {
         let tenant = by.tenant;
         self.lock_tenant(tenant).await?;
@@ -190,6 +191,7 @@ impl WriteTx {
             created_by: by.name.clone(),
             updated_by: by.name.clone(),
             created_role: by.role.clone(),
+            public,
         };
         folder::Entity::insert(folder::ActiveModel {
             id: Set(f.id.0),
@@ -206,9 +208,38 @@ impl WriteTx {
             created_by: Set(f.created_by.clone()),
             updated_by: Set(f.updated_by.clone()),
             created_role: Set(f.created_role.clone()),
+            public: Set(public),
         })
         .exec_without_returning(&self.tx)
         .await?;
+        Ok(f)
+    }
+
+    /// Makes a folder (the root too) public or private: whether every
+    /// media below it can be read without a key.
+    pub async fn set_folder_public(
+        &mut self,
+        by: &Principal,
+        id: FolderId,
+        public: bool,
+    ) -> Result<Folder> {
+        let tenant = by.tenant;
+        let mut f = self.folder(tenant, id).await?;
+        if f.public == public {
+            return Ok(f);
+        }
+        let now = now_micros();
+        folder::Entity::update_many()
+            .col_expr(folder::Column::Public, Expr::value(public))
+            .col_expr(folder::Column::UpdatedAt, Expr::value(now))
+            .col_expr(folder::Column::UpdatedBy, Expr::value(by.name.as_str()))
+            .filter(folder::Column::TenantId.eq(tenant.0))
+            .filter(folder::Column::Id.eq(id.0))
+            .exec(&self.tx)
+            .await?;
+        f.public = public;
+        f.updated_at = now;
+        f.updated_by.clone_from(&by.name);
         Ok(f)
     }
 
@@ -550,5 +581,6 @@ fn to_folder(r: folder::Model) -> Folder {
         created_by: r.created_by,
         updated_by: r.updated_by,
         created_role: r.created_role,
+        public: r.public,
     }
 }

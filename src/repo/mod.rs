@@ -45,7 +45,10 @@ use self::{
     folders::FolderCounts,
 };
 use crate::{
-    domain::{Analysis, ContentHash, FolderId, Media, MediaId, MediaType, TenantId, now_micros},
+    domain::{
+        Analysis, ContentHash, FolderId, FolderPath, Media, MediaId, MediaType, TenantId,
+        now_micros,
+    },
     error::{Error, Reason, Result},
 };
 
@@ -181,15 +184,45 @@ impl Repo {
     /// that is not scoped by a tenant: it is how a caller without
     /// credentials finds a public media's owner, and it returns nothing
     /// about a private one.
+    /// A media is public by its own flag or through a public folder: its
+    /// own, or one above it (found by path, among the prefixes of its
+    /// folder's path).
     pub async fn public_media_owner(&self, id: MediaId) -> Result<Option<TenantId>> {
-        Ok(media::Entity::find_by_id(id.0)
+        let Some((tenant, public, folder_id)) = media::Entity::find_by_id(id.0)
             .select_only()
             .column(media::Column::TenantId)
-            .filter(media::Column::Public.eq(true))
-            .into_tuple::<uuid::Uuid>()
+            .column(media::Column::Public)
+            .column(media::Column::FolderId)
+            .into_tuple::<(uuid::Uuid, bool, uuid::Uuid)>()
             .one(&self.read)
             .await?
-            .map(TenantId))
+        else {
+            return Ok(None);
+        };
+        if public {
+            return Ok(Some(TenantId(tenant)));
+        }
+        let Some(path) = folder::Entity::find_by_id(folder_id)
+            .select_only()
+            .column(folder::Column::Path)
+            .filter(folder::Column::TenantId.eq(tenant))
+            .into_tuple::<String>()
+            .one(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let path = FolderPath::from_stored(path);
+        let public_above = folder::Entity::find()
+            .select_only()
+            .column(folder::Column::Id)
+            .filter(folder::Column::TenantId.eq(tenant))
+            .filter(folder::Column::Path.is_in(path.lineage()))
+            .filter(folder::Column::Public.eq(true))
+            .into_tuple::<uuid::Uuid>()
+            .one(&self.read)
+            .await?;
+        Ok(public_above.map(|_| TenantId(tenant)))
     }
 
     /// One media of the tenant.

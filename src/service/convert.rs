@@ -229,6 +229,7 @@ pub fn folder_to_pb(f: Folder) -> pb::Folder {
         created_by: f.created_by,
         updated_by: f.updated_by,
         created_role: f.created_role,
+        public: f.public,
         create_time: Some(timestamp(f.created_at)),
         update_time: Some(timestamp(f.updated_at)),
     }

@@ -131,7 +131,10 @@ impl pb::folder_service_server::FolderService for FolderApi {
         let req = request.get_ref();
         let parent = optional_folder("parent_folder_id", &req.parent_folder_id)?;
         let name = FolderName::parse("name", &req.name)?;
-        let folder = self.library.create_folder(by, parent, &name).await?;
+        let folder = self
+            .library
+            .create_folder(by, parent, &name, req.public)
+            .await?;
         record_folder_id(&folder.id);
         tracing::info!(path = folder.path.as_str(), "folder created");
         Ok(Response::new(pb::CreateFolderResponse {
@@ -150,6 +153,27 @@ impl pb::folder_service_server::FolderService for FolderApi {
         let name = FolderName::parse("name", &req.name)?;
         let folder = self.library.rename_folder(by, id, &name).await?;
         Ok(Response::new(pb::RenameFolderResponse {
+            folder: Some(folder_to_pb(folder)),
+        }))
+    }
+
+    async fn set_folder_public(
+        &self,
+        request: Request<pb::SetFolderPublicRequest>,
+    ) -> Result<Response<pb::SetFolderPublicResponse>, Status> {
+        let by = principal_of(&request)?;
+        let req = request.get_ref();
+        let id = optional_folder("folder_id", &req.folder_id)?;
+        if let Some(id) = &id {
+            record_folder_id(id);
+        }
+        let folder = self.library.set_folder_public(by, id, req.public).await?;
+        tracing::info!(
+            path = folder.path.as_str(),
+            public = folder.public,
+            "folder visibility set"
+        );
+        Ok(Response::new(pb::SetFolderPublicResponse {
             folder: Some(folder_to_pb(folder)),
         }))
     }

@@ -9,7 +9,7 @@ use mediastore::{
     domain::{KeySpec, NewSecret, Scope, Scopes, TenantId, now_micros},
     pb::v1::{
         self as pb, access_service_client::AccessServiceClient,
-        media_service_client::MediaServiceClient,
+        folder_service_client::FolderServiceClient, media_service_client::MediaServiceClient,
     },
 };
 use tonic::{Code, Request, Status};
@@ -767,6 +767,131 @@ async fn public_media_are_read_without_a_key_and_nothing_else_is() {
     let err = anonymous
         .get_media(pb::GetMediaRequest {
             media_id: public.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn media_below_a_public_folder_are_public_until_it_is_made_private() {
+    let s = TestServer::spawn().await;
+    let mut owner = s.client.clone();
+    let mut folders = FolderServiceClient::new(channel(s.addr).await);
+    let folder = |parent: &str, name: &str, public: bool| pb::CreateFolderRequest {
+        parent_folder_id: parent.into(),
+        name: name.into(),
+        public,
+    };
+    let site = folders
+        .create_folder(folder("", "site", true))
+        .await
+        .unwrap()
+        .into_inner()
+        .folder
+        .unwrap();
+    assert!(site.public);
+    let deep = folders
+        .create_folder(folder(&site.id, "img", false))
+        .await
+        .unwrap()
+        .into_inner()
+        .folder
+        .unwrap();
+    assert!(!deep.public, "a subfolder's own flag is its own");
+    let drafts = folders
+        .create_folder(folder("", "drafts", false))
+        .await
+        .unwrap()
+        .into_inner()
+        .folder
+        .unwrap();
+    let put = |parent: &str, name: &str| {
+        let mut h = header(name, 3);
+        h.parent_folder_id = parent.into();
+        h
+    };
+    let up = |h| {
+        let mut owner = owner.clone();
+        async move { upload(&mut owner, h, b"abc").await.unwrap().media.unwrap() }
+    };
+    let in_site = up(put(&site.id, "a.bin")).await;
+    let below = up(put(&deep.id, "b.bin")).await;
+    let draft = up(put(&drafts.id, "c.bin")).await;
+    assert!(!in_site.public, "the media's own flag stays unset");
+
+    let mut anonymous = MediaServiceClient::new(channel_with(s.addr, Bearer(None)).await);
+    let get = |id: &str| pb::GetMediaRequest {
+        media_id: id.to_string(),
+    };
+    for m in [&in_site, &below] {
+        anonymous.get_media(get(&m.id)).await.unwrap();
+        let (_, bytes) = read(&mut anonymous, &m.id, 0, 0).await.unwrap();
+        assert_eq!(bytes, b"abc");
+    }
+    let err = anonymous.get_media(get(&draft.id)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    // Moved out of the public tree, a media is private; moved in, public.
+    owner
+        .move_media(pb::MoveMediaRequest {
+            media_id: below.id.clone(),
+            parent_folder_id: drafts.id.clone(),
+        })
+        .await
+        .unwrap();
+    let err = anonymous.get_media(get(&below.id)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    owner
+        .move_media(pb::MoveMediaRequest {
+            media_id: draft.id.clone(),
+            parent_folder_id: deep.id.clone(),
+        })
+        .await
+        .unwrap();
+    anonymous.get_media(get(&draft.id)).await.unwrap();
+
+    // Made private, the folder's tree is private at once; the root made
+    // public opens the whole tenant.
+    let changed = folders
+        .set_folder_public(pb::SetFolderPublicRequest {
+            folder_id: site.id.clone(),
+            public: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .folder
+        .unwrap();
+    assert!(!changed.public);
+    assert_eq!(changed.updated_by, "admin");
+    for m in [&in_site, &draft] {
+        let err = anonymous.get_media(get(&m.id)).await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
+    }
+    folders
+        .set_folder_public(pb::SetFolderPublicRequest {
+            folder_id: String::new(),
+            public: true,
+        })
+        .await
+        .unwrap();
+    for m in [&in_site, &below, &draft] {
+        anonymous.get_media(get(&m.id)).await.unwrap();
+    }
+    // Listing still needs a key.
+    let err = anonymous
+        .list_media(pb::ListMediaRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    // Setting it on a folder of another tenant: NOT_FOUND.
+    let t = new_tenant(s.addr, "elsewhere").await;
+    let other_key = new_key(s.addr, &t.id, "other", "", &["folders:write"]).await;
+    let err = FolderServiceClient::new(channel_with(s.addr, Bearer::key(&other_key)).await)
+        .set_folder_public(pb::SetFolderPublicRequest {
+            folder_id: drafts.id.clone(),
+            public: true,
         })
         .await
         .unwrap_err();

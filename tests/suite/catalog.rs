@@ -171,6 +171,7 @@ async fn moves_go_to_live_folders_only() {
         .create_folder(pb::CreateFolderRequest {
             parent_folder_id: String::new(),
             name: "dest".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

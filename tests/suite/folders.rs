@@ -22,6 +22,7 @@ async fn create(f: &mut Folders, parent: &str, name: &str) -> Result<pb::Folder,
     f.create_folder(CreateFolderRequest {
         parent_folder_id: parent.into(),
         name: name.into(),
+        ..Default::default()
     })
     .await
     .map(|r| r.into_inner().folder.unwrap())

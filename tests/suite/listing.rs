@@ -414,6 +414,7 @@ async fn folder_scope_is_direct_unless_recursive() {
         .create_folder(CreateFolderRequest {
             parent_folder_id: String::new(),
             name: "a".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -424,6 +425,7 @@ async fn folder_scope_is_direct_unless_recursive() {
         .create_folder(CreateFolderRequest {
             parent_folder_id: fa.id.clone(),
             name: "b".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -434,6 +436,7 @@ async fn folder_scope_is_direct_unless_recursive() {
         .create_folder(CreateFolderRequest {
             parent_folder_id: String::new(),
             name: "other".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -275,6 +275,7 @@ async fn two_tenants_with_the_same_tree_and_bytes_never_meet() {
         .create_folder(pb::CreateFolderRequest {
             parent_folder_id: fid.clone(),
             name: "inside".into(),
+            ..Default::default()
         })
         .await;
     assert_not_found("CreateFolder in A's folder", created);
