@@ -22,6 +22,7 @@ mod m20261203_000009_api_keys;
 mod m20261203_000010_authorship;
 mod m20261203_000011_quotas;
 mod m20261203_000012_public_folders;
+mod m20261203_000013_rendition_tenants;
 
 /// Longest text query PostgreSQL's term index answers (see migration 000007).
 pub use m20261201_000007_text_terms::STEP as TERM_QUERY_CHARS;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_authorship::Migration),
             Box::new(m20261203_000011_quotas::Migration),
             Box::new(m20261203_000012_public_folders::Migration),
+            Box::new(m20261203_000013_rendition_tenants::Migration),
         ]
     }
 }

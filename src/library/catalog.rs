@@ -103,7 +103,7 @@ impl Library {
         let removed = tx.delete_media(tenant, ids, force).await?;
         tx.commit().await?;
         self.folders_changed(tenant);
-        let blobs = self.release_blobs(&removed.unreferenced).await?;
+        let blobs = self.release_deleted(tenant, &removed).await?;
         Ok(BatchDeletion {
             deleted: removed.deleted.len() as u64,
             not_found: removed.not_found,

@@ -306,7 +306,7 @@ impl Library {
             let removed = tx.delete_media(tenant, &ids, true).await?;
             tx.commit().await?;
             media += removed.deleted.len() as u64;
-            blobs += self.release_blobs(&removed.unreferenced).await?;
+            blobs += self.release_deleted(tenant, &removed).await?;
         }
     }
 }

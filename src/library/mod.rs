@@ -32,7 +32,7 @@ use crate::{
     blob::{BlobReader, BlobStore},
     domain::{ContentHash, FolderId, Media, MediaId, TenantId, TypePolicy},
     error::{Error, Reason, Resource, Result},
-    repo::Repo,
+    repo::{Removed, Repo},
 };
 
 /// Limits that protect the server from oversized requests.
@@ -349,6 +349,23 @@ impl Library {
             return Err(Error::not_found(Resource::Media, id.to_string()));
         }
         Ok(done.blobs > 0)
+    }
+
+    /// After media of `tenant` were deleted: removes the bytes nothing
+    /// references any more, and the tenant's renditions of bytes it no
+    /// longer holds (another tenant still does; those renditions were the
+    /// tenant's own). Returns how many blobs went.
+    pub(super) async fn release_deleted(&self, tenant: TenantId, removed: &Removed) -> Result<u64> {
+        let mut gone = self.release_blobs(&removed.unreferenced).await?;
+        if !removed.sources.is_empty() {
+            let mut tx = self.inner.repo.begin().await?;
+            let freed = tx
+                .remove_unheld_renditions(tenant, &removed.sources)
+                .await?;
+            tx.commit().await?;
+            gone += self.release_blobs(&freed).await?;
+        }
+        Ok(gone)
     }
 
     /// Removes blobs that no media references. Their rows are deleted first

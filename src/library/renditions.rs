@@ -2,9 +2,11 @@
 //! else rendered (a few at a time, on the blocking pool), stored as a
 //! blob and recorded, then served.
 //!
-//! A rendition is keyed by its source's content hash and the normalised
-//! request, so identical uploads share renditions and a repeated request
-//! never decodes again. Recording follows the upload's order: bytes
+//! A rendition is keyed by its tenant, its source's content hash and the
+//! normalised request, so a tenant's identical uploads share renditions
+//! and a repeated request never decodes again; another tenant renders its
+//! own (sharing the bytes, not the row), so nothing about a rendition, not
+//! its `cached` flag nor its speed, tells one tenant what another asked. Recording follows the upload's order: bytes
 //! durable under their name, then the row, in a transaction that holds
 //! the source's row so a concurrent release cannot orphan the rendition.
 
@@ -101,7 +103,12 @@ impl Library {
             ));
         }
         let key = spec.key();
-        if let Some(r) = self.inner.repo.find_rendition(&media.blob, &key).await? {
+        if let Some(r) = self
+            .inner
+            .repo
+            .find_rendition(tenant, &media.blob, &key)
+            .await?
+        {
             match self.open_blob(&r.blob).await? {
                 Some(reader) => {
                     return Ok(OpenedRendition {
@@ -112,7 +119,7 @@ impl Library {
                 }
                 // A cache entry whose bytes are gone (quarantined by a
                 // scrub, say) is forgotten and made again.
-                None => self.forget_rendition(&r).await?,
+                None => self.forget_rendition(tenant, &r).await?,
             }
         }
         // A delete racing this request removes the source's bytes and its
@@ -149,19 +156,23 @@ impl Library {
 
     /// Removes a cache entry and, when nothing else references them, its
     /// bytes' row.
-    async fn forget_rendition(&self, r: &Rendition) -> Result<()> {
+    async fn forget_rendition(&self, tenant: TenantId, r: &Rendition) -> Result<()> {
         tracing::warn!(source = %r.source, key = %r.key, blob = %r.blob, "a cached rendition's bytes are missing; making it again");
         let mut tx = self.inner.repo.begin().await?;
-        if let Some(blob) = tx.remove_rendition(&r.source, &r.key).await? {
+        if let Some(blob) = tx.remove_rendition(tenant, &r.source, &r.key).await? {
             let gone = tx.remove_unused_blobs(&[blob]).await?;
             self.delete_blob_files(&gone).await?;
         }
         tx.commit().await
     }
 
-    /// The cached renditions of `media`'s content, by key.
+    /// The cached renditions of `media`'s content its tenant has, by key.
     pub async fn renditions_of(&self, media: &Media) -> Result<Vec<Rendition>> {
-        let mut all = self.inner.repo.renditions_of(&media.blob).await?;
+        let mut all = self
+            .inner
+            .repo
+            .renditions_of(media.tenant, &media.blob)
+            .await?;
         all.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(all)
     }
@@ -265,7 +276,12 @@ impl Library {
             .map_err(|_| Error::shutting_down("the server is shutting down"))?;
         let key = spec.key();
         // Made while this request waited for a slot?
-        if let Some(r) = self.inner.repo.find_rendition(&media.blob, &key).await? {
+        if let Some(r) = self
+            .inner
+            .repo
+            .find_rendition(media.tenant, &media.blob, &key)
+            .await?
+        {
             return Ok(r);
         }
         if media.size > MAX_SOURCE_BYTES {
@@ -312,12 +328,12 @@ impl Library {
             created_at: now_micros(),
         };
         let mut tx = self.inner.repo.begin().await?;
-        if !tx.insert_rendition(&rendition).await? {
+        if !tx.insert_rendition(media.tenant, &rendition).await? {
             drop(tx);
             return self
                 .inner
                 .repo
-                .find_rendition(&source, &rendition.key)
+                .find_rendition(media.tenant, &source, &rendition.key)
                 .await?
                 .ok_or_else(|| Error::not_found(Resource::Media, media.id.to_string()));
         }

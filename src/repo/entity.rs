@@ -109,10 +109,13 @@ pub mod blob {
 pub mod rendition {
     use sea_orm::entity::prelude::*;
 
-    /// One cached rendition.
+    /// One cached rendition of one tenant.
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "renditions")]
     pub struct Model {
+        /// Whose it is: each tenant renders and caches its own.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
         /// BLAKE3 of the source, lowercase hex.
         #[sea_orm(primary_key, auto_increment = false)]
         pub source_hash: String,

@@ -31,6 +31,9 @@ pub struct Removed {
     /// Blobs whose last reference went: the caller releases them after
     /// committing.
     pub unreferenced: Vec<ContentHash>,
+    /// Every blob the deleted media held, once each: the caller drops the
+    /// tenant's renditions of those it no longer holds.
+    pub sources: Vec<ContentHash>,
 }
 
 impl Repo {
@@ -163,9 +166,11 @@ impl WriteTx {
             *blobs.entry(hash.clone()).or_default() += 1;
         }
         let mut unreferenced = Vec::new();
+        let mut sources = Vec::with_capacity(blobs.len());
         // Blobs first, in hash order, then folders: the order an upload's
         // commit locks them in, so the two never deadlock.
         for (hash, n) in blobs {
+            sources.push(parse_hash(&hash)?);
             let rows = self
                 .tx
                 .query_all(Statement::from_sql_and_values(
@@ -189,6 +194,7 @@ impl WriteTx {
             deleted,
             not_found,
             unreferenced,
+            sources,
         })
     }
 

@@ -541,10 +541,23 @@ impl WriteTx {
         hashes: &[ContentHash],
         sql: impl Fn(&str) -> String,
     ) -> Result<Vec<ContentHash>> {
+        self.hashes_returned_after(&[], hashes, sql).await
+    }
+
+    /// [`Self::hashes_returned`] with `leading` bound first, as `$1`...,
+    /// and the chunk's placeholders after them.
+    pub(super) async fn hashes_returned_after(
+        &mut self,
+        leading: &[sea_orm::Value],
+        hashes: &[ContentHash],
+        sql: impl Fn(&str) -> String,
+    ) -> Result<Vec<ContentHash>> {
         let backend = self.tx.get_database_backend();
         let mut out = Vec::new();
         for part in hashes.chunks(INSERT_CHUNK) {
-            let (list, values) = placeholders(1, part.iter().map(|h| h.to_hex().into()));
+            let (list, chunk) =
+                placeholders(leading.len() + 1, part.iter().map(|h| h.to_hex().into()));
+            let values = leading.iter().cloned().chain(chunk).collect::<Vec<_>>();
             let rows = self
                 .tx
                 .query_all(Statement::from_sql_and_values(backend, sql(&list), values))

@@ -1,5 +1,6 @@
-//! Cached renditions: found by (source, request), listed by source,
-//! recorded against a live source, and dropped with it.
+//! Cached renditions, each tenant's its own: found by (tenant, source,
+//! request), listed by (tenant, source), recorded against a live source,
+//! dropped with it, or when the tenant no longer holds the source.
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement,
@@ -7,27 +8,33 @@ use sea_orm::{
 
 use super::{Repo, WriteTx, entity::rendition, parse_hash, to_i64};
 use crate::{
-    domain::{ContentHash, Rendition},
+    domain::{ContentHash, Rendition, TenantId},
     error::Result,
 };
 
 impl Repo {
-    /// The cached rendition of `source` for request `key`, if any.
+    /// The tenant's cached rendition of `source` for request `key`, if any.
     pub async fn find_rendition(
         &self,
+        tenant: TenantId,
         source: &ContentHash,
         key: &str,
     ) -> Result<Option<Rendition>> {
-        rendition::Entity::find_by_id((source.to_hex(), key.to_string()))
+        rendition::Entity::find_by_id((tenant.0, source.to_hex(), key.to_string()))
             .one(&self.read)
             .await?
             .map(to_domain)
             .transpose()
     }
 
-    /// Every cached rendition of `source`.
-    pub async fn renditions_of(&self, source: &ContentHash) -> Result<Vec<Rendition>> {
+    /// Every cached rendition the tenant has of `source`.
+    pub async fn renditions_of(
+        &self,
+        tenant: TenantId,
+        source: &ContentHash,
+    ) -> Result<Vec<Rendition>> {
         rendition::Entity::find()
+            .filter(rendition::Column::TenantId.eq(tenant.0))
             .filter(rendition::Column::SourceHash.eq(source.to_hex()))
             .all(&self.read)
             .await?
@@ -45,7 +52,7 @@ impl WriteTx {
     /// rendition is not recorded) or waits for this commit (and removes
     /// it). Returns whether it was recorded: the caller then claims the
     /// rendition's blob in this transaction.
-    pub async fn insert_rendition(&mut self, r: &Rendition) -> Result<bool> {
+    pub async fn insert_rendition(&mut self, tenant: TenantId, r: &Rendition) -> Result<bool> {
         // The source's row and the rendition's (if its bytes are stored
         // already), in hash order, as every writer locks blob rows.
         self.lock_blobs(&[r.source, r.blob], false).await?;
@@ -62,6 +69,7 @@ impl WriteTx {
             return Ok(false);
         }
         let inserted = rendition::Entity::insert(rendition::ActiveModel {
+            tenant_id: Set(tenant.0),
             source_hash: Set(r.source.to_hex()),
             params: Set(r.key.clone()),
             blob_hash: Set(r.blob.to_hex()),
@@ -73,6 +81,7 @@ impl WriteTx {
         })
         .on_conflict(
             sea_orm::sea_query::OnConflict::columns([
+                rendition::Column::TenantId,
                 rendition::Column::SourceHash,
                 rendition::Column::Params,
             ])
@@ -101,10 +110,36 @@ impl WriteTx {
         Ok(blobs)
     }
 
+    /// Deletes the tenant's renditions of those `sources` it holds no
+    /// media of any more (another tenant still does, or they would have
+    /// gone with their bytes) and drops their references on the rendition
+    /// blobs. Returns those blobs: the caller releases the ones no longer
+    /// referenced.
+    pub async fn remove_unheld_renditions(
+        &mut self,
+        tenant: TenantId,
+        sources: &[ContentHash],
+    ) -> Result<Vec<ContentHash>> {
+        let mut blobs = self
+            .hashes_returned_after(&[tenant.0.into()], sources, |list| {
+                format!(
+                    "DELETE FROM renditions WHERE tenant_id = $1 AND source_hash IN ({list}) \
+                     AND NOT EXISTS (SELECT 1 FROM media m WHERE m.tenant_id = $1 \
+                       AND m.blob_hash = renditions.source_hash) \
+                     RETURNING blob_hash"
+                )
+            })
+            .await?;
+        self.drop_references(&mut blobs).await?;
+        blobs.dedup();
+        Ok(blobs)
+    }
+
     /// Deletes one cached rendition (whose bytes went missing) and drops
     /// its reference on its blob. Returns the blob, if the row was there.
     pub async fn remove_rendition(
         &mut self,
+        tenant: TenantId,
         source: &ContentHash,
         key: &str,
     ) -> Result<Option<ContentHash>> {
@@ -113,8 +148,9 @@ impl WriteTx {
             .tx
             .query_one(Statement::from_sql_and_values(
                 backend,
-                "DELETE FROM renditions WHERE source_hash = $1 AND params = $2 RETURNING blob_hash",
-                [source.to_hex().into(), key.into()],
+                "DELETE FROM renditions WHERE tenant_id = $1 AND source_hash = $2 AND params = $3 \
+                 RETURNING blob_hash",
+                [tenant.0.into(), source.to_hex().into(), key.into()],
             ))
             .await?;
         let Some(row) = row else {

@@ -159,3 +159,84 @@ async fn json_xml_and_csv_are_documents_old_rows_included() {
     .await;
     assert_eq!(docs.len(), 6);
 }
+
+/// A count read with SQL.
+async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = db
+        .query_one(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// Renditions became each tenant's own (000013): undone, two tenants'
+/// rows of one rendition become one shared row; redone, each tenant gets
+/// its copy back, and the references on the rendition's bytes follow the
+/// rows both ways.
+#[tokio::test(flavor = "multi_thread")]
+async fn renditions_split_per_tenant_and_back_with_their_references() {
+    use mediastore::pb::v1::{
+        self as pb, GetRenditionRequest, media_service_client::MediaServiceClient,
+    };
+    let s = TestServer::spawn().await;
+    let png = encoded(image::ImageFormat::Png, 4, 2);
+    let mut clients = Vec::new();
+    for name in ["alpha", "beta"] {
+        let t = new_tenant(s.addr, name).await;
+        let key = new_key(
+            s.addr,
+            &t.id,
+            name,
+            "",
+            &["media:read", "uploads:write", "media:delete"],
+        )
+        .await;
+        let mut c = MediaServiceClient::new(channel_with(s.addr, Bearer::key(&key)).await);
+        let m = upload(&mut c, header("p.png", png.len()), &png)
+            .await
+            .unwrap()
+            .media
+            .unwrap();
+        let req = GetRenditionRequest {
+            media_id: m.id.clone(),
+            width: 2,
+            ..Default::default()
+        };
+        let (_, cached, _) = rendition(&mut c, req).await.unwrap();
+        assert!(!cached);
+        clients.push((c, m.id));
+    }
+    let db = sea_orm::Database::connect(s.config.database_url.clone().unwrap())
+        .await
+        .unwrap();
+    let rows = "SELECT COUNT(*) FROM renditions";
+    let refs = "SELECT CAST(SUM(refcount) AS BIGINT) FROM blobs";
+    assert_eq!((count(&db, rows).await, count(&db, refs).await), (2, 4));
+
+    Migrator::down(&db, Some(back_to("m20261203_000013_rendition_tenants")))
+        .await
+        .unwrap();
+    assert_eq!((count(&db, rows).await, count(&db, refs).await), (1, 3));
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!((count(&db, rows).await, count(&db, refs).await), (2, 4));
+
+    for (c, id) in &mut clients {
+        let req = GetRenditionRequest {
+            media_id: id.clone(),
+            width: 2,
+            ..Default::default()
+        };
+        let (_, cached, _) = rendition(c, req).await.unwrap();
+        assert!(cached, "each tenant's copy survived");
+        c.delete_media(pb::DeleteMediaRequest {
+            media_id: id.clone(),
+            force: false,
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(s.blob_files(), 0, "the references added up: all bytes went");
+    assert_eq!(count(&db, rows).await, 0);
+}

@@ -357,3 +357,120 @@ async fn two_tenants_with_the_same_tree_and_bytes_never_meet() {
     assert_eq!(tree.nodes.len(), 2);
     assert_eq!(tree.nodes[1].media_count, 1);
 }
+
+/// GetRendition of `media` at 2 pixels wide: whether it came from the
+/// cache.
+async fn rendered(t: &mut Tenant, media: &str) -> bool {
+    let (r, cached, bytes) = rendition(
+        &mut t.media,
+        pb::GetRenditionRequest {
+            media_id: media.into(),
+            width: 2,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.width, 2);
+    assert!(!bytes.is_empty());
+    cached
+}
+
+async fn renditions_listed(t: &mut Tenant, media: &str) -> usize {
+    t.media
+        .list_renditions(pb::ListRenditionsRequest {
+            media_id: media.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .renditions
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_tenant_renders_and_caches_its_own_renditions_of_shared_bytes() {
+    let s = TestServer::spawn().await;
+    let mut a = tenant(&s, "alpha").await;
+    let mut b = tenant(&s, "beta").await;
+    let (_, a_up) = populate(&mut a).await;
+    let a_id = a_up.media.unwrap().id;
+    assert!(!rendered(&mut a, &a_id).await, "first request renders");
+    assert!(rendered(&mut a, &a_id).await, "second comes from the cache");
+    let renders = s.library.renders();
+
+    // The same bytes in another tenant: nothing of alpha's rendition shows.
+    let (_, b_up) = populate(&mut b).await;
+    let b_id = b_up.media.unwrap().id;
+    assert_eq!(renditions_listed(&mut b, &b_id).await, 0);
+    let got = b
+        .media
+        .get_media(pb::GetMediaRequest {
+            media_id: b_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .media
+        .unwrap();
+    assert!(got.renditions.is_empty(), "{:?}", got.renditions);
+    assert!(!rendered(&mut b, &b_id).await, "beta renders its own");
+    assert_eq!(s.library.renders(), renders + 1, "and really decodes");
+    assert!(rendered(&mut b, &b_id).await);
+    assert_eq!(renditions_listed(&mut b, &b_id).await, 1);
+    // One copy of the rendition's bytes, like any identical bytes.
+    let blobs = s.blob_files();
+
+    // Alpha deletes its media; beta's renditions stay its own.
+    a.media
+        .delete_media(pb::DeleteMediaRequest {
+            media_id: a_id.clone(),
+            force: false,
+        })
+        .await
+        .unwrap();
+    assert!(rendered(&mut b, &b_id).await);
+    assert_eq!(s.blob_files(), blobs, "beta still holds both blobs");
+    // Beta deletes its own: the source and the rendition bytes go.
+    b.media
+        .delete_media(pb::DeleteMediaRequest {
+            media_id: b_id,
+            force: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.blob_files(), blobs - 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_that_no_longer_holds_shared_bytes_loses_its_renditions_of_them() {
+    let s = TestServer::spawn().await;
+    let mut a = tenant(&s, "alpha").await;
+    let mut b = tenant(&s, "beta").await;
+    let (_, a_up) = populate(&mut a).await;
+    let a_id = a_up.media.unwrap().id;
+    let (_, b_up) = populate(&mut b).await;
+    let b_id = b_up.media.unwrap().id;
+    rendered(&mut a, &a_id).await;
+    rendered(&mut b, &b_id).await;
+    let blobs = s.blob_files();
+    assert_eq!(blobs, 2, "the source and one rendition, shared");
+
+    // Alpha's media goes while beta keeps the bytes: alpha's rendition row
+    // goes with it, so uploading the bytes again renders anew.
+    a.media
+        .delete_media(pb::DeleteMediaRequest {
+            media_id: a_id,
+            force: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.blob_files(), 2, "beta's rendition keeps the bytes");
+    let again = upload(&mut a.media, header("again.png", png().len()), &png())
+        .await
+        .unwrap()
+        .media
+        .unwrap();
+    assert_eq!(renditions_listed(&mut a, &again.id).await, 0);
+    assert!(!rendered(&mut a, &again.id).await);
+}
