@@ -37,7 +37,7 @@ use x509_cert::{
 };
 
 use crate::{
-    domain::{Principal, Scopes, TenantId, check_name, check_role},
+    domain::{Principal, Scopes, TenantId, check_admin_tenant, check_name, check_role},
     library::Library,
 };
 
@@ -162,6 +162,7 @@ impl CertPrincipals {
                 .find_tenant(&e.tenant)
                 .await
                 .map_err(|err| format!("{at}.tenant {:?}: {err}", e.tenant))?;
+            check_admin_tenant(tenant.id, scopes).map_err(|e| format!("{at}: {e}"))?;
             entries.push(Entry {
                 identity,
                 tenant: tenant.id,

@@ -224,8 +224,23 @@ impl Principal {
         }
     }
 
-    /// Fails with PERMISSION_DENIED unless the caller holds `scope`.
+    /// Fails with PERMISSION_DENIED unless the caller holds `scope`
+    /// (`admin` only counts for the operator's tenant: see
+    /// [`check_admin_tenant`]).
     pub fn require(&self, scope: Scope) -> Result<()> {
+        if scope == Scope::Admin
+            && self.scopes.contains(scope)
+            && check_admin_tenant(self.tenant, self.scopes).is_err()
+        {
+            return Err(Error::PermissionDenied {
+                scope,
+                message: format!(
+                    "this call needs the {scope} scope, which only keys of the operator's \
+                     tenant \"default\" hold; the key {:?} belongs to another tenant",
+                    self.name
+                ),
+            });
+        }
         if self.scopes.contains(scope) {
             Ok(())
         } else {
@@ -239,6 +254,21 @@ impl Principal {
             })
         }
     }
+}
+
+/// `admin` is the operator's scope: it reaches every tenant (tenants,
+/// keys, garbage collection and the scrub see the whole store), so only
+/// principals of the operator's tenant, `default`, may hold it. Another
+/// tenant's key with it would let that tenant see and change the others.
+pub fn check_admin_tenant(tenant: TenantId, scopes: Scopes) -> Result<()> {
+    if scopes.contains(Scope::Admin) && tenant != TenantId::DEFAULT {
+        return Err(Error::invalid(
+            "scopes",
+            "the admin scope is the operator's: it reaches every tenant, so only keys of the \
+             tenant \"default\" may have it",
+        ));
+    }
+    Ok(())
 }
 
 /// The stored form of a key's secret (see the module's docs).

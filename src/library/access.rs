@@ -18,7 +18,7 @@ use super::Library;
 use crate::{
     domain::{
         ApiKey, ApiKeyId, KeyHash, KeySpec, NewSecret, Principal, Quota, Scopes, Tenant, TenantId,
-        Usage, now_micros,
+        Usage, check_admin_tenant, now_micros,
     },
     error::{Error, Reason, Resource, Result},
     repo::TenantDeletion,
@@ -271,6 +271,7 @@ impl Library {
                  that does not expire",
             ));
         }
+        check_admin_tenant(spec.tenant, spec.scopes)?;
         let secret = match secret {
             Some(s) => s,
             None => NewSecret::generate()?,

@@ -198,6 +198,13 @@ async fn every_rpc_answers_each_kind_of_credentials_as_its_table_row_says() {
         .await;
         for (what, key) in [("its scope only", &only), ("another tenant's key", &other)] {
             let status = call_empty(channel_with(s.addr, Bearer::key(key)).await, rpc).await;
+            if *scope == Scope::Admin && what.starts_with("another") {
+                // `admin` reaches every tenant: only the operator's
+                // tenant's keys hold it, whatever a key's row says.
+                assert_eq!(status.code(), Code::PermissionDenied, "{rpc}: {status:?}");
+                assert!(status.message().contains("operator"), "{status:?}");
+                continue;
+            }
             assert!(
                 !matches!(
                     status.code(),
@@ -896,4 +903,72 @@ async fn media_below_a_public_folder_are_public_until_it_is_made_private() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_scope_belongs_to_the_operators_tenant_only() {
+    let s = TestServer::spawn().await;
+    let t = new_tenant(s.addr, "customer").await;
+    let mut admin = access(channel(s.addr).await);
+    let err = admin
+        .create_api_key(pb::CreateApiKeyRequest {
+            tenant_id: t.id.clone(),
+            name: "would-be-operator".into(),
+            scopes: vec!["media:read".into(), "admin".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("operator"), "{err:?}");
+    let violation = err.get_error_details().bad_request().cloned().unwrap();
+    assert_eq!(violation.field_violations[0].field, "scopes");
+    // The operator's own tenant may have more admin keys.
+    admin
+        .create_api_key(pb::CreateApiKeyRequest {
+            name: "second-operator".into(),
+            scopes: vec!["admin".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // A customer's key, whatever it holds, gets no store-wide answer: no
+    // garbage collection or scrub counts, no tenants, no keys.
+    let customer = make_key(
+        &s,
+        TenantId::parse("id", &t.id).unwrap(),
+        "stored-before-the-rule",
+        Scopes::all(),
+        None,
+    )
+    .await;
+    let ch = channel_with(s.addr, Bearer::key(&customer)).await;
+    let err = mediastore::pb::v1::admin_service_client::AdminServiceClient::new(ch.clone())
+        .collect_garbage(pb::CollectGarbageRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = access(ch)
+        .list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Nor from the command line.
+    let url = s.config.database_url.clone().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mediastore"))
+        .arg("--data-dir")
+        .arg(s.dir.path())
+        .args(["--database-url", &url, "--log", "warn"])
+        .args(["keys", "create", "--tenant", "customer", "--name", "x"])
+        .args(["--scopes", "admin"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("operator"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -388,11 +388,29 @@ async fn mutual_tls_maps_client_certificates_to_principals() {
         "the default tenant still has only its own media"
     );
 
-    // A map naming an unknown tenant is refused as a whole; the previous
-    // one stays.
+    // A map naming an unknown tenant, or granting `admin` (the operator's
+    // scope) to another tenant, is refused as a whole; the previous one
+    // stays.
     put(dir, "principals.json", &map("no-such-tenant"));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(list(channel.clone()).await.ok(), Some(1));
+    put(
+        dir,
+        "principals.json",
+        &map("team-a").replace(
+            r#""uploads:write""#,
+            r#""uploads:write", "media:delete", "admin""#,
+        ),
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let status = MediaServiceClient::new(channel.clone())
+        .delete_media(pb::DeleteMediaRequest {
+            media_id: moved.media.unwrap().id,
+            force: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "the old map stays");
     server.shutdown().await;
 }
 
