@@ -147,6 +147,44 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The staged blobs of a batch, as this store's own type.
+fn own_staged(
+    batch: Vec<(Box<dyn StagedBlob>, ContentHash)>,
+) -> io::Result<Vec<(Box<FsStaged>, ContentHash)>> {
+    batch
+        .into_iter()
+        .map(|(blob, hash)| {
+            blob.into_any()
+                .downcast::<FsStaged>()
+                .map(|b| (b, hash))
+                .map_err(|_| io::Error::other("a staged blob from another store"))
+        })
+        .collect()
+}
+
+impl FsBlobStore {
+    /// Makes the bytes of `staged` and the entries of the `shards`
+    /// directories durable: each file's fsync (unless done) and each
+    /// directory's, or one `syncfs` when the shards are too many for that
+    /// to be cheaper.
+    fn barrier(
+        &self,
+        staged: &[(Box<FsStaged>, ContentHash)],
+        shards: &BTreeSet<PathBuf>,
+    ) -> io::Result<()> {
+        if shards.len() > DIR_FSYNC_LIMIT {
+            sync_fs(&self.blobs)
+        } else {
+            for (blob, _) in staged {
+                if !blob.synced {
+                    blob.file.sync_all()?;
+                }
+            }
+            shards.iter().try_for_each(|d| sync_dir(d))
+        }
+    }
+}
+
 /// Flushes every dirty page and inode of the file system holding `dir`.
 fn sync_fs(dir: &Path) -> io::Result<()> {
     rustix::fs::syncfs(File::open(dir)?).map_err(io::Error::from)
@@ -165,14 +203,7 @@ impl BlobStore for FsBlobStore {
     }
 
     fn publish(&self, batch: Vec<(Box<dyn StagedBlob>, ContentHash)>) -> io::Result<()> {
-        let mut staged = Vec::with_capacity(batch.len());
-        for (blob, hash) in batch {
-            let blob = blob
-                .into_any()
-                .downcast::<FsStaged>()
-                .map_err(|_| io::Error::other("a staged blob from another store"))?;
-            staged.push((blob, hash));
-        }
+        let mut staged = own_staged(batch)?;
         let mut shards = BTreeSet::new();
         for (blob, hash) in &mut staged {
             let dir = self.shard_dir(hash);
@@ -182,16 +213,19 @@ impl BlobStore for FsBlobStore {
         // One barrier for the bytes and the names alike: until it returns
         // no row names these blobs, and a name left without its bytes by a
         // crash is replaced by the next publish of that hash.
-        if shards.len() > DIR_FSYNC_LIMIT {
-            sync_fs(&self.blobs)
-        } else {
-            for (blob, _) in &staged {
-                if !blob.synced {
-                    blob.file.sync_all()?;
-                }
-            }
-            shards.iter().try_for_each(|d| sync_dir(d))
-        }
+        self.barrier(&staged, &shards)
+    }
+
+    fn discard_as_published(
+        &self,
+        batch: Vec<(Box<dyn StagedBlob>, ContentHash)>,
+    ) -> io::Result<()> {
+        let staged = own_staged(batch)?;
+        let shards = staged.iter().map(|(_, h)| self.shard_dir(h)).collect();
+        // The same barrier as a publish of these blobs; dropping them then
+        // frees the unnamed inodes (or removes the temporary names, which
+        // costs what the rename would have).
+        self.barrier(&staged, &shards)
     }
 
     fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>> {
@@ -549,5 +583,22 @@ mod tests {
         store.delete(&hash).expect("delete");
         store.delete(&hash).expect("delete twice is fine");
         assert!(!store.exists(&hash).expect("exists"));
+    }
+
+    #[test]
+    fn a_discarded_copy_leaves_the_stored_blob_and_nothing_staged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsBlobStore::open(dir.path()).expect("open");
+        let hash = ContentHash::from(blake3::hash(b"held"));
+        let mut s = store.stage().expect("stage");
+        s.write(b"held").expect("write");
+        store.publish(vec![(s, hash)]).expect("publish");
+        let mut copy = store.stage().expect("stage");
+        copy.write(b"held").expect("write");
+        store
+            .discard_as_published(vec![(copy, hash)])
+            .expect("discard");
+        assert_eq!(fs::read(store.path_of(&hash)).expect("read"), b"held");
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).expect("ls").count(), 0);
     }
 }

@@ -99,6 +99,14 @@ pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
     /// row names yet (while holding their rows' locks), so a blob already
     /// stored under such a name is a leftover of a crash and is replaced.
     fn publish(&self, batch: Vec<(Box<dyn StagedBlob>, ContentHash)>) -> io::Result<()>;
+    /// Drops staged copies of blobs stored already, after the durability
+    /// barriers [`Self::publish`] would have paid for them: an upload of
+    /// bytes only another tenant holds must take as long as one of new
+    /// bytes, or its time would tell that someone else has them.
+    fn discard_as_published(
+        &self,
+        batch: Vec<(Box<dyn StagedBlob>, ContentHash)>,
+    ) -> io::Result<()>;
     /// Opens a blob for reading; `ErrorKind::NotFound` if it is absent.
     fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>>;
     /// Whether a blob of that name is stored.

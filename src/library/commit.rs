@@ -269,11 +269,18 @@ async fn commit_batch(
     // whole batch.
     let mut replies = Vec::with_capacity(jobs.len());
     let mut to_publish = Vec::new();
+    // Staged copies of bytes only other tenants held: dropped, but after
+    // the barriers a publish would pay, so that the caller cannot tell
+    // from the time that someone else had them.
+    let mut cover = Vec::new();
     for ((job, fresh), own) in jobs.into_iter().zip(fresh).zip(own) {
         if fresh {
             to_publish.push((job.staged, job.media.blob));
+        } else if !own {
+            cover.push((job.staged, job.media.blob));
         }
-        // A staged copy of bytes already stored is dropped (removed) here.
+        // Any other staged copy of bytes already stored is dropped
+        // (removed) here.
         replies.push((
             job.reply,
             UploadOutcome {
@@ -287,6 +294,7 @@ async fn commit_batch(
     let published = blocking(move || {
         store
             .publish(to_publish)
+            .and_then(|()| store.discard_as_published(cover))
             .map_err(|e| Error::io("publishing a batch of blobs", e))
     })
     .await;

@@ -69,6 +69,12 @@ impl BlobStore for FullDisk {
     fn publish(&self, batch: Vec<(Box<dyn StagedBlob>, ContentHash)>) -> io::Result<()> {
         self.inner.publish(batch)
     }
+    fn discard_as_published(
+        &self,
+        batch: Vec<(Box<dyn StagedBlob>, ContentHash)>,
+    ) -> io::Result<()> {
+        self.inner.discard_as_published(batch)
+    }
     fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>> {
         self.inner.open(hash)
     }
