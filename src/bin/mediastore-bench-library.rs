@@ -101,6 +101,21 @@ fn word(i: u64) -> String {
     format!("k{i:04}q")
 }
 
+/// Principals that made the media (`created_by`), evenly.
+const CREATORS: u64 = 50;
+/// Their roles (`created_role`).
+const ROLES: [&str; 5] = ["editor", "service", "uploader", "importer", "archivist"];
+/// Projects (`project_id`), skewed like the tags.
+const PROJECTS: u64 = 200;
+
+fn creator(i: u64) -> String {
+    format!("svc-{i:02}")
+}
+
+fn project(i: u64) -> String {
+    format!("project-{i:03}")
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
@@ -193,17 +208,52 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         })
         .await?,
     ));
-    results.push((
-        "tag filter (one of the 100 commonest tags), 50 newest",
-        pages(n, &media, true, || pb::ListMediaRequest {
-            filter: Some(pb::MediaFilter {
-                tags_any: vec![tag(rng.below(100))],
+    // Filters over the whole tenant, each picking one value per call.
+    type Pick = fn(&mut Rng) -> pb::MediaFilter;
+    let filters: [(&str, Pick); 5] = [
+        (
+            "tag filter (one of the 100 commonest tags), 50 newest",
+            |r| pb::MediaFilter {
+                tags_any: vec![tag(r.below(100))],
                 ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await?,
-    ));
+            },
+        ),
+        ("created_by filter (one of 50 principals), 50 newest", |r| {
+            pb::MediaFilter {
+                created_by: vec![creator(r.below(CREATORS))],
+                ..Default::default()
+            }
+        }),
+        ("created_role filter (one of 5 roles), 50 newest", |r| {
+            pb::MediaFilter {
+                created_roles: vec![ROLES[r.below(ROLES.len() as u64) as usize].to_string()],
+                ..Default::default()
+            }
+        }),
+        (
+            "project_id filter (one of the 100 commonest), 50 newest",
+            |r| pb::MediaFilter {
+                project_ids: vec![project(r.below(100))],
+                ..Default::default()
+            },
+        ),
+        ("public filter (one media in ten), 50 newest", |_| {
+            pb::MediaFilter {
+                public: Some(true),
+                ..Default::default()
+            }
+        }),
+    ];
+    for (name, pick) in filters {
+        results.push((
+            name,
+            pages(n, &media, true, || pb::ListMediaRequest {
+                filter: Some(pick(&mut rng)),
+                ..Default::default()
+            })
+            .await?,
+        ));
+    }
     results.push((
         "text query (one title word), 50 newest",
         pages(n, &media, false, || pb::ListMediaRequest {
@@ -310,6 +360,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             FolderScope::All,
             MediaFilter {
                 text: Some(word(5)),
+                ..Default::default()
+            },
+        ),
+        (
+            "created_by filter",
+            FolderScope::All,
+            MediaFilter {
+                created_by: vec![creator(5)],
+                ..Default::default()
+            },
+        ),
+        (
+            "created_role filter",
+            FolderScope::All,
+            MediaFilter {
+                created_roles: vec![ROLES[1].to_string()],
+                ..Default::default()
+            },
+        ),
+        (
+            "project_id filter",
+            FolderScope::All,
+            MediaFilter {
+                project_ids: vec![project(5)],
+                ..Default::default()
+            },
+        ),
+        (
+            "public filter",
+            FolderScope::All,
+            MediaFilter {
+                public: Some(true),
                 ..Default::default()
             },
         ),
@@ -449,6 +531,11 @@ async fn seed_media(
                 .collect::<Vec<_>>()
                 .join(" ");
             let size = 1000 + rng.below(5_000_000);
+            let by = creator(rng.below(CREATORS));
+            let role = ROLES[rng.below(ROLES.len() as u64) as usize];
+            // One in ten public.
+            let public = rng.below(10) == 0;
+            let project_id = project(rng.skewed(PROJECTS));
             let id = MediaId::new();
             ids.push(id);
             rows.push(Media {
@@ -472,14 +559,14 @@ async fn seed_media(
                 author: None,
                 copyright: None,
                 metadata: None,
-                public: false,
+                public,
                 ready: true,
                 created_at: created,
                 updated_at: created,
-                created_by: "bench".into(),
-                updated_by: "bench".into(),
-                created_role: String::new(),
-                project_id: String::new(),
+                created_by: by.clone(),
+                updated_by: by,
+                created_role: role.to_string(),
+                project_id,
             });
         }
         let mut claims: Vec<BlobClaim<'_>> = rows

@@ -22,7 +22,11 @@
 //!   restart lost it (the re-hash of everything it holds);
 //! - (f) the small uploads of (c) against the server checking every call's
 //!   API key, vs a second server run with `--insecure-no-auth`, in
-//!   alternating rounds: what authentication costs.
+//!   alternating rounds: what authentication costs;
+//! - (g) one tenant's lone uploads of bytes another tenant already stored,
+//!   vs its lone uploads of new bytes, interleaved: whether an upload's
+//!   time tells a tenant that someone else holds its bytes (the ratio
+//!   should be 1).
 //!
 //! Each large-file measurement is repeated (`--rounds`); a ratio is taken
 //! within each round (same disk and page-cache conditions) and the median
@@ -101,6 +105,10 @@ struct Args {
     /// Database URL for the server (default: SQLite in its data dir).
     #[arg(long)]
     database_url: Option<String>,
+    /// Only (g), the cross-tenant upload timing, with `--rounds` x 100
+    /// pairs of uploads of each size.
+    #[arg(long)]
+    only_cross_tenant: bool,
     /// Internal: run the bare sink server on this address.
     #[arg(long, hide = true)]
     sink: Option<SocketAddr>,
@@ -140,12 +148,17 @@ fn sibling_exe(name: &str) -> PathBuf {
 
 /// A channel to `addr` with the server's transport windows, once it answers.
 async fn channel_to(addr: SocketAddr) -> Channel {
+    channel_with_key(addr, BENCH_KEY).await
+}
+
+/// [`channel_to`] with another key.
+async fn channel_with_key(addr: SocketAddr, key: &str) -> Channel {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap_or_else(|e| panic!("endpoint: {e}"))
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW);
     let bearer = Bearer(
-        format!("Bearer {BENCH_KEY}")
+        format!("Bearer {key}")
             .parse()
             .unwrap_or_else(|e| panic!("key metadata: {e}")),
     );
@@ -413,6 +426,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         args.clients,
         work.path().display()
     );
+
+    if args.only_cross_tenant {
+        let addr = free_addr();
+        let mut cmd = Command::new(sibling_exe("mediastore"));
+        cmd.args(["--listen", &addr.to_string()])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--log", "warn", "--allowed-types", "*"])
+            .env("MEDIASTORE_BOOTSTRAP_KEY", BENCH_KEY);
+        if let Some(url) = &args.database_url {
+            cmd.args(["--database-url", url]);
+        }
+        let _server = Proc(cmd.spawn()?);
+        return cross_tenant_timing(addr, args.rounds.max(1) * 100).await;
+    }
 
     let sink_addr = free_addr();
     let _sink = Proc(
@@ -682,6 +710,84 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         keyed_cpu * 1e6 / f_n as f64,
         open_cpu * 1e6 / f_n as f64
     );
+    drop(open);
+    cross_tenant_timing(server_addr, args.rounds.max(1) * 100).await
+}
+
+/// (g): a second tenant uploads, one at a time, bytes the first tenant has
+/// just stored and new bytes, alternately; the medians of the two should
+/// match, or the time would tell the second tenant what the first holds.
+async fn cross_tenant_timing(
+    addr: SocketAddr,
+    pairs: usize,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut access = pb::access_service_client::AccessServiceClient::new(channel_to(addr).await);
+    let other = access
+        .create_tenant(pb::CreateTenantRequest {
+            name: "bench-other".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .tenant
+        .ok_or("no tenant came back")?;
+    let secret = access
+        .create_api_key(pb::CreateApiKeyRequest {
+            tenant_id: other.id,
+            name: "bench".into(),
+            scopes: vec!["uploads:write".into()],
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .secret;
+    let mut first = connect(addr).await;
+    let mut second = MediaServiceClient::new(channel_with_key(addr, &secret).await);
+    for size in [SMALL, MIB] {
+        let (mut held, mut new) = (Vec::new(), Vec::new());
+        for i in 0..pairs {
+            let bytes = |what: &str| {
+                let mut data = vec![0u8; size];
+                blake3::Hasher::new()
+                    .update(format!("g-{what}-{size}-{i}").as_bytes())
+                    .finalize_xof()
+                    .fill(&mut data);
+                Bytes::from(data)
+            };
+            let theirs = bytes("theirs");
+            first
+                .upload_media(upload_stream(vec![theirs.clone()], format!("a{i}")))
+                .await?;
+            // Alternate which goes first, so neither gets the warmer turn.
+            let order = [(true, theirs), (false, bytes("fresh"))];
+            let order = if i % 2 == 0 {
+                order
+            } else {
+                let [a, b] = order;
+                [b, a]
+            };
+            for (is_held, data) in order {
+                let t = Instant::now();
+                let up = second
+                    .upload_media(upload_stream(vec![data], format!("b{i}")))
+                    .await?
+                    .into_inner();
+                let secs = t.elapsed().as_secs_f64();
+                if up.deduplicated {
+                    return Err("deduplicated reported across tenants".into());
+                }
+                if is_held { &mut held } else { &mut new }.push(secs);
+            }
+        }
+        let (h, n) = (median(held), median(new));
+        println!(
+            "| (g) {} KiB upload of bytes another tenant holds vs new bytes, lone | {:.3} ms | {:.3} ms | {:.3} | ≈ 1 |",
+            size / 1024,
+            h * 1e3,
+            n * 1e3,
+            h / n
+        );
+    }
     Ok(())
 }
 
