@@ -1,7 +1,8 @@
-//! Per-key request rate limits: a token bucket per API key, in this
-//! process's memory.
+//! Per-caller request rate limits: a token bucket per API key, or per
+//! client certificate's principal, in this process's memory.
 //!
-//! Each key may make `rate` calls a second on average and `burst` at once.
+//! Each caller may make `rate` calls a second on average and `burst` at
+//! once.
 //! A call over the limit is refused with RESOURCE_EXHAUSTED and a
 //! `RetryInfo` saying when the next token comes, before any handler runs.
 //! The buckets are per replica: N replicas behind a load balancer let a
@@ -13,7 +14,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::domain::ApiKeyId;
+use crate::domain::{ApiKeyId, TenantId};
+
+/// Whose bucket a call takes its token from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Caller {
+    /// An API key.
+    Key(ApiKeyId),
+    /// A client certificate's principal: its tenant and name (an entry of
+    /// the principals file).
+    Certificate(TenantId, String),
+}
 
 /// Keys tracked at most; past that, buckets full again are dropped (a
 /// full bucket is what a new one would be).
@@ -26,7 +37,7 @@ pub struct RateLimiter {
     rate: f64,
     /// Most tokens a bucket holds.
     burst: f64,
-    buckets: Mutex<HashMap<ApiKeyId, Bucket>>,
+    buckets: Mutex<HashMap<Caller, Bucket>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +58,7 @@ impl RateLimiter {
 
     /// Takes a token for `key` at `now`; when there is none, how long until
     /// there is.
-    pub fn take(&self, key: ApiKeyId, now: Instant) -> Result<(), Duration> {
+    pub fn take(&self, key: Caller, now: Instant) -> Result<(), Duration> {
         let Ok(mut buckets) = self.buckets.lock() else {
             // A poisoned lock limits nothing rather than refusing all.
             return Ok(());
@@ -84,23 +95,33 @@ mod tests {
     #[test]
     fn a_bucket_allows_its_burst_then_its_rate() {
         let limiter = RateLimiter::new(10.0, 3.0);
-        let (key, other) = (ApiKeyId::new(), ApiKeyId::new());
+        let key = Caller::Key(ApiKeyId::new());
+        let other = Caller::Certificate(TenantId::DEFAULT, "svc".into());
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert_eq!(limiter.take(key, t0), Ok(()));
+            assert_eq!(limiter.take(key.clone(), t0), Ok(()));
         }
-        let wait = limiter.take(key, t0).expect_err("the burst is spent");
+        let wait = limiter
+            .take(key.clone(), t0)
+            .expect_err("the burst is spent");
         assert!((wait.as_secs_f64() - 0.1).abs() < 1e-6, "{wait:?}");
         // Another key has its own bucket.
-        assert_eq!(limiter.take(other, t0), Ok(()));
+        assert_eq!(limiter.take(other.clone(), t0), Ok(()));
         // A token every 100 ms.
-        assert_eq!(limiter.take(key, t0 + Duration::from_millis(100)), Ok(()));
-        assert!(limiter.take(key, t0 + Duration::from_millis(150)).is_err());
+        assert_eq!(
+            limiter.take(key.clone(), t0 + Duration::from_millis(100)),
+            Ok(())
+        );
+        assert!(
+            limiter
+                .take(key.clone(), t0 + Duration::from_millis(150))
+                .is_err()
+        );
         // Never more than the burst, however long it waited.
         let later = t0 + Duration::from_secs(60);
         for _ in 0..3 {
-            assert_eq!(limiter.take(key, later), Ok(()));
+            assert_eq!(limiter.take(key.clone(), later), Ok(()));
         }
-        assert!(limiter.take(key, later).is_err());
+        assert!(limiter.take(key.clone(), later).is_err());
     }
 }

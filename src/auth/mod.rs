@@ -32,7 +32,7 @@ use tonic::{
 
 use self::{
     certs::{CertNames, SharedCertPrincipals},
-    limit::RateLimiter,
+    limit::{Caller, RateLimiter},
     rules::Rule,
 };
 use crate::{
@@ -120,13 +120,24 @@ impl Authenticator {
         if let Rule::Scope(scope) | Rule::ScopeOrPublic(scope) = rule {
             principal.require(scope)?;
         }
-        if let (Some(limiter), Some(key)) = (&self.limiter, principal.key)
-            && let Err(retry_after) = limiter.take(key, std::time::Instant::now())
+        // Keys and certificates' principals have buckets; anonymous reads
+        // of public media and --insecure-no-auth callers have no identity
+        // to count against.
+        let caller = match principal.key {
+            Some(key) => Some(Caller::Key(key)),
+            None if self.mode == Mode::Keys && !principal.public_only => Some(Caller::Certificate(
+                principal.tenant,
+                principal.name.clone(),
+            )),
+            None => None,
+        };
+        if let (Some(limiter), Some(caller)) = (&self.limiter, caller)
+            && let Err(retry_after) = limiter.take(caller, std::time::Instant::now())
         {
             return Err(Error::RateLimited {
                 retry_after,
                 message: format!(
-                    "the key {:?} is over the server's rate limit; retry in {} ms",
+                    "{:?} is over the server's rate limit; retry in {} ms",
                     principal.name,
                     retry_after.as_millis().max(1)
                 ),

@@ -525,3 +525,57 @@ fn pem_der(pem: &str) -> Vec<u8> {
         .decode(body)
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_certificates_principal_has_its_own_rate_limit() {
+    let pki = tempfile::tempdir().unwrap();
+    let dir = pki.path();
+    let ca = Ca::new("Test CA");
+    let client_ca = put(dir, "clients.pem", &ca.pem);
+    let principals = put(
+        dir,
+        "principals.json",
+        r#"{"principals": [{"dns": "reader.svc", "tenant": "default",
+            "scopes": ["media:read"]}]}"#,
+    );
+    let admin = ca.client("admin-console", &[], false);
+    let ca_pem = ca.pem.clone();
+    let admin_id = admin.clone();
+    let server = ca.server();
+    let (cert, key) = (
+        put(dir, "server.pem", &server.cert),
+        put(dir, "server.key", &server.key),
+    );
+    let s = TestServer::spawn_connecting(
+        |c| {
+            c.tls_cert = Some(cert);
+            c.tls_key = Some(key);
+            c.tls_client_ca = Some(client_ca);
+            c.tls_principals = Some(principals);
+            // A token every 2 s: the burst runs out long before the next.
+            c.rate_limit_per_key = 0.5;
+            c.rate_limit_burst = 3.0;
+        },
+        async move |addr| {
+            tls_channel(addr, &ca_pem, Some(&admin_id), Bearer::key(TEST_KEY))
+                .await
+                .unwrap()
+        },
+    )
+    .await;
+    let reader = ca.client("reader", &["reader.svc"], false);
+    let channel = tls_channel(s.addr, &ca.pem, Some(&reader), Bearer(None))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        list(channel.clone()).await.unwrap();
+    }
+    let status = list(channel).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(reason(&status), "RATE_LIMITED");
+    // The admin key, on a connection of its own, has its own bucket.
+    assert_eq!(
+        list_over(s.addr, &ca.pem, Some(&admin), Bearer::key(TEST_KEY)).await,
+        Ok(0)
+    );
+}
