@@ -714,6 +714,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     cross_tenant_timing(server_addr, args.rounds.max(1) * 100).await
 }
 
+/// Pause before each of (g)'s timed uploads: longer than the background
+/// MD5 of the 1 MiB upload before it.
+const MD5_QUIET_MS: u64 = 25;
+
 /// (g): a second tenant uploads, one at a time, bytes the first tenant has
 /// just stored and new bytes, alternately; the medians of the two should
 /// match, or the time would tell the second tenant what the first holds.
@@ -767,6 +771,10 @@ async fn cross_tenant_timing(
                 [b, a]
             };
             for (is_held, data) in order {
+                // New bytes get their MD5 in the background after the
+                // answer; let it finish, so that no measured upload shares
+                // the CPU with the previous one's.
+                tokio::time::sleep(Duration::from_millis(MD5_QUIET_MS)).await;
                 let t = Instant::now();
                 let up = second
                     .upload_media(upload_stream(vec![data], format!("b{i}")))

@@ -99,14 +99,15 @@ pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
     /// row names yet (while holding their rows' locks), so a blob already
     /// stored under such a name is a leftover of a crash and is replaced.
     fn publish(&self, batch: Vec<(Box<dyn StagedBlob>, ContentHash)>) -> io::Result<()>;
-    /// Drops staged copies of blobs stored already, after the durability
-    /// barriers [`Self::publish`] would have paid for them: an upload of
-    /// bytes only another tenant holds must take as long as one of new
-    /// bytes, or its time would tell that someone else has them.
-    fn discard_as_published(
+    /// Pays, for staged copies of blobs stored already, the durability
+    /// barriers [`Self::publish`] would have paid, without naming them, and
+    /// gives them back to be dropped: an upload of bytes only another
+    /// tenant holds must take as long as one of new bytes, or its time
+    /// would tell that someone else has them.
+    fn barrier_as_published(
         &self,
         batch: Vec<(Box<dyn StagedBlob>, ContentHash)>,
-    ) -> io::Result<()>;
+    ) -> io::Result<Vec<Box<dyn StagedBlob>>>;
     /// Opens a blob for reading; `ErrorKind::NotFound` if it is absent.
     fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>>;
     /// Whether a blob of that name is stored.

@@ -269,18 +269,19 @@ async fn commit_batch(
     // whole batch.
     let mut replies = Vec::with_capacity(jobs.len());
     let mut to_publish = Vec::new();
-    // Staged copies of bytes only other tenants held: dropped, but after
-    // the barriers a publish would pay, so that the caller cannot tell
-    // from the time that someone else had them.
-    let mut cover = Vec::new();
+    // Staged copies of bytes stored already, dropped once the batch is
+    // answered (freeing a large file's blocks takes a while). Those only
+    // other tenants held first pay the barrier a publish would, so that
+    // the caller cannot tell from the time that someone else had them.
+    let (mut cover, mut unneeded) = (Vec::new(), Vec::new());
     for ((job, fresh), own) in jobs.into_iter().zip(fresh).zip(own) {
         if fresh {
             to_publish.push((job.staged, job.media.blob));
-        } else if !own {
+        } else if own {
+            unneeded.push(job.staged);
+        } else {
             cover.push((job.staged, job.media.blob));
         }
-        // Any other staged copy of bytes already stored is dropped
-        // (removed) here.
         replies.push((
             job.reply,
             UploadOutcome {
@@ -294,17 +295,18 @@ async fn commit_batch(
     let published = blocking(move || {
         store
             .publish(to_publish)
-            .and_then(|()| store.discard_as_published(cover))
+            .and_then(|()| store.barrier_as_published(cover))
             .map_err(|e| Error::io("publishing a batch of blobs", e))
     })
     .await;
+    let published = published.map(|paid| unneeded.extend(paid));
 
     // Finally the commit; only now is any upload acknowledged.
     let result = match published {
         Ok(()) => tx.commit().await,
         Err(e) => Err(e),
     };
-    match result {
+    let answered = match result {
         Ok(()) => {
             for (reply, outcome) in replies {
                 let _ = reply.send(Ok(outcome));
@@ -321,5 +323,11 @@ async fn commit_batch(
             }
             Err(Retry::Failed)
         }
+    };
+    // The unneeded copies go once the uploads are answered, on the
+    // blocking pool.
+    if !unneeded.is_empty() {
+        drop(tokio::task::spawn_blocking(move || drop(unneeded)));
     }
+    answered
 }

@@ -69,11 +69,11 @@ impl BlobStore for FullDisk {
     fn publish(&self, batch: Vec<(Box<dyn StagedBlob>, ContentHash)>) -> io::Result<()> {
         self.inner.publish(batch)
     }
-    fn discard_as_published(
+    fn barrier_as_published(
         &self,
         batch: Vec<(Box<dyn StagedBlob>, ContentHash)>,
-    ) -> io::Result<()> {
-        self.inner.discard_as_published(batch)
+    ) -> io::Result<Vec<Box<dyn StagedBlob>>> {
+        self.inner.barrier_as_published(batch)
     }
     fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>> {
         self.inner.open(hash)
