@@ -191,6 +191,43 @@ async fn tls_server(
     .await
 }
 
+/// A server with mutual TLS: `ca` signs its certificate and the clients',
+/// `principals` is the map's text, `tweak` sets the rest. Its client
+/// presents `admin` (a certificate the map need not know) and the admin
+/// key, which decides.
+async fn mtls_server(
+    dir: &Path,
+    ca: &Ca,
+    principals: &str,
+    admin: &Pair,
+    tweak: impl FnOnce(&mut mediastore::config::Config),
+) -> TestServer {
+    let client_ca = put(dir, "clients.pem", &ca.pem);
+    let principals = put(dir, "principals.json", principals);
+    let server = ca.server();
+    let (cert, key) = (
+        put(dir, "server.pem", &server.cert),
+        put(dir, "server.key", &server.key),
+    );
+    let (ca_pem, admin) = (ca.pem.clone(), admin.clone());
+    TestServer::spawn_connecting(
+        |c| {
+            c.tls_cert = Some(cert);
+            c.tls_key = Some(key);
+            c.tls_client_ca = Some(client_ca);
+            c.tls_principals = Some(principals);
+            c.tls_reload_secs = 1;
+            tweak(c);
+        },
+        async move |addr| {
+            tls_channel(addr, &ca_pem, Some(&admin), Bearer::key(TEST_KEY))
+                .await
+                .unwrap()
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn tls_serves_key_holders_and_refuses_plaintext_and_strangers() {
     let pki = tempfile::tempdir().unwrap();
@@ -237,7 +274,6 @@ async fn mutual_tls_maps_client_certificates_to_principals() {
     let pki = tempfile::tempdir().unwrap();
     let dir = pki.path();
     let ca = Ca::new("Client and server CA");
-    let client_ca = put(dir, "clients.pem", &ca.pem);
     let map = |tenant: &str| {
         format!(
             r#"{{"principals": [
@@ -248,32 +284,10 @@ async fn mutual_tls_maps_client_certificates_to_principals() {
             ]}}"#
         )
     };
-    let principals = put(dir, "principals.json", &map("default"));
     // The harness's own client authenticates with the admin key over a
     // certificate the map does not know: the key decides.
     let admin_cert = ca.client("admin-console", &[], false);
-    let ca_pem = ca.pem.clone();
-    let admin_id = admin_cert.clone();
-    let server_pair = ca.server();
-    let (cert, key) = (
-        put(dir, "server.pem", &server_pair.cert),
-        put(dir, "server.key", &server_pair.key),
-    );
-    let mut server = TestServer::spawn_connecting(
-        |c| {
-            c.tls_cert = Some(cert);
-            c.tls_key = Some(key);
-            c.tls_client_ca = Some(client_ca);
-            c.tls_principals = Some(principals.clone());
-            c.tls_reload_secs = 1;
-        },
-        async move |addr| {
-            tls_channel(addr, &ca_pem, Some(&admin_id), Bearer::key(TEST_KEY))
-                .await
-                .unwrap()
-        },
-    )
-    .await;
+    let mut server = mtls_server(dir, &ca, &map("default"), &admin_cert, |_| {}).await;
     let addr = server.addr;
 
     // A mapped certificate, no key: its tenant, name, role and scopes.
@@ -531,37 +545,14 @@ async fn a_certificates_principal_has_its_own_rate_limit() {
     let pki = tempfile::tempdir().unwrap();
     let dir = pki.path();
     let ca = Ca::new("Test CA");
-    let client_ca = put(dir, "clients.pem", &ca.pem);
-    let principals = put(
-        dir,
-        "principals.json",
-        r#"{"principals": [{"dns": "reader.svc", "tenant": "default",
-            "scopes": ["media:read"]}]}"#,
-    );
     let admin = ca.client("admin-console", &[], false);
-    let ca_pem = ca.pem.clone();
-    let admin_id = admin.clone();
-    let server = ca.server();
-    let (cert, key) = (
-        put(dir, "server.pem", &server.cert),
-        put(dir, "server.key", &server.key),
-    );
-    let s = TestServer::spawn_connecting(
-        |c| {
-            c.tls_cert = Some(cert);
-            c.tls_key = Some(key);
-            c.tls_client_ca = Some(client_ca);
-            c.tls_principals = Some(principals);
-            // A token every 2 s: the burst runs out long before the next.
-            c.rate_limit_per_key = 0.5;
-            c.rate_limit_burst = 3.0;
-        },
-        async move |addr| {
-            tls_channel(addr, &ca_pem, Some(&admin_id), Bearer::key(TEST_KEY))
-                .await
-                .unwrap()
-        },
-    )
+    let map = r#"{"principals": [{"dns": "reader.svc", "tenant": "default",
+        "scopes": ["media:read"]}]}"#;
+    let s = mtls_server(dir, &ca, map, &admin, |c| {
+        // A token every 2 s: the burst runs out long before the next.
+        c.rate_limit_per_key = 0.5;
+        c.rate_limit_burst = 3.0;
+    })
     .await;
     let reader = ca.client("reader", &["reader.svc"], false);
     let channel = tls_channel(s.addr, &ca.pem, Some(&reader), Bearer(None))
