@@ -145,9 +145,7 @@ impl Authenticator {
         }
         Ok(Some(principal))
     }
-}
 
-impl Authenticator {
     /// The principal the client certificate `peer` maps to: `None`
     /// without a certificate or a map, an error naming the certificate
     /// when no entry matches it.

@@ -6,9 +6,10 @@
 //! normalised request, so a tenant's identical uploads share renditions
 //! and a repeated request never decodes again; another tenant renders its
 //! own (sharing the bytes, not the row), so nothing about a rendition, not
-//! its `cached` flag nor its speed, tells one tenant what another asked. Recording follows the upload's order: bytes
-//! durable under their name, then the row, in a transaction that holds
-//! the source's row so a concurrent release cannot orphan the rendition.
+//! its `cached` flag nor its speed, tells one tenant what another asked.
+//! Recording follows the upload's order: bytes durable under their name,
+//! then the row, in a transaction that holds the source's row so a
+//! concurrent release cannot orphan the rendition.
 
 use std::{
     collections::BTreeMap,

@@ -184,6 +184,7 @@ impl Repo {
     /// that is not scoped by a tenant: it is how a caller without
     /// credentials finds a public media's owner, and it returns nothing
     /// about a private one.
+    ///
     /// A media is public by its own flag or through a public folder: its
     /// own, or one above it (found by path, among the prefixes of its
     /// folder's path).
