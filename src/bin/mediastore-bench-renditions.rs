@@ -51,6 +51,11 @@ struct Args {
     /// Photo width.
     #[arg(long, default_value_t = 4000)]
     width: u32,
+    /// Width of the renditions made of them (JPEG, q80): 256 for
+    /// thumbnails; larger ones decode at 1/2 or 1/4 scale and encode more
+    /// pixels, where libjpeg-turbo's SIMD code matters.
+    #[arg(long, default_value_t = 256)]
+    size: u32,
     /// Photo height.
     #[arg(long, default_value_t = 3000)]
     height: u32,
@@ -92,7 +97,7 @@ async fn main() -> Result<(), BoxError> {
         sizes.iter().sum::<usize>() as f64 / sizes.len() as f64 / (1 << 20) as f64
     );
     let spec = |round: usize| RenditionSpec {
-        width: 256,
+        width: args.size,
         height: 0,
         fit: Fit::Contain,
         format: OutputFormat::Jpeg,
@@ -113,7 +118,7 @@ async fn main() -> Result<(), BoxError> {
             let t = Instant::now();
             let out = render::render(data, "image/jpeg", 1, &spec(round), &bounds)?;
             p += t.elapsed();
-            assert_eq!(out.width, 256);
+            assert_eq!(out.width, args.size);
         }
         floor.push(f / photos.len() as u32);
         inproc.push(p / photos.len() as u32);
@@ -225,12 +230,13 @@ fn heif(args: &Args, photos: &[PathBuf], bounds: &Bounds) -> Result<(), BoxError
     let photos = &photos[..args.heif_photos.min(photos.len())];
     println!();
     println!(
-        "HEIC and AVIF, {} of the photos converted by heif-enc (q80), 256 px wide (median of {} rounds):",
+        "HEIC and AVIF, {} of the photos converted by heif-enc (q80), {} px wide (median of {} rounds):",
         photos.len(),
+        args.size,
         args.rounds
     );
     let spec = RenditionSpec {
-        width: 256,
+        width: args.size,
         height: 0,
         fit: Fit::Contain,
         format: OutputFormat::Jpeg,
@@ -275,7 +281,7 @@ fn heif(args: &Args, photos: &[PathBuf], bounds: &Bounds) -> Result<(), BoxError
             let t = Instant::now();
             for (_, data) in &files {
                 let out = render::render(data, mime, 1, &spec, bounds)?;
-                assert_eq!(out.width, 256);
+                assert_eq!(out.width, args.size);
             }
             rounds.push(t.elapsed() / files.len() as u32);
         }
@@ -443,7 +449,7 @@ fn vipsthumbnail(args: &Args, files: &[PathBuf]) -> Result<Option<Duration>, Box
         let status = Command::new(&args.vipsthumbnail)
             .env("VIPS_CONCURRENCY", "1")
             .arg("--size")
-            .arg("256x")
+            .arg(format!("{}x", args.size))
             .arg("-o")
             .arg(format!("{}/%s.jpg[Q=80,strip]", out.path().display()))
             .args(files)
@@ -464,13 +470,13 @@ fn pillow(args: &Args, files: &[PathBuf]) -> Result<Option<Duration>, BoxError> 
     const SCRIPT: &str = r#"
 import io, sys, time
 from PIL import Image
-rounds, files = int(sys.argv[1]), sys.argv[2:]
+rounds, width, files = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 for _ in range(rounds):
     t = time.perf_counter()
     for f in files:
         im = Image.open(f)
         w, h = im.size
-        size = (256, max(1, round(h * 256 / w)))
+        size = (width, max(1, round(h * width / w)))
         im.draft("RGB", size)
         im.thumbnail(size)
         out = io.BytesIO()
@@ -481,6 +487,7 @@ for _ in range(rounds):
         .arg("-c")
         .arg(SCRIPT)
         .arg(args.rounds.to_string())
+        .arg(args.size.to_string())
         .args(files)
         .output();
     let output = match output {
