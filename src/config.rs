@@ -369,7 +369,8 @@ pub struct Config {
     #[arg(global = true, long, env = "MEDIASTORE_TLS_CLIENT_OPTIONAL")]
     pub tls_client_optional: bool,
     /// JSON file mapping client certificates (by subject, DNS or URI SAN)
-    /// to a tenant, role and scopes; see the README's "Mutual TLS".
+    /// to a tenant, role and scopes; see the README's "TLS and mutual
+    /// TLS".
     #[arg(global = true, long, env = "MEDIASTORE_TLS_PRINCIPALS")]
     pub tls_principals: Option<PathBuf>,
     /// Seconds between checks of the TLS files for changes; 0 to reload
@@ -651,6 +652,32 @@ mod tests {
         assert_eq!(c.validate(), Ok(()));
         let r = c.rendition_settings().expect("valid");
         assert_eq!(r, RenditionSettings::default());
+    }
+
+    #[test]
+    fn tls_flags_come_in_working_sets() {
+        let with = |args: &[&str]| {
+            let mut all = vec!["mediastore"];
+            all.extend_from_slice(args);
+            Cli::parse_from(all).config.validate()
+        };
+        let (cert, key) = (["--tls-cert", "c.pem"], ["--tls-key", "k.pem"]);
+        assert_eq!(with(&[&cert[..], &key[..]].concat()), Ok(()));
+        let err = with(&cert).expect_err("a certificate without its key");
+        assert!(err.contains("--tls-key"), "{err}");
+        let err = with(&["--tls-client-ca", "ca.pem"]).expect_err("mTLS without TLS");
+        assert!(err.contains("--tls-cert"), "{err}");
+        let err = with(&[&cert[..], &key[..], &["--tls-principals", "p.json"]].concat())
+            .expect_err("principals without a client CA");
+        assert!(err.contains("--tls-client-ca"), "{err}");
+        let full = [
+            &cert[..],
+            &key[..],
+            &["--tls-client-ca", "ca.pem", "--tls-principals", "p.json"],
+            &["--tls-client-optional"],
+        ]
+        .concat();
+        assert_eq!(with(&full), Ok(()));
     }
 
     #[test]
