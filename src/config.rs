@@ -15,6 +15,9 @@ use crate::{
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Default largest upload: 10 GiB.
 pub const DEFAULT_MAX_UPLOAD_SIZE: &str = "10GiB";
+/// Default largest blob stored inline in the database (see
+/// `blob::inline`).
+pub const DEFAULT_INLINE_MAX_SIZE: &str = "64KiB";
 /// Default largest gRPC message: 16 MiB, so clients may send chunks of up
 /// to 16 MiB (1 MiB is recommended).
 pub const DEFAULT_MAX_MESSAGE_SIZE: &str = "16MiB";
@@ -168,6 +171,12 @@ pub struct Config {
     /// Largest accepted upload (bytes; suffixes KiB, MiB, GiB, KB, MB, GB).
     #[arg(global = true, long, env = "MEDIASTORE_MAX_UPLOAD_SIZE", default_value = DEFAULT_MAX_UPLOAD_SIZE, value_parser = parse_size)]
     pub max_upload_size: u64,
+    /// Blobs up to this size are stored inline in the database instead of
+    /// as files (one row in the upload's transaction, no file or fsync of
+    /// their own); 0 stores every blob as a file. At most 1MiB. Changing
+    /// it affects new blobs only; those stored before stay readable.
+    #[arg(global = true, long, env = "MEDIASTORE_INLINE_MAX_SIZE", default_value = DEFAULT_INLINE_MAX_SIZE, value_parser = parse_size)]
+    pub inline_max_size: u64,
     /// Content types accepted, comma-separated: exact (`image/png`), a
     /// family (`image/*`) or `*` for anything. The type is sniffed from
     /// the bytes, never taken from the name or the declared type.
@@ -442,6 +451,13 @@ impl Config {
         }
         if self.max_upload_size == 0 {
             return Err("--max-upload-size must be more than 0".into());
+        }
+        if self.inline_max_size > crate::blob::inline::INLINE_MAX {
+            return Err(format!(
+                "--inline-max-size is {} bytes; blobs stored inline in the database may have at most {} (1MiB)",
+                self.inline_max_size,
+                crate::blob::inline::INLINE_MAX
+            ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("--tls-cert and --tls-key go together; give both or neither".into());

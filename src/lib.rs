@@ -27,7 +27,8 @@
 //! - [`repo`]: SeaORM repository over SQLite or PostgreSQL: rows, the one
 //!   media query engine, folder trees, bindings.
 //! - [`blob`]: content-addressed blob storage (local directory), with the
-//!   files of resumable uploads and a quarantine for corrupt blobs.
+//!   files of resumable uploads and a quarantine for corrupt blobs; small
+//!   blobs skip it and live inline in the database (`blob::inline`).
 //! - [`error`]: the error type and its single mapping to `tonic::Status`.
 //! - [`pb`]: generated protobuf code and the reflection descriptor set.
 //! - `fuzzing`: the parsers of uploaded bytes as the fuzz targets in

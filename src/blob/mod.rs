@@ -13,10 +13,14 @@
 //! I/O belongs. The local directory store is [`fs::FsBlobStore`]; an
 //! S3-compatible store implements the same traits.
 //!
+//! Blobs at or under the inline size never reach a store: they live in
+//! the database ([`inline`]).
+//!
 //! Resumable uploads keep their bytes in an [`UploadFile`] each, named by
 //! the upload, which becomes a staged blob when the upload finishes.
 
 pub mod fs;
+pub mod inline;
 
 use std::{any::Any, fmt, io, time::SystemTime};
 
@@ -40,6 +44,11 @@ pub trait StagedBlob: Send + Sync + fmt::Debug {
     /// unsynced bytes durable anyway; a large upload calls it from its own
     /// writer thread so that the batch's barrier finds little left to do.
     fn sync(&mut self) -> io::Result<()>;
+    /// True for bytes held in memory ([`inline::MemStaged`]): the commit
+    /// writes them to the database instead of publishing them.
+    fn in_memory(&self) -> bool {
+        false
+    }
     /// For the store that made it, to recover its own type in `publish`.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
@@ -88,6 +97,11 @@ pub trait BlobReader: Send + Sync + fmt::Debug {
     }
     /// Reads up to `buf.len()` bytes at `offset`; 0 means end of blob.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// The whole blob, when it is in memory already: a reader can then
+    /// send it without reading (or a trip to the blocking pool).
+    fn bytes(&self) -> Option<bytes::Bytes> {
+        None
+    }
 }
 
 /// A place that stores blobs by content hash.
@@ -141,4 +155,33 @@ pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
     /// Checks that the store can be written (for the health service),
     /// leaving nothing behind.
     fn health_check(&self) -> io::Result<()>;
+}
+
+/// Fills `buf` with the bytes at `offset` through `read_at` (any of the
+/// `read_at` methods above), retrying interrupted reads. Bytes that end
+/// first are `ErrorKind::UnexpectedEof`, naming where they ended.
+pub fn read_exact_at(
+    read_at: impl Fn(&mut [u8], u64) -> io::Result<usize>,
+    buf: &mut [u8],
+    offset: u64,
+) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let at = offset + done as u64;
+        match read_at(&mut buf[done..], at) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the bytes end at {at}, short of {}",
+                        offset + buf.len() as u64
+                    ),
+                ));
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -5,9 +5,10 @@
 //!
 //! 1. one transaction claims each blob row (in hash order, so concurrent
 //!    replicas never deadlock) and inserts each media row;
-//! 2. the blob store makes the new blobs' bytes durable, names them by
-//!    content and makes the names durable, with barriers shared by the
-//!    whole batch (see `blob::fs`);
+//! 2. new small blobs (staged in memory) are written inline, as rows of
+//!    the same transaction; the blob store makes the other new blobs'
+//!    bytes durable, names them by content and makes the names durable,
+//!    with barriers shared by the whole batch (see `blob::fs`);
 //! 3. the transaction commits (one database fsync for the batch);
 //! 4. every upload in the batch is acknowledged.
 //!
@@ -32,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::upload::{UploadOutcome, blocking};
 use crate::{
-    blob::{BlobStore, StagedBlob},
+    blob::{BlobStore, StagedBlob, inline::take_in_memory},
     domain::{ContentHash, Media, UploadId},
     error::{Error, Reason, Result},
     repo::{BlobClaim, Repo},
@@ -273,11 +274,18 @@ async fn commit_batch(
     // answered (freeing a large file's blocks takes a while). Those only
     // other tenants held first pay the barrier a publish would, so that
     // the caller cannot tell from the time that someone else had them.
-    let (mut cover, mut unneeded) = (Vec::new(), Vec::new());
+    // Small blobs in memory go inline, in this transaction; their copies
+    // need no cover (a row more or less in a batch's commit is not a time
+    // anyone can measure).
+    let (mut cover, mut unneeded, mut inline) = (Vec::new(), Vec::new(), Vec::new());
     for ((job, fresh), own) in jobs.into_iter().zip(fresh).zip(own) {
-        if fresh {
+        if fresh && job.staged.in_memory() {
+            if let Some(bytes) = take_in_memory(job.staged) {
+                inline.push((job.media.blob, bytes));
+            }
+        } else if fresh {
             to_publish.push((job.staged, job.media.blob));
-        } else if own {
+        } else if own || job.staged.in_memory() {
             unneeded.push(job.staged);
         } else {
             cover.push((job.staged, job.media.blob));
@@ -291,15 +299,18 @@ async fn commit_batch(
             },
         ));
     }
-    let store = Arc::clone(blobs);
-    let published = blocking(move || {
-        store
-            .publish(to_publish)
-            .and_then(|()| store.barrier_as_published(cover))
-            .map_err(|e| Error::io("publishing a batch of blobs", e))
-    })
-    .await;
-    let published = published.map(|paid| unneeded.extend(paid));
+    let mut published = tx.put_inline(inline).await;
+    if published.is_ok() && (!to_publish.is_empty() || !cover.is_empty()) {
+        let store = Arc::clone(blobs);
+        published = blocking(move || {
+            store
+                .publish(to_publish)
+                .and_then(|()| store.barrier_as_published(cover))
+                .map_err(|e| Error::io("publishing a batch of blobs", e))
+        })
+        .await
+        .map(|paid| unneeded.extend(paid));
+    }
 
     // Finally the commit; only now is any upload acknowledged.
     let result = match published {

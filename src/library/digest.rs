@@ -15,7 +15,7 @@ use md5::Digest as _;
 use tokio::sync::mpsc;
 
 use crate::{
-    blob::BlobStore,
+    blob::{BlobReader, BlobStore},
     domain::{ContentHash, Md5Digest},
     repo::Repo,
 };
@@ -47,12 +47,26 @@ impl DigestQueue {
 pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
     let (tx, rx) = std::sync::mpsc::channel::<ContentHash>();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(ContentHash, Md5Digest)>();
+    let runtime = tokio::runtime::Handle::current();
+    let inline = repo.clone();
     let spawned = std::thread::Builder::new()
         .name("md5-digest".into())
         .spawn(move || {
             lower_priority();
             while let Ok(hash) = rx.recv() {
-                match md5_of(blobs.as_ref(), &hash) {
+                // Blobs stored inline are read from the database (most
+                // have their MD5 from the upload; renditions do not).
+                let digest = match blobs.open(&hash) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        match runtime.block_on(inline.inline_blob(&hash)) {
+                            Ok(Some(data)) => Ok(Md5Digest(md5::Md5::digest(&data).into())),
+                            Ok(None) => Err(e),
+                            Err(db) => Err(io::Error::other(db.to_string())),
+                        }
+                    }
+                    opened => opened.and_then(|reader| md5_of(reader.as_ref())),
+                };
+                match digest {
                     Ok(md5) => {
                         if done_tx.send((hash, md5)).is_err() {
                             return;
@@ -98,8 +112,7 @@ async fn record(repo: &Repo, digests: &[(ContentHash, String)]) {
     }
 }
 
-fn md5_of(blobs: &dyn BlobStore, hash: &ContentHash) -> io::Result<Md5Digest> {
-    let reader = blobs.open(hash)?;
+fn md5_of(reader: &dyn BlobReader) -> io::Result<Md5Digest> {
     let mut md5 = md5::Md5::new();
     let mut buf = vec![0u8; READ_SIZE];
     let mut offset = 0;

@@ -8,8 +8,9 @@
 //! bytes would take, and only once it is older than a grace period longer
 //! than any commit, so a commit in flight never loses its bytes.
 //!
-//! The scrub reads every referenced blob back and re-hashes it. A blob
-//! whose bytes no longer match its name is moved to quarantine: reading its
+//! The scrub reads every referenced blob back and re-hashes it, wherever
+//! it is (inline in the database or in the store). A blob whose bytes no
+//! longer match its name is moved to quarantine: reading its
 //! media then fails with DATA_LOSS instead of returning wrong bytes, and
 //! later scrubs report it as missing until an operator restores it.
 
@@ -20,7 +21,7 @@ use std::{
 
 use super::{Library, upload::blocking};
 use crate::{
-    blob::{BlobReader, BlobStore},
+    blob::BlobReader,
     domain::{ContentHash, UploadId},
     error::{Error, Result},
     repo::BlobClaim,
@@ -126,7 +127,7 @@ impl Library {
             tx.claim_blobs(&orphans).await?;
             let candidates: Vec<ContentHash> = orphans.iter().map(|c| c.hash).collect();
             let gone = tx.remove_unused_blobs(&candidates).await?;
-            self.delete_blob_files(&gone).await?;
+            self.remove_bytes(&mut tx, &gone).await?;
             tx.commit().await?;
             report.blobs += gone.len() as u64;
             report.blob_bytes += stored
@@ -197,8 +198,13 @@ impl Library {
             };
             after = Some(last);
             for (hash, size) in page {
-                let store = Arc::clone(&self.inner.blobs);
-                let check = blocking(move || check_blob(store.as_ref(), &hash, size)).await?;
+                let reader = self.open_blob(&hash, size).await?;
+                // Only inline bytes come back in memory.
+                let inline = reader.as_ref().is_some_and(|r| r.bytes().is_some());
+                let check = match reader {
+                    None => Check::Missing,
+                    Some(r) => blocking(move || check_blob(r.as_ref(), &hash, size)).await?,
+                };
                 match check {
                     Check::Good => {}
                     Check::Missing => {
@@ -215,15 +221,7 @@ impl Library {
                         }
                     }
                     Check::Corrupt => {
-                        let store = Arc::clone(&self.inner.blobs);
-                        let moved = blocking(move || match store.quarantine(&hash) {
-                            Ok(()) => Ok(true),
-                            // Deleted with its last media meanwhile.
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                            Err(e) => Err(Error::io(format!("quarantining blob {hash}"), e)),
-                        })
-                        .await?;
-                        if moved {
+                        if self.quarantine(&hash, inline).await? {
                             tracing::error!(blob = %hash, "scrub: blob content does not match its name; quarantined");
                             report.corrupt.push(hash);
                         }
@@ -235,6 +233,26 @@ impl Library {
             progress(&report);
         }
         Ok(report)
+    }
+
+    /// Moves a blob's bytes out of reach, keeping them for inspection.
+    /// Returns false when they were gone already (deleted with their last
+    /// media meanwhile).
+    async fn quarantine(&self, hash: &ContentHash, inline: bool) -> Result<bool> {
+        if inline {
+            let mut tx = self.inner.repo.begin().await?;
+            let moved = tx.quarantine_inline(hash).await?;
+            tx.commit().await?;
+            return Ok(moved);
+        }
+        let store = Arc::clone(&self.inner.blobs);
+        let hash = *hash;
+        blocking(move || match store.quarantine(&hash) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(format!("quarantining blob {hash}"), e)),
+        })
+        .await
     }
 
     /// Deletes blob files (their rows are gone or locked by the caller).
@@ -254,12 +272,7 @@ impl Library {
 }
 
 /// Re-hashes one blob.
-fn check_blob(store: &dyn BlobStore, hash: &ContentHash, size: u64) -> Result<Check> {
-    let reader: Box<dyn BlobReader> = match store.open(hash) {
-        Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Check::Missing),
-        Err(e) => return Err(Error::io(format!("opening blob {hash}"), e)),
-    };
+fn check_blob(reader: &dyn BlobReader, hash: &ContentHash, size: u64) -> Result<Check> {
     if reader.len() != size {
         return Ok(Check::Corrupt);
     }

@@ -15,6 +15,7 @@ mod folders;
 mod integrity;
 mod renditions;
 mod resumable;
+mod stored;
 mod upload;
 
 use std::sync::Arc;
@@ -35,6 +36,10 @@ use crate::{
     repo::{Removed, Repo},
 };
 
+/// Default largest blob kept inline in the database: 64 KiB holds most
+/// thumbnails, avatars and API payloads (BENCHMARKS.md has the figures).
+pub const DEFAULT_INLINE_MAX_SIZE: u64 = 64 * 1024;
+
 /// Limits that protect the server from oversized requests.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -52,6 +57,9 @@ pub struct Limits {
     pub upload_sweep: std::time::Duration,
     /// Time between background garbage collections.
     pub gc_every: std::time::Duration,
+    /// Blobs up to this size live inline in the database (see
+    /// `blob::inline`); at most `blob::inline::INLINE_MAX`, 0 for none.
+    pub inline_max_size: u64,
 }
 
 impl Limits {
@@ -65,6 +73,7 @@ impl Limits {
             upload_hold: std::time::Duration::from_secs(30),
             upload_sweep: std::time::Duration::from_secs(60),
             gc_every: std::time::Duration::from_secs(3600),
+            inline_max_size: DEFAULT_INLINE_MAX_SIZE,
         }
     }
 }
@@ -306,22 +315,14 @@ impl Library {
         let rest = size - start;
         let length = if limit == 0 { rest } else { limit.min(rest) };
 
-        let store = Arc::clone(&self.inner.blobs);
         let hash = media.blob;
-        let opened = tokio::task::spawn_blocking(move || store.open(&hash))
-            .await
-            .map_err(|e| Error::io("opening a blob", std::io::Error::other(e)))?;
-        let reader = match opened {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Deleted between the lookup and the open, or lost.
-                let lost = Error::data_loss(
-                    Reason::BlobMissing,
-                    format!("the content of media {id} (blob {hash}) is missing from storage"),
-                );
-                return Err(self.unless_deleted(&media, lost).await);
-            }
-            Err(e) => return Err(Error::io(format!("opening blob {hash}"), e)),
+        let Some(reader) = self.open_blob(&hash, size).await? else {
+            // Deleted between the lookup and the open, or lost.
+            let lost = Error::data_loss(
+                Reason::BlobMissing,
+                format!("the content of media {id} (blob {hash}) is missing from storage"),
+            );
+            return Err(self.unless_deleted(&media, lost).await);
         };
         if reader.len() != size {
             return Err(Error::data_loss(
@@ -390,7 +391,7 @@ impl Library {
             released = tx.remove_unused_blobs(&freed).await?;
             gone.extend_from_slice(&released);
         }
-        self.delete_blob_files(&gone).await?;
+        self.remove_bytes(&mut tx, &gone).await?;
         tx.commit().await?;
         Ok(gone.len() as u64)
     }

@@ -110,7 +110,7 @@ impl Library {
             .find_rendition(tenant, &media.blob, &key)
             .await?
         {
-            match self.open_blob(&r.blob).await? {
+            match self.open_blob(&r.blob, r.size).await? {
                 Some(reader) => {
                     return Ok(OpenedRendition {
                         rendition: r,
@@ -129,7 +129,7 @@ impl Library {
             Err(e @ Error::DataLoss { .. }) => return Err(self.unless_deleted(&media, e).await),
             r => r?,
         };
-        let Some(reader) = self.open_blob(&rendition.blob).await? else {
+        let Some(reader) = self.open_blob(&rendition.blob, rendition.size).await? else {
             let lost = Error::data_loss(
                 Reason::BlobMissing,
                 format!("rendition blob {} vanished as it was made", rendition.blob),
@@ -143,18 +143,6 @@ impl Library {
         })
     }
 
-    /// Opens a blob; `None` when it is not stored.
-    async fn open_blob(&self, hash: &ContentHash) -> Result<Option<Box<dyn BlobReader>>> {
-        let store = Arc::clone(&self.inner.blobs);
-        let hash = *hash;
-        blocking(move || match store.open(&hash) {
-            Ok(r) => Ok(Some(r)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(format!("opening blob {hash}"), e)),
-        })
-        .await
-    }
-
     /// Removes a cache entry and, when nothing else references them, its
     /// bytes' row.
     async fn forget_rendition(&self, tenant: TenantId, r: &Rendition) -> Result<()> {
@@ -162,7 +150,7 @@ impl Library {
         let mut tx = self.inner.repo.begin().await?;
         if let Some(blob) = tx.remove_rendition(tenant, &r.source, &r.key).await? {
             let gone = tx.remove_unused_blobs(&[blob]).await?;
-            self.delete_blob_files(&gone).await?;
+            self.remove_bytes(&mut tx, &gone).await?;
         }
         tx.commit().await
     }
@@ -294,8 +282,13 @@ impl Library {
                 ),
             ));
         }
-        let store = Arc::clone(&self.inner.blobs);
         let source = media.blob;
+        let reader = self.open_blob(&source, media.size).await?.ok_or_else(|| {
+            Error::data_loss(
+                Reason::BlobMissing,
+                format!("the source blob {source} is missing from storage"),
+            )
+        })?;
         let mime = media.mime_type.clone();
         let orientation = media
             .analysis
@@ -304,18 +297,12 @@ impl Library {
             .unwrap_or(1);
         let bounds = self.inner.limits.renditions.bounds;
         self.inner.renders.fetch_add(1, Ordering::Relaxed);
-        let (out, staged, hash) = blocking(move || {
-            let data = read_whole(store.as_ref(), &source)?;
+        let (out, hash) = blocking(move || {
+            let data = read_whole(reader.as_ref(), &source)?;
             let out = render::render(&data, &mime, orientation, &spec, &bounds)
                 .map_err(|e| render_error(&e))?;
-            let mut staged = store
-                .stage()
-                .map_err(|e| Error::io("staging a rendition", e))?;
-            staged
-                .write(&out.bytes)
-                .map_err(|e| Error::io("staging a rendition", e))?;
             let hash = ContentHash::from(blake3::hash(&out.bytes));
-            Ok((out, staged, hash))
+            Ok((out, hash))
         })
         .await?;
         let rendition = Rendition {
@@ -347,14 +334,9 @@ impl Library {
             }])
             .await?;
         if counts.first() == Some(&1) {
-            // New bytes: durable under their name before the row commits.
-            let store = Arc::clone(&self.inner.blobs);
-            blocking(move || {
-                store
-                    .publish(vec![(staged, hash)])
-                    .map_err(|e| Error::io("storing a rendition", e))
-            })
-            .await?;
+            // New bytes: stored (durable, if in the blob store) before the
+            // row commits.
+            self.store_new_bytes(&mut tx, hash, out.bytes).await?;
         }
         tx.commit().await?;
         self.inner.digests.enqueue(hash);
@@ -363,14 +345,7 @@ impl Library {
 }
 
 /// Reads a whole blob.
-fn read_whole(store: &dyn crate::blob::BlobStore, hash: &ContentHash) -> Result<Vec<u8>> {
-    let reader = store.open(hash).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::data_loss(
-            Reason::BlobMissing,
-            format!("the source blob {hash} is missing from storage"),
-        ),
-        _ => Error::io(format!("opening blob {hash}"), e),
-    })?;
+fn read_whole(reader: &dyn BlobReader, hash: &ContentHash) -> Result<Vec<u8>> {
     // The media's recorded size was checked against MAX_SOURCE_BYTES; the
     // file's own length is checked too before it is read whole.
     let len = usize::try_from(reader.len())
@@ -386,20 +361,13 @@ fn read_whole(store: &dyn crate::blob::BlobStore, hash: &ContentHash) -> Result<
             )
         })?;
     let mut data = vec![0u8; len];
-    let mut at = 0;
-    while at < len {
-        match reader.read_at(&mut data[at..], at as u64) {
-            Ok(0) => {
-                return Err(Error::data_loss(
-                    Reason::BlobTruncated,
-                    format!("blob {hash} ended at byte {at} of {len}"),
-                ));
-            }
-            Ok(n) => at += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(format!("reading blob {hash}"), e)),
+    crate::blob::read_exact_at(|b, at| reader.read_at(b, at), &mut data, 0).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::data_loss(Reason::BlobTruncated, format!("blob {hash}: {e}"))
+        } else {
+            Error::io(format!("reading blob {hash}"), e)
         }
-    }
+    })?;
     Ok(data)
 }
 

@@ -482,13 +482,21 @@ impl Library {
             }
         };
         let receiving = self.inner.commits.receiving();
-        let received = Received {
+        let mut received = Received {
             staged: file.into_staged(),
             hash,
             md5,
             size,
         };
-        match self
+        // A small upload's bytes go inline; its file stays until the
+        // media is stored, so a crash before that loses nothing of it.
+        let mut file = None;
+        if size <= self.inline_max() {
+            let (inline, staged) = self.read_into_memory(received).await?;
+            received = inline;
+            file = Some(staged);
+        }
+        let stored = self
             .store_received(
                 upload.spec.clone(),
                 folder,
@@ -497,8 +505,9 @@ impl Library {
                 Some(id),
                 receiving,
             )
-            .await
-        {
+            .await;
+        drop(file);
+        match stored {
             Ok(outcome) => Ok(UploadProgress {
                 upload: self.query_upload(upload.tenant, id).await?,
                 outcome: Some(outcome),
@@ -747,23 +756,16 @@ fn rehash(file: &dyn UploadFile, held: u64, want_md5: bool) -> Result<Hashing> {
 }
 
 fn read_exact_at(file: &dyn UploadFile, buf: &mut [u8], offset: u64) -> Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        let n = file
-            .read_at(&mut buf[done..], offset + done as u64)
-            .map_err(|e| Error::io("reading an upload file", e))?;
-        if n == 0 {
-            return Err(Error::data_loss(
+    crate::blob::read_exact_at(|b, at| file.read_at(b, at), buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::data_loss(
                 Reason::BlobTruncated,
-                format!(
-                    "an upload file ended at {} bytes, short of what was recorded",
-                    offset + done as u64
-                ),
-            ));
+                format!("an upload file is shorter than what was recorded: {e}"),
+            )
+        } else {
+            Error::io("reading an upload file", e)
         }
-        done += n;
-    }
-    Ok(())
+    })
 }
 
 fn micros(d: Duration) -> i64 {

@@ -20,6 +20,7 @@ mod access;
 mod bindings;
 pub mod entity;
 mod folders;
+mod inline;
 mod media_rows;
 mod query;
 mod renditions;

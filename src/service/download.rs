@@ -1,7 +1,7 @@
 //! The `ReadMedia` server stream: metadata first, then the bytes.
 
 use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
+use futures_util::{Stream, future::Either};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -60,6 +60,35 @@ pub(super) fn stream_blob<T: Send + 'static>(
     first: T,
     chunk: fn(Bytes) -> T,
 ) -> impl Stream<Item = Result<T, Status>> {
+    // Bytes in memory already (an inline blob) go out as they are: no
+    // reading, no copy, no trip to the blocking pool.
+    if let Some(all) = reader.bytes() {
+        let range = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(start + length).ok())
+            .filter(|&(from, to)| from <= to && to <= all.len());
+        let messages = match range {
+            Some((from, to)) => {
+                let mut messages = vec![Ok(first)];
+                let mut at = from;
+                while at < to {
+                    let next = (at + CHUNK_SIZE).min(to);
+                    messages.push(Ok(chunk(all.slice(at..next))));
+                    at = next;
+                }
+                messages
+            }
+            None => vec![Err(Error::data_loss(
+                Reason::BlobTruncated,
+                format!(
+                    "the stored content of {what} has {} bytes, fewer than asked for",
+                    all.len()
+                ),
+            )
+            .into())],
+        };
+        return Either::Left(futures_util::stream::iter(messages));
+    }
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
         if tx.blocking_send(Ok(first)).is_err() {
@@ -100,5 +129,5 @@ pub(super) fn stream_blob<T: Send + 'static>(
             }
         }
     });
-    ReceiverStream::new(rx)
+    Either::Right(ReceiverStream::new(rx))
 }

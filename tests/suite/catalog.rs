@@ -284,7 +284,7 @@ async fn batch_delete_counts_and_respects_bindings() {
         .into_inner();
     assert_eq!(res.deleted_media_count, 1);
     assert!(crate::common::list_all(&mut s.client).await.is_empty());
-    assert_eq!(s.blob_files(), 0);
+    assert_eq!(s.stored_blobs().await, 0);
 }
 
 #[tokio::test]

@@ -23,6 +23,32 @@ const CHUNK: usize = 256 * 1024;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_twenty_uploads_loses_nothing_acknowledged() {
+    // 1-3 MiB, sent in 256 KiB chunks with pauses, so that at any moment
+    // some uploads are mid-stream.
+    kill_during_uploads(|c, round| MIB * (1 + (c + round) % 3) + c, 2 * CLIENTS).await;
+}
+
+/// Small uploads are stored inline in the database: those acknowledged
+/// survive the kill as files do (sizes around the 64 KiB inline size,
+/// and files just over it, in one chunk each).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_small_uploads_loses_nothing_acknowledged() {
+    kill_during_uploads(
+        |c, round| match (c + round) % 4 {
+            0 => 100 + c,
+            1 => 4096,
+            2 => 64 * 1024,
+            _ => 64 * 1024 + 1 + c,
+        },
+        20 * CLIENTS,
+    )
+    .await;
+}
+
+/// Runs `CLIENTS` clients uploading bytes of `len(client, round)` until
+/// `acks` uploads are acknowledged, kills the server, restarts it, and
+/// checks what survived.
+async fn kill_during_uploads(len: fn(usize, usize) -> usize, acks: usize) {
     let dir = tempfile::tempdir().unwrap();
     let (db_url, _db) = test_database(dir.path()).await;
     let port = free_port();
@@ -41,9 +67,7 @@ async fn sigkill_during_twenty_uploads_loses_nothing_acknowledged() {
         let acked = Arc::clone(&acked);
         tasks.push(tokio::spawn(async move {
             for round in 0.. {
-                // 1-3 MiB, sent in 256 KiB chunks with pauses, so that at
-                // any moment some uploads are mid-stream.
-                let len = MIB * (1 + (c + round) % 3) + c;
+                let len = len(c, round);
                 let data = content(&format!("kill-{c}-{round}"), len);
                 let hash = blake3_hex(&data);
                 let (tx, rx) = tokio::sync::mpsc::channel::<UploadMediaRequest>(2);
@@ -78,7 +102,7 @@ async fn sigkill_during_twenty_uploads_loses_nothing_acknowledged() {
 
     // Let a good number of uploads complete, then kill mid-flight.
     eventually("some uploads are acknowledged", || {
-        acked.lock().unwrap().len() >= 2 * CLIENTS
+        acked.lock().unwrap().len() >= acks
     })
     .await;
     server.0.kill().unwrap();
@@ -88,7 +112,7 @@ async fn sigkill_during_twenty_uploads_loses_nothing_acknowledged() {
     }
     let acked = acked.lock().unwrap().clone();
     let fully_sent = fully_sent.lock().unwrap().clone();
-    assert!(acked.len() >= 2 * CLIENTS);
+    assert!(acked.len() >= acks);
 
     // Leave an extra staged file too, so the clean-up is always exercised.
     std::fs::write(dir.path().join("tmp").join("leftover.part"), b"partial").unwrap();

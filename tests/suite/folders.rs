@@ -430,7 +430,7 @@ async fn delete_removes_the_subtree_and_frees_unshared_blobs() {
         .unwrap()
         .media
         .unwrap();
-    let blobs_before = s.blob_files();
+    let blobs_before = s.stored_blobs().await;
 
     let done = delete(&mut f, &a.id, false).await.unwrap();
     assert_eq!(
@@ -441,7 +441,7 @@ async fn delete_removes_the_subtree_and_frees_unshared_blobs() {
         ),
         (2, 2, 1)
     );
-    assert_eq!(s.blob_files(), blobs_before - 1);
+    assert_eq!(s.stored_blobs().await, blobs_before - 1);
     for id in [&in_a.id, &in_b.id] {
         let err = s
             .client
@@ -576,7 +576,7 @@ async fn a_folder_of_100k_media_goes_in_batches_while_uploads_continue() {
     // for the empty table it last saw.
     s.library.repo().analyze().await.unwrap();
     assert_eq!(by_id(&mut f, &big.id).await.unwrap().media_count, 50_001);
-    let blobs_before = s.blob_files();
+    let blobs_before = s.stored_blobs().await;
 
     // Another client uploads to the root the whole time.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -607,7 +607,7 @@ async fn a_folder_of_100k_media_goes_in_batches_while_uploads_continue() {
         ),
         (2, 100_002, 1)
     );
-    assert_eq!(s.blob_files(), blobs_before - 1 + uploaded);
+    assert_eq!(s.stored_blobs().await, blobs_before - 1 + uploaded);
     assert_eq!(
         crate::common::read(&mut s.client, &outside.id, 0, 0)
             .await

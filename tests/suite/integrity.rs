@@ -2,39 +2,8 @@
 //! `mediastore gc` / `mediastore scrub` commands.
 
 use crate::common::*;
-use futures_util::StreamExt;
-use mediastore::pb::v1::{
-    CollectGarbageRequest, ScrubRequest, ScrubResponse, admin_service_client::AdminServiceClient,
-};
+use mediastore::pb::v1::CollectGarbageRequest;
 use tonic::Code;
-
-use crate::common::Channel;
-
-async fn admin(s: &TestServer) -> AdminServiceClient<Channel> {
-    AdminServiceClient::new(channel(s.addr).await)
-}
-
-/// Every progress message of a scrub; the last one says `done`.
-async fn scrub(s: &TestServer) -> Vec<ScrubResponse> {
-    let mut stream = admin(s)
-        .await
-        .scrub(ScrubRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let mut msgs = Vec::new();
-    while let Some(m) = stream.next().await {
-        msgs.push(m.unwrap());
-    }
-    assert!(msgs.last().unwrap().done, "the last message says done");
-    msgs
-}
-
-fn flip_a_byte(path: &std::path::Path, at: usize) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes[at] ^= 0x01;
-    std::fs::write(path, bytes).unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrub_quarantines_a_flipped_byte_and_reads_then_fail_with_data_loss() {
@@ -59,7 +28,7 @@ async fn scrub_quarantines_a_flipped_byte_and_reads_then_fail_with_data_loss() {
     );
     assert!(last.corrupt_blake3.is_empty() && last.missing_blake3.is_empty());
 
-    flip_a_byte(&s.blob_path(&bad_m.blake3), MIB + 17);
+    s.flip_a_byte(&bad_m.blake3, MIB + 17).await;
     let found = scrub(&s).await;
     let last = found.last().unwrap();
     assert_eq!(last.blobs_checked, 2);
@@ -200,7 +169,7 @@ async fn the_gc_and_scrub_commands_report_as_json_with_exit_codes() {
     assert_eq!(code, Some(0));
     assert_eq!(json["blobs_removed"], 0);
 
-    flip_a_byte(&s.blob_path(&m.blake3), 3);
+    s.flip_a_byte(&m.blake3, 3).await;
     let (code, json) = run(&["scrub"]);
     assert_eq!(code, Some(1), "a corrupt blob fails the command");
     assert_eq!(json["corrupt_blake3"][0], m.blake3.as_str());

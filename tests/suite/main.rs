@@ -16,6 +16,7 @@ mod catalog;
 mod contract;
 mod durability;
 mod folders;
+mod inline;
 mod integrity;
 mod listing;
 mod migrations;

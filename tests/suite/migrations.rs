@@ -237,6 +237,10 @@ async fn renditions_split_per_tenant_and_back_with_their_references() {
         .await
         .unwrap();
     }
-    assert_eq!(s.blob_files(), 0, "the references added up: all bytes went");
+    assert_eq!(
+        s.stored_blobs().await,
+        0,
+        "the references added up: all bytes went"
+    );
     assert_eq!(count(&db, rows).await, 0);
 }

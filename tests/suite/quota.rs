@@ -69,7 +69,7 @@ async fn uploads_stop_at_the_tenants_quotas_and_deletes_free_them() {
     .unwrap_err();
     assert_quota(&err, "tenant.max_bytes");
     assert_eq!(s.staged_files(), 0);
-    assert_eq!(s.blob_files(), 0);
+    assert_eq!(s.stored_blobs().await, 0);
     assert!(list_all(&mut media).await.is_empty());
 
     // Up to the quota works; a byte more does not.

@@ -43,7 +43,7 @@ async fn delete_racing_an_upload_of_the_same_bytes_keeps_the_survivor_readable()
             bytes == data,
             "round {round}: the surviving media reads wrong"
         );
-        assert!(s.blob_path(&second.blake3).exists());
+        assert!(s.has_blob(&second.blake3).await);
         assert_storage_sound(&s).await;
         let gone = c
             .delete_media(DeleteMediaRequest {
@@ -57,7 +57,7 @@ async fn delete_racing_an_upload_of_the_same_bytes_keeps_the_survivor_readable()
             gone.blob_removed,
             "round {round}: the blob outlived its media"
         );
-        assert_eq!(s.blob_files(), 0, "round {round}");
+        assert_eq!(s.stored_blobs().await, 0, "round {round}");
     }
 }
 
@@ -98,7 +98,7 @@ async fn identical_uploads_round(s: &TestServer, round: usize) {
         fresh, 1,
         "round {round}: exactly one upload stores the bytes"
     );
-    assert_eq!(s.blob_files(), 1);
+    assert_eq!(s.stored_blobs().await, 1);
     assert_storage_sound(s).await;
     let mut c = s.client.clone();
     for (n, id) in ids.iter().enumerate() {
@@ -112,7 +112,7 @@ async fn identical_uploads_round(s: &TestServer, round: usize) {
             .into_inner();
         assert_eq!(gone.blob_removed, n == ids.len() - 1);
     }
-    assert_eq!(s.blob_files(), 0);
+    assert_eq!(s.stored_blobs().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -145,7 +145,7 @@ async fn delete_racing_a_read_gives_all_the_bytes_or_not_found() {
             ),
             Err(e) => assert_eq!(e.code(), Code::NotFound, "round {round}: {e:?}"),
         }
-        assert_eq!(s.blob_files(), 0);
+        assert_eq!(s.stored_blobs().await, 0);
         assert_storage_sound(&s).await;
     }
 }
@@ -213,7 +213,14 @@ async fn renditions_and_reads_racing_deletes_answer_ok_or_not_found() {
         }
     }
     // Nothing is left of sixty deleted pictures and their renditions.
-    eventually("every blob is released", || s.blob_files() == 0).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while s.stored_blobs().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until every blob is released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_storage_sound(&s).await;
     eprintln!("outcomes: {outcomes:?}");
 }

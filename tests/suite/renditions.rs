@@ -383,17 +383,17 @@ async fn renditions_go_with_their_source() {
             .await
             .unwrap();
     }
-    assert_eq!(s.blob_files(), 4);
+    assert_eq!(s.stored_blobs().await, 4);
     // Another media still holds the source: the renditions stay.
     delete(&mut s.client, &a.id).await;
-    assert_eq!(s.blob_files(), 4);
+    assert_eq!(s.stored_blobs().await, 4);
     let (_, cached, _) = rendition(&mut s.client, sized(&b.id, 10, 0, RenditionFit::Contain))
         .await
         .unwrap();
     assert!(cached);
     // The last one goes: so do its renditions, rows and bytes.
     delete(&mut s.client, &b.id).await;
-    assert_eq!(s.blob_files(), 0);
+    assert_eq!(s.stored_blobs().await, 0);
     assert_storage_sound(&s).await;
     // Uploaded again, it renders afresh.
     let c = store(&mut s.client, "c.png", &data).await;
@@ -688,7 +688,7 @@ async fn bad_rendition_requests_are_refused() {
     };
     rendition(&mut s.client, preset).await.unwrap();
     // Nothing was made for the refused requests.
-    assert_eq!(s.blob_files(), 4);
+    assert_eq!(s.stored_blobs().await, 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -699,7 +699,7 @@ async fn a_cached_rendition_whose_bytes_are_gone_is_made_again() {
     let (first, _, bytes) = rendition(&mut s.client, req.clone()).await.unwrap();
     // What a scrub's quarantine, or an operator's mistake, leaves.
     let blob = &first.blake3;
-    std::fs::remove_file(s.dir.path().join("blobs").join(&blob[..2]).join(blob)).unwrap();
+    s.remove_blob_bytes(blob).await;
     let (again, cached, again_bytes) = rendition(&mut s.client, req.clone()).await.unwrap();
     assert!(!cached);
     assert_eq!(

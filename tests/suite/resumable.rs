@@ -412,7 +412,7 @@ async fn a_finish_with_a_wrong_checksum_cancels_the_upload() {
         .unwrap();
     check_media(s.addr, &done, &data).await;
     assert_eq!(done.media.unwrap().md5, md5_hex(&data));
-    assert_eq!(s.blob_files(), 1);
+    assert_eq!(s.stored_blobs().await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,7 +89,7 @@ async fn two_tenants_with_the_same_tree_and_bytes_never_meet() {
         .await
         .unwrap();
     assert!(again.deduplicated, "B's second upload of its own bytes");
-    assert_eq!(s.blob_files(), 1);
+    assert_eq!(s.stored_blobs().await, 1);
     assert_ne!(a_folder.id, b_folder.id);
 
     // Lists, searches, trees, paths: each sees its own.
@@ -419,7 +419,7 @@ async fn each_tenant_renders_and_caches_its_own_renditions_of_shared_bytes() {
     assert!(rendered(&mut b, &b_id).await);
     assert_eq!(renditions_listed(&mut b, &b_id).await, 1);
     // One copy of the rendition's bytes, like any identical bytes.
-    let blobs = s.blob_files();
+    let blobs = s.stored_blobs().await;
 
     // Alpha deletes its media; beta's renditions stay its own.
     a.media
@@ -430,7 +430,7 @@ async fn each_tenant_renders_and_caches_its_own_renditions_of_shared_bytes() {
         .await
         .unwrap();
     assert!(rendered(&mut b, &b_id).await);
-    assert_eq!(s.blob_files(), blobs, "beta still holds both blobs");
+    assert_eq!(s.stored_blobs().await, blobs, "beta still holds both blobs");
     // Beta deletes its own: the source and the rendition bytes go.
     b.media
         .delete_media(pb::DeleteMediaRequest {
@@ -439,7 +439,7 @@ async fn each_tenant_renders_and_caches_its_own_renditions_of_shared_bytes() {
         })
         .await
         .unwrap();
-    assert_eq!(s.blob_files(), blobs - 2);
+    assert_eq!(s.stored_blobs().await, blobs - 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -453,7 +453,7 @@ async fn a_tenant_that_no_longer_holds_shared_bytes_loses_its_renditions_of_them
     let b_id = b_up.media.unwrap().id;
     rendered(&mut a, &a_id).await;
     rendered(&mut b, &b_id).await;
-    let blobs = s.blob_files();
+    let blobs = s.stored_blobs().await;
     assert_eq!(blobs, 2, "the source and one rendition, shared");
 
     // Alpha's media goes while beta keeps the bytes: alpha's rendition row
@@ -465,7 +465,11 @@ async fn a_tenant_that_no_longer_holds_shared_bytes_loses_its_renditions_of_them
         })
         .await
         .unwrap();
-    assert_eq!(s.blob_files(), 2, "beta's rendition keeps the bytes");
+    assert_eq!(
+        s.stored_blobs().await,
+        2,
+        "beta's rendition keeps the bytes"
+    );
     let again = upload(&mut a.media, header("again.png", png().len()), &png())
         .await
         .unwrap()

@@ -119,7 +119,7 @@ async fn identical_uploads_share_one_blob_until_both_are_deleted() {
     let (a, b) = (a.media.unwrap(), b.media.unwrap());
     assert_ne!(a.id, b.id);
     assert_eq!(a.blake3, b.blake3);
-    assert_eq!(s.blob_files(), 1);
+    assert_eq!(s.stored_blobs().await, 1);
     // The second copy is dropped once the upload is answered.
     eventually("the duplicate's staged copy is dropped", || {
         s.staged_files() == 0
@@ -138,7 +138,7 @@ async fn identical_uploads_share_one_blob_until_both_are_deleted() {
     assert!(!gone.blob_removed);
     let (_, bytes) = read(&mut s.client, &b.id, 0, 0).await.unwrap();
     assert!(bytes == data);
-    assert_eq!(s.blob_files(), 1);
+    assert_eq!(s.stored_blobs().await, 1);
     let err = read(&mut s.client, &a.id, 0, 0).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
@@ -152,8 +152,8 @@ async fn identical_uploads_share_one_blob_until_both_are_deleted() {
         .unwrap()
         .into_inner();
     assert!(gone.blob_removed);
-    assert_eq!(s.blob_files(), 0);
-    assert!(!s.blob_path(&b.blake3).exists());
+    assert_eq!(s.stored_blobs().await, 0);
+    assert!(!s.has_blob(&b.blake3).await);
     assert!(list_all(&mut s.client).await.is_empty());
 }
 

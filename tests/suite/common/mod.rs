@@ -256,6 +256,76 @@ impl TestServer {
         blob_files(self.dir.path())
     }
 
+    /// Blobs stored: files in the store and rows inline in the database.
+    pub async fn stored_blobs(&self) -> usize {
+        let inline = self.library.repo().inline_blob_count().await.unwrap();
+        self.blob_files() + usize::try_from(inline).unwrap()
+    }
+
+    /// Flips one bit of a blob's byte at `at`, wherever the blob is (as a
+    /// failing disk, or a damaged database page, would).
+    pub async fn flip_a_byte(&self, blake3_hex: &str, at: usize) {
+        let path = self.blob_path(blake3_hex);
+        if path.exists() {
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[at] ^= 0x01;
+            std::fs::write(&path, bytes).unwrap();
+            return;
+        }
+        let mut data = self
+            .inline_bytes(blake3_hex)
+            .await
+            .unwrap_or_else(|| panic!("blob {blake3_hex} is neither a file nor inline"));
+        data[at] ^= 0x01;
+        self.sql(
+            "UPDATE inline_blobs SET data = $1 WHERE hash = $2",
+            [data.into(), blake3_hex.into()],
+        )
+        .await;
+    }
+
+    /// Whether a blob's bytes are stored, as a file or inline.
+    pub async fn has_blob(&self, blake3_hex: &str) -> bool {
+        self.blob_path(blake3_hex).exists() || self.inline_bytes(blake3_hex).await.is_some()
+    }
+
+    /// Removes a blob's bytes, wherever they are, leaving its row (what
+    /// an operator's mistake or a lost disk leaves).
+    pub async fn remove_blob_bytes(&self, blake3_hex: &str) {
+        let path = self.blob_path(blake3_hex);
+        if path.exists() {
+            std::fs::remove_file(path).unwrap();
+        } else {
+            self.sql(
+                "DELETE FROM inline_blobs WHERE hash = $1",
+                [blake3_hex.into()],
+            )
+            .await;
+        }
+    }
+
+    /// A blob's bytes if they are stored inline.
+    pub async fn inline_bytes(&self, blake3_hex: &str) -> Option<Vec<u8>> {
+        self.library
+            .repo()
+            .inline_blob(&blake3::Hash::from_hex(blake3_hex).unwrap().into())
+            .await
+            .unwrap()
+    }
+
+    /// Runs one SQL statement on the server's database, behind its back.
+    pub async fn sql<const N: usize>(&self, sql: &str, values: [sea_orm::Value; N]) -> u64 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let db = sea_orm::Database::connect(self.config.database_url.clone().unwrap())
+            .await
+            .unwrap();
+        let backend = db.get_database_backend();
+        db.execute(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .unwrap()
+            .rows_affected()
+    }
+
     /// Path of a blob's file.
     pub fn blob_path(&self, blake3_hex: &str) -> PathBuf {
         self.dir
@@ -847,4 +917,27 @@ pub async fn new_tenant(addr: SocketAddr, name: &str) -> pb::Tenant {
         .into_inner()
         .tenant
         .unwrap()
+}
+
+// Administration.
+
+/// A client of the admin service.
+pub async fn admin(s: &TestServer) -> pb::admin_service_client::AdminServiceClient<Channel> {
+    pb::admin_service_client::AdminServiceClient::new(channel(s.addr).await)
+}
+
+/// Every progress message of a scrub; the last one says `done`.
+pub async fn scrub(s: &TestServer) -> Vec<pb::ScrubResponse> {
+    let mut stream = admin(s)
+        .await
+        .scrub(pb::ScrubRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut msgs = Vec::new();
+    while let Some(m) = stream.next().await {
+        msgs.push(m.unwrap());
+    }
+    assert!(msgs.last().unwrap().done, "the last message says done");
+    msgs
 }
