@@ -301,7 +301,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let t = Instant::now();
     let response = pb::GetFolderTreeResponse {
         nodes: nodes
-            .into_iter()
+            .iter()
             .map(|f| mediastore::service::convert::tree_node_to_pb(f, 0))
             .collect(),
     };

@@ -23,37 +23,96 @@ pub const MAX_TREE_NODES: u64 = 20_000;
 /// that a tree of 100,000 media takes a few hundred transactions.
 const DELETE_BATCH: u64 = 500;
 
-/// How long a tenant's cached tree may serve while nothing in this process
-/// changed it: the bound on how stale counts can be after writes through
-/// other replicas.
+/// How long a tenant's cached tree serves as it is while nothing in this
+/// process changed it: the bound on how stale counts can be after writes
+/// through other replicas.
 const TREE_TTL: Duration = Duration::from_secs(1);
+/// How long past `TREE_TTL` an entry still serves while a background read
+/// replaces it: no request waits for the tens of milliseconds a read of
+/// 10,000 folders takes, unless the tree changed here or went unused this
+/// long.
+const TREE_STALE_SERVE: Duration = Duration::from_secs(10);
 
 /// Folder trees by tenant. Reading 10,000 folder rows costs tens of
 /// milliseconds (mostly per-row decoding); a tree served from memory costs
 /// well under one. Any write in this process that changes a tenant's
-/// folders or their counts drops its entry.
+/// folders or their counts drops its entry and bumps its generation, so
+/// that a read started before the change never stores its older tree.
 #[derive(Debug, Default)]
 pub(super) struct TreeCache(Mutex<HashMap<TenantId, CachedTree>>);
 
-/// When a tree was read, and the tree.
-type CachedTree = (Instant, Arc<Vec<Folder>>);
+#[derive(Debug, Default)]
+struct CachedTree {
+    /// The tree and when its read started; `None` after a change.
+    tree: Option<(Instant, Arc<Vec<Folder>>)>,
+    /// Changes made here so far.
+    generation: u64,
+    /// A background read is replacing a stale tree.
+    refreshing: bool,
+}
+
+/// What the cache holds for a tenant.
+enum Cached {
+    /// A tree to serve; `refresh` asks the caller to read a new one in the
+    /// background, started at this generation.
+    Tree {
+        tree: Arc<Vec<Folder>>,
+        refresh: Option<u64>,
+    },
+    /// Nothing to serve; a read started at this generation may be stored.
+    Miss(u64),
+}
 
 impl TreeCache {
-    fn get(&self, tenant: TenantId) -> Option<Arc<Vec<Folder>>> {
-        let map = self.0.lock().ok()?;
-        let (at, tree) = map.get(&tenant)?;
-        (at.elapsed() < TREE_TTL).then(|| Arc::clone(tree))
+    fn get(&self, tenant: TenantId) -> Cached {
+        let Ok(mut map) = self.0.lock() else {
+            return Cached::Miss(u64::MAX);
+        };
+        let entry = map.entry(tenant).or_default();
+        match &entry.tree {
+            Some((at, tree)) if at.elapsed() < TREE_TTL => Cached::Tree {
+                tree: Arc::clone(tree),
+                refresh: None,
+            },
+            Some((at, tree)) if at.elapsed() < TREE_TTL + TREE_STALE_SERVE => {
+                let refresh = (!entry.refreshing).then_some(entry.generation);
+                entry.refreshing = true;
+                Cached::Tree {
+                    tree: Arc::clone(tree),
+                    refresh,
+                }
+            }
+            _ => Cached::Miss(entry.generation),
+        }
     }
 
-    fn put(&self, tenant: TenantId, at: Instant, tree: Arc<Vec<Folder>>) {
+    /// Stores a tree read since `at`, unless the tenant's folders changed
+    /// here after the read started (at `generation`).
+    fn put(&self, tenant: TenantId, generation: u64, at: Instant, tree: Arc<Vec<Folder>>) {
         if let Ok(mut map) = self.0.lock() {
-            map.insert(tenant, (at, tree));
+            let entry = map.entry(tenant).or_default();
+            if entry.generation == generation {
+                entry.tree = Some((at, tree));
+                entry.refreshing = false;
+            }
+        }
+    }
+
+    /// A background read failed: the next request may start another.
+    fn refresh_failed(&self, tenant: TenantId) {
+        if let Ok(mut map) = self.0.lock()
+            && let Some(entry) = map.get_mut(&tenant)
+        {
+            entry.refreshing = false;
         }
     }
 
     fn forget(&self, tenant: TenantId) {
         if let Ok(mut map) = self.0.lock() {
-            map.remove(&tenant);
+            let entry = map.entry(tenant).or_default();
+            entry.tree = None;
+            entry.refreshing = false;
+            entry.generation += 1;
         }
     }
 }
@@ -65,15 +124,36 @@ impl Library {
         self.inner.trees.forget(tenant);
     }
 
-    /// The tenant's whole live tree in path order, from the cache when
-    /// fresh; `None` when the tenant has more folders than one tree
-    /// response may hold (such trees are read per request).
+    /// The tenant's whole live tree in path order, from the cache when it
+    /// may serve (a stale one is replaced in the background); `None` when
+    /// the tenant has more folders than one tree response may hold (such
+    /// trees are read per request).
     async fn whole_tree(&self, tenant: TenantId) -> Result<Option<Arc<Vec<Folder>>>> {
-        if let Some(tree) = self.inner.trees.get(tenant) {
-            return Ok(Some(tree));
+        match self.inner.trees.get(tenant) {
+            Cached::Tree { tree, refresh } => {
+                if let Some(generation) = refresh {
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = this.read_whole_tree(tenant, generation).await {
+                            this.inner.trees.refresh_failed(tenant);
+                            tracing::warn!(tenant = %tenant.0, error = %e, "refreshing a cached folder tree failed");
+                        }
+                    });
+                }
+                Ok(Some(tree))
+            }
+            Cached::Miss(generation) => self.read_whole_tree(tenant, generation).await,
         }
-        // Taken before the read: a change that lands during it makes the
-        // entry expire no later than it should.
+    }
+
+    /// Reads the tenant's whole tree and caches it (see [`TreeCache::put`]).
+    async fn read_whole_tree(
+        &self,
+        tenant: TenantId,
+        generation: u64,
+    ) -> Result<Option<Arc<Vec<Folder>>>> {
+        // Taken before the read: a change through another replica that
+        // lands during it makes the entry expire no later than it should.
         let at = Instant::now();
         let root = self.root(tenant).await?;
         let all = self
@@ -82,10 +162,13 @@ impl Library {
             .folder_tree(tenant, &root, MAX_FOLDER_DEPTH, MAX_TREE_NODES + 1)
             .await?;
         if all.len() as u64 > MAX_TREE_NODES {
+            self.inner.trees.refresh_failed(tenant);
             return Ok(None);
         }
         let all = Arc::new(all);
-        self.inner.trees.put(tenant, at, Arc::clone(&all));
+        self.inner
+            .trees
+            .put(tenant, generation, at, Arc::clone(&all));
         Ok(Some(all))
     }
 
@@ -142,13 +225,15 @@ impl Library {
     }
 
     /// A folder and the folders below it, `levels` deep (0: all, up to the
-    /// maximum depth), in path order.
+    /// maximum depth), in path order. The whole tree of a tenant is the
+    /// cached one itself, shared, not a copy: callers may cache what they
+    /// make of it by its address ([`Arc::ptr_eq`]).
     pub async fn folder_tree(
         &self,
         tenant: TenantId,
         top: Option<FolderId>,
         levels: u32,
-    ) -> Result<Vec<Folder>> {
+    ) -> Result<Arc<Vec<Folder>>> {
         let top = self.folder_or_root(tenant, top).await?;
         let levels = if levels == 0 {
             MAX_FOLDER_DEPTH
@@ -156,6 +241,12 @@ impl Library {
             levels
         };
         let cached = self.whole_tree(tenant).await?;
+        if let Some(all) = &cached
+            && all.first().is_some_and(|root| root.id == top)
+            && levels >= MAX_FOLDER_DEPTH
+        {
+            return Ok(Arc::clone(all));
+        }
         let from_cache = cached.as_ref().and_then(|all| {
             let i = all.iter().position(|f| f.id == top)?;
             let base = &all[i];
@@ -193,7 +284,7 @@ impl Library {
                 ),
             });
         }
-        Ok(nodes)
+        Ok(Arc::new(nodes))
     }
 
     /// Creates a folder, public (every media below it readable without a

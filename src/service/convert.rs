@@ -236,11 +236,11 @@ pub fn folder_to_pb(f: Folder) -> pb::Folder {
 }
 
 /// A folder as a tree node, `base` being the depth of the tree's top.
-pub fn tree_node_to_pb(f: Folder, base: u32) -> pb::FolderTreeNode {
+pub fn tree_node_to_pb(f: &Folder, base: u32) -> pb::FolderTreeNode {
     pb::FolderTreeNode {
         id: f.id.to_string(),
         parent_folder_id: f.parent.map(|p| p.to_string()).unwrap_or_default(),
-        name: f.name,
+        name: f.name.clone(),
         level: f.depth.saturating_sub(base),
         media_count: f.media_count,
         size_bytes: f.size_bytes,

@@ -1,5 +1,10 @@
 //! `mediastore.v1.FolderService`.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -9,7 +14,7 @@ use super::{
     tenant_of,
 };
 use crate::{
-    domain::{FolderId, FolderName, FolderPath, MAX_FOLDER_DEPTH},
+    domain::{Folder, FolderId, FolderName, FolderPath, MAX_FOLDER_DEPTH, TenantId},
     error::Error,
     library::Library,
     pb::v1::{self as pb, get_folder_request::Lookup},
@@ -19,12 +24,40 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct FolderApi {
     library: Library,
+    /// Each tenant's whole tree as the API shows it, made once per tree
+    /// the library reads: a tree of 10,000 folders takes milliseconds to
+    /// convert, most of a tree response's time on the server.
+    trees: Arc<Mutex<HashMap<TenantId, ConvertedTree>>>,
 }
+
+/// A tree from the library, and its nodes as the API shows them.
+type ConvertedTree = (Arc<Vec<Folder>>, Arc<Vec<pb::FolderTreeNode>>);
 
 impl FolderApi {
     /// A service over `library`.
     pub fn new(library: Library) -> Self {
-        Self { library }
+        Self {
+            library,
+            trees: Arc::default(),
+        }
+    }
+
+    /// The nodes of `folders` (a tree of `tenant`), converted once per
+    /// tree: the library hands out the same `Arc` until the tree changes.
+    fn tree_nodes(&self, tenant: TenantId, folders: &Arc<Vec<Folder>>) -> Vec<pb::FolderTreeNode> {
+        if let Ok(trees) = self.trees.lock()
+            && let Some((tree, nodes)) = trees.get(&tenant)
+            && Arc::ptr_eq(tree, folders)
+        {
+            return nodes.as_ref().clone();
+        }
+        let base = folders.first().map_or(0, |f| f.depth);
+        let nodes: Vec<pb::FolderTreeNode> =
+            folders.iter().map(|f| tree_node_to_pb(f, base)).collect();
+        if let Ok(mut trees) = self.trees.lock() {
+            trees.insert(tenant, (Arc::clone(folders), Arc::new(nodes.clone())));
+        }
+        nodes
     }
 }
 
@@ -114,13 +147,13 @@ impl pb::folder_service_server::FolderService for FolderApi {
                 )
             })?;
         let folders = self.library.folder_tree(tenant, top, levels).await?;
-        let base = folders.first().map_or(0, |f| f.depth);
-        Ok(Response::new(pb::GetFolderTreeResponse {
-            nodes: folders
-                .into_iter()
-                .map(|f| tree_node_to_pb(f, base))
-                .collect(),
-        }))
+        let nodes = if top.is_none() && levels == 0 {
+            self.tree_nodes(tenant, &folders)
+        } else {
+            let base = folders.first().map_or(0, |f| f.depth);
+            folders.iter().map(|f| tree_node_to_pb(f, base)).collect()
+        };
+        Ok(Response::new(pb::GetFolderTreeResponse { nodes }))
     }
 
     async fn create_folder(

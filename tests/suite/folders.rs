@@ -737,3 +737,57 @@ async fn list_folders_pages_one_level_by_name() {
     let err = list_children(&mut f, "", 1001, "").await.unwrap_err();
     assert_eq!(bad_field(&err).as_deref(), Some("page_size"));
 }
+
+/// The whole tree is served from memory, and a change made here shows at
+/// once; a change through another replica (here a second library on the
+/// same database) shows within seconds, found by a background read while
+/// the cached tree goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cached_tree_shows_changes_here_at_once_and_elsewhere_soon() {
+    use std::sync::Arc;
+    let s = TestServer::spawn().await;
+    let mut f = folders(&s).await;
+    let names = |nodes: Vec<pb::FolderTreeNode>| -> Vec<String> {
+        nodes.into_iter().map(|n| n.name).collect()
+    };
+    assert_eq!(names(tree(&mut f, "", 0).await.unwrap()), [""]);
+    create(&mut f, "", "here").await.unwrap();
+    assert_eq!(names(tree(&mut f, "", 0).await.unwrap()), ["", "here"]);
+
+    let other = mediastore::library::Library::start(
+        mediastore::repo::Repo::connect(&s.config.database_url())
+            .await
+            .unwrap(),
+        Arc::new(mediastore::blob::fs::FsBlobStore::open(s.dir.path()).unwrap()),
+        mediastore::library::Limits::new(1 << 30),
+    )
+    .await
+    .unwrap();
+    let by = mediastore::domain::Principal::unauthenticated();
+    let name = mediastore::domain::FolderName::parse("name", "elsewhere").unwrap();
+    other.create_folder(&by, None, &name, false).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let seen = names(tree(&mut f, "", 0).await.unwrap());
+        if seen == ["", "elsewhere", "here"] {
+            break;
+        }
+        assert_eq!(seen, ["", "here"], "the old tree serves meanwhile");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the other replica's folder never showed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A subtree is cut from the same cached tree.
+    let here = by_path(&mut f, "/here").await.unwrap();
+    create(&mut f, &here.id, "below").await.unwrap();
+    assert_eq!(
+        names(tree(&mut f, &here.id, 0).await.unwrap()),
+        ["here", "below"]
+    );
+    assert_eq!(
+        names(tree(&mut f, "", 1).await.unwrap()),
+        ["", "elsewhere", "here"]
+    );
+}
