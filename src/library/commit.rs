@@ -274,19 +274,20 @@ async fn commit_batch(
     // answered (freeing a large file's blocks takes a while). Those only
     // other tenants held first pay the barrier a publish would, so that
     // the caller cannot tell from the time that someone else had them.
-    // Small blobs in memory go inline, in this transaction; their copies
-    // need no cover (a row more or less in a batch's commit is not a time
-    // anyone can measure).
+    // Small blobs in memory go inline, in this transaction. Copies of
+    // bytes only other tenants held are written again too (the same bytes
+    // under the same name): the statement costs a measurable fraction of a
+    // lone small upload's time.
     let (mut cover, mut unneeded, mut inline) = (Vec::new(), Vec::new(), Vec::new());
     for ((job, fresh), own) in jobs.into_iter().zip(fresh).zip(own) {
-        if fresh && job.staged.in_memory() {
+        if own && !fresh {
+            unneeded.push(job.staged);
+        } else if job.staged.in_memory() {
             if let Some(bytes) = take_in_memory(job.staged) {
                 inline.push((job.media.blob, bytes));
             }
         } else if fresh {
             to_publish.push((job.staged, job.media.blob));
-        } else if own || job.staged.in_memory() {
-            unneeded.push(job.staged);
         } else {
             cover.push((job.staged, job.media.blob));
         }
@@ -299,6 +300,9 @@ async fn commit_batch(
             },
         ));
     }
+    // Jobs are in hash order: one row per blob (PostgreSQL refuses an
+    // upsert that names a row twice).
+    inline.dedup_by_key(|(hash, _)| *hash);
     let mut published = tx.put_inline(inline).await;
     if published.is_ok() && (!to_publish.is_empty() || !cover.is_empty()) {
         let store = Arc::clone(blobs);

@@ -51,10 +51,11 @@ impl Repo {
 }
 
 impl WriteTx {
-    /// Stores blobs' bytes inline. The caller has claimed their `blobs`
-    /// rows in this transaction and found no committed reference, so bytes
-    /// already under such a name (a row left at zero references) are
-    /// replaced.
+    /// Stores blobs' bytes inline, each hash once. The caller has claimed
+    /// their `blobs` rows in this transaction; bytes already under such a
+    /// name (a row left at zero references, or a copy another tenant
+    /// stored) are replaced by the same bytes, or by the right ones where a
+    /// scrub had quarantined them.
     pub async fn put_inline(&mut self, blobs: Vec<(ContentHash, Vec<u8>)>) -> Result<()> {
         let backend = self.tx.get_database_backend();
         let mut rest = blobs.into_iter().peekable();

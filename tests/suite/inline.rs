@@ -294,3 +294,48 @@ async fn inline_storage_can_be_turned_off() {
     let (_, bytes) = read(&mut s.client, &m.id, 0, 0).await.unwrap();
     assert!(bytes == data);
 }
+
+/// Two tenants storing the same new small bytes at the same moment (so in
+/// one batch, often): one inline row, each tenant told it is the first to
+/// hold them exactly once, and both read them back.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_tenants_storing_the_same_small_bytes_at_once_share_one_row() {
+    use mediastore::pb::v1::media_service_client::MediaServiceClient;
+    let s = TestServer::spawn().await;
+    let other = new_tenant(s.addr, "other").await;
+    let key = new_key(s.addr, &other.id, "k", "", &["uploads:write", "media:read"]).await;
+    let theirs = MediaServiceClient::new(channel_with(s.addr, Bearer::key(&key)).await);
+    let ours = connect(s.addr).await;
+    let data = content("together", 3000);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let mut c = if i % 2 == 0 {
+            ours.clone()
+        } else {
+            theirs.clone()
+        };
+        let data = data.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = upload(&mut c, header("t.bin", data.len()), &data)
+                .await
+                .unwrap();
+            let (_, bytes) = read(&mut c, &r.media.unwrap().id, 0, 0).await.unwrap();
+            assert!(bytes == data);
+            (i % 2, r.deduplicated)
+        }));
+    }
+    let mut firsts = [0, 0];
+    for t in tasks {
+        let (tenant, deduplicated) = t.await.unwrap();
+        if !deduplicated {
+            firsts[tenant] += 1;
+        }
+    }
+    assert_eq!(
+        firsts,
+        [1, 1],
+        "each tenant's first upload, and only it, is new to it"
+    );
+    assert_eq!((s.stored_blobs().await, s.blob_files()), (1, 0));
+    assert_storage_sound(&s).await;
+}
