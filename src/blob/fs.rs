@@ -535,6 +535,22 @@ struct FsReader {
     len: u64,
 }
 
+/// A mapped range of a blob file, owned by the `Bytes` a download sends:
+/// the bytes go from the page cache into the response frame in one copy,
+/// where a read into a buffer first would copy twice. Each chunk maps only
+/// its own range and unmaps when sent, so a download holds no more of the
+/// file than its read-ahead. Blob files are never written or truncated
+/// once named (content-addressed; a scrub moves one, a delete unlinks it,
+/// and neither changes the mapped inode), so a mapping cannot shrink under
+/// its reader.
+struct MappedChunk(memmap2::Mmap);
+
+impl AsRef<[u8]> for MappedChunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl BlobReader for FsReader {
     fn len(&self) -> u64 {
         self.len
@@ -542,6 +558,32 @@ impl BlobReader for FsReader {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.file.read_at(buf, offset)
+    }
+
+    fn read_bytes(&self, offset: u64, len: usize) -> io::Result<bytes::Bytes> {
+        let in_file = usize::try_from(self.len).unwrap_or(usize::MAX);
+        super::range_in(offset, len, in_file)?;
+        if len == 0 {
+            return Ok(bytes::Bytes::new());
+        }
+        // SAFETY: the file is a named blob, which nothing writes or
+        // truncates (see `MappedChunk`); the map is only read.
+        #[allow(unsafe_code)]
+        let mapped = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(len)
+                .map(&self.file)
+        };
+        match mapped {
+            Ok(map) => {
+                // Read ahead: the chunk is about to be copied whole.
+                let _ = map.advise(memmap2::Advice::WillNeed);
+                Ok(bytes::Bytes::from_owner(MappedChunk(map)))
+            }
+            // A file system without mmap: the plain way.
+            Err(_) => super::read_new(|b, at| self.read_at(b, at), offset, len),
+        }
     }
 }
 

@@ -123,6 +123,10 @@ impl BlobReader for MemReader {
     fn bytes(&self) -> Option<Bytes> {
         Some(self.0.clone())
     }
+
+    fn read_bytes(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        Ok(self.0.slice(super::range_in(offset, len, self.0.len())?))
+    }
 }
 
 /// Copies what `data` has at `offset` into `buf`; 0 past the end.

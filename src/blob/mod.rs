@@ -102,6 +102,38 @@ pub trait BlobReader: Send + Sync + fmt::Debug {
     fn bytes(&self) -> Option<bytes::Bytes> {
         None
     }
+    /// `len` bytes at `offset`, as one buffer to send: a store may hand
+    /// out its own memory (a mapped file) instead of copying into a new
+    /// one. Bytes that end first are `ErrorKind::UnexpectedEof`.
+    fn read_bytes(&self, offset: u64, len: usize) -> io::Result<bytes::Bytes> {
+        read_new(|b, at| self.read_at(b, at), offset, len)
+    }
+}
+
+/// `len` bytes at `offset` through `read_at`, in a new buffer.
+pub fn read_new(
+    read_at: impl Fn(&mut [u8], u64) -> io::Result<usize>,
+    offset: u64,
+    len: usize,
+) -> io::Result<bytes::Bytes> {
+    let mut buf = bytes::BytesMut::zeroed(len);
+    read_exact_at(read_at, &mut buf, offset)?;
+    Ok(buf.freeze())
+}
+
+/// The range of `len` bytes at `offset` in a blob held whole in memory of
+/// `size` bytes; `ErrorKind::UnexpectedEof` when it passes the end.
+pub fn range_in(offset: u64, len: usize, size: usize) -> io::Result<std::ops::Range<usize>> {
+    usize::try_from(offset)
+        .ok()
+        .and_then(|from| Some(from..from.checked_add(len)?))
+        .filter(|r| r.end <= size)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{len} bytes at {offset} are past the end of a blob of {size} bytes"),
+            )
+        })
 }
 
 /// A place that stores blobs by content hash.

@@ -1,6 +1,6 @@
 //! The `ReadMedia` server stream: metadata first, then the bytes.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{Stream, future::Either};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -63,27 +63,20 @@ pub(super) fn stream_blob<T: Send + 'static>(
     // Bytes in memory already (an inline blob) go out as they are: no
     // reading, no copy, no trip to the blocking pool.
     if let Some(all) = reader.bytes() {
-        let range = usize::try_from(start)
-            .ok()
-            .zip(usize::try_from(start + length).ok())
-            .filter(|&(from, to)| from <= to && to <= all.len());
-        let messages = match range {
-            Some((from, to)) => {
+        let messages = match crate::blob::range_in(start, length as usize, all.len()) {
+            Ok(range) => {
                 let mut messages = vec![Ok(first)];
-                let mut at = from;
-                while at < to {
-                    let next = (at + CHUNK_SIZE).min(to);
+                let mut at = range.start;
+                while at < range.end {
+                    let next = (at + CHUNK_SIZE).min(range.end);
                     messages.push(Ok(chunk(all.slice(at..next))));
                     at = next;
                 }
                 messages
             }
-            None => vec![Err(Error::data_loss(
+            Err(e) => vec![Err(Error::data_loss(
                 Reason::BlobTruncated,
-                format!(
-                    "the stored content of {what} has {} bytes, fewer than asked for",
-                    all.len()
-                ),
+                format!("the stored content of {what} is shorter than recorded: {e}"),
             )
             .into())],
         };
@@ -98,32 +91,24 @@ pub(super) fn stream_blob<T: Send + 'static>(
         let mut offset = start;
         while offset < end {
             let want = CHUNK_SIZE.min((end - offset) as usize);
-            let mut buf = BytesMut::zeroed(want);
-            let mut filled = 0;
-            while filled < want {
-                match reader.read_at(&mut buf[filled..], offset + filled as u64) {
-                    Ok(0) => {
-                        let err = Error::data_loss(
-                            Reason::BlobTruncated,
-                            format!(
-                                "the stored content of {what} ended early, at byte {}",
-                                offset + filled as u64
-                            ),
-                        );
-                        let _ = tx.blocking_send(Err(err.into()));
-                        return;
-                    }
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let err = Error::io(format!("reading {what}"), e);
-                        let _ = tx.blocking_send(Err(err.into()));
-                        return;
-                    }
+            let data = match reader.read_bytes(offset, want) {
+                Ok(data) => data,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    let err = Error::data_loss(
+                        Reason::BlobTruncated,
+                        format!("the stored content of {what} ended early: {e}"),
+                    );
+                    let _ = tx.blocking_send(Err(err.into()));
+                    return;
                 }
-            }
+                Err(e) => {
+                    let err = Error::io(format!("reading {what}"), e);
+                    let _ = tx.blocking_send(Err(err.into()));
+                    return;
+                }
+            };
             offset += want as u64;
-            if tx.blocking_send(Ok(chunk(buf.freeze()))).is_err() {
+            if tx.blocking_send(Ok(chunk(data))).is_err() {
                 // The client went away.
                 return;
             }
