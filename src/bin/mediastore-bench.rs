@@ -13,7 +13,9 @@
 //!   memory;
 //! - (c) 4 KiB uploads per second from 32 concurrent clients vs 32 threads
 //!   writing as many plain files (create, write, fsync, rename, directory
-//!   fsync);
+//!   fsync), with the same calls to the bare sink as context and the
+//!   server's CPU per upload; measured first, before anything else has
+//!   written or deleted much (`--only-small`: nothing else);
 //! - (d) the server's peak RSS (VmHWM) during (a);
 //! - (e) the same 1 GiB sent as a resumable upload (`UploadService`) in
 //!   8 MiB pieces over 4 streams, against the same ceiling as (a), and the
@@ -28,9 +30,9 @@
 //!   time tells a tenant that someone else holds its bytes (the ratio
 //!   should be 1).
 //!
-//! Each large-file measurement is repeated (`--rounds`); a ratio is taken
-//! within each round (same disk and page-cache conditions) and the median
-//! ratio is reported, next to the median speeds.
+//! Each measurement is repeated (`--rounds`, 5 by default); a ratio is
+//! taken within each round (same disk and page-cache conditions) and the
+//! median ratio is reported with the spread of the rounds (min–max).
 
 use std::{
     fs::File,
@@ -90,8 +92,8 @@ struct Args {
     /// Size of the large file, in MiB.
     #[arg(long, default_value_t = 1024)]
     size_mib: usize,
-    /// Repetitions of each large-file measurement (median kept).
-    #[arg(long, default_value_t = 3)]
+    /// Repetitions of each measurement (median kept, spread shown).
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Concurrent clients (and baseline threads) for small uploads.
     #[arg(long, default_value_t = 32)]
@@ -109,6 +111,12 @@ struct Args {
     /// pairs of uploads of each size.
     #[arg(long)]
     only_cross_tenant: bool,
+    /// Only (c), the small uploads.
+    #[arg(long)]
+    only_small: bool,
+    /// Only (b), the download (after one upload).
+    #[arg(long)]
+    only_download: bool,
     /// Internal: run the bare sink server on this address.
     #[arg(long, hide = true)]
     sink: Option<SocketAddr>,
@@ -222,6 +230,17 @@ fn upload_stream(
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// "median (min–max)" of the rounds' figures, with `decimals`.
+fn spread(v: &[f64], decimals: usize) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!(
+        "{:.d$} ({lo:.d$}–{hi:.d$})",
+        median(v.to_vec()),
+        d = decimals
+    )
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -344,6 +363,88 @@ async fn timed_download(client: &mut MediaServiceClient<Channel>, id: &str) -> (
             .len() as u64;
     }
     (t.elapsed().as_secs_f64(), n)
+}
+
+/// What (c) measured, round by round.
+struct SmallFigures {
+    /// Server uploads per second.
+    server: Vec<f64>,
+    /// Plain files per second.
+    plain: Vec<f64>,
+    /// Calls per second to the bare sink.
+    bare: Vec<f64>,
+    /// Server CPU per upload, µs.
+    server_cpu: Vec<f64>,
+    /// Benchmark client CPU per upload, µs.
+    client_cpu: Vec<f64>,
+}
+
+impl SmallFigures {
+    fn print(&self, clients: usize) {
+        let ratio =
+            |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x / y).collect() };
+        println!(
+            "| (c) 4 KiB uploads, {clients} clients | {} /s | {} /s (plain files, create+write+fsync+rename+dir fsync, {clients} threads) | {} | ≥ 1.0 |",
+            spread(&self.server, 0),
+            spread(&self.plain, 0),
+            spread(&ratio(&self.server, &self.plain), 2),
+        );
+        println!(
+            "| (c) the same, vs the bare sink's call rate | {} /s | {} /s (bare tonic sink) | {} | ≥ 0.3 |",
+            spread(&self.server, 0),
+            spread(&self.bare, 0),
+            spread(&ratio(&self.server, &self.bare), 2),
+        );
+        println!(
+            "| (c) server CPU per small upload | {} µs | | | ≤ 200 µs |",
+            spread(&self.server_cpu, 0)
+        );
+        println!(
+            "(c) benchmark client CPU per small upload: {} µs",
+            spread(&self.client_cpu, 0)
+        );
+    }
+}
+
+/// (c): in each round, small uploads to the server, as many plain files,
+/// and as many calls to the bare sink, one after the other.
+async fn small_figures(
+    server_addr: SocketAddr,
+    sink_addr: SocketAddr,
+    pid: u32,
+    work: &Path,
+    args: &Args,
+) -> SmallFigures {
+    let per_round = args.small_count / args.rounds.max(1);
+    let mut f = SmallFigures {
+        server: Vec::new(),
+        plain: Vec::new(),
+        bare: Vec::new(),
+        server_cpu: Vec::new(),
+        client_cpu: Vec::new(),
+    };
+    for round in 0..args.rounds.max(1) {
+        let cpu_before = cpu_secs(pid);
+        let own_before = cpu_secs(std::process::id());
+        let (n, secs) = small_uploads(server_addr, args.clients, per_round).await;
+        f.server_cpu
+            .push((cpu_secs(pid) - cpu_before) * 1e6 / n as f64);
+        f.client_cpu
+            .push((cpu_secs(std::process::id()) - own_before) * 1e6 / n as f64);
+        let plain_dir = work.join(format!("plain-{round}"));
+        let (pn, psecs) = plain_files(&plain_dir, args.clients, per_round);
+        // Context: the same calls to the bare sink, i.e. what gRPC alone
+        // allows on this machine.
+        let (bn, bsecs) = small_uploads(sink_addr, args.clients, per_round).await;
+        f.server.push(n as f64 / secs);
+        f.plain.push(pn as f64 / psecs);
+        f.bare.push(bn as f64 / bsecs);
+        println!(
+            "small round {round}: {:.0} uploads/s, plain files {:.0}/s, bare sink {:.0} calls/s, server CPU {:.0} µs per upload",
+            f.server[round], f.plain[round], f.bare[round], f.server_cpu[round]
+        );
+    }
+    f
 }
 
 /// Runs `count` 4 KiB uploads from `clients` concurrent connections;
@@ -471,6 +572,35 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let pid = server.0.id();
     let mut sink = connect(sink_addr).await;
     let mut client = connect(server_addr).await;
+    if args.only_download {
+        // (b) alone: one upload, then downloads from the server and from
+        // the bare sink in alternation.
+        let (_, id) = timed_upload(&mut client, chunks(b"bench", args.size_mib, 0)).await;
+        let mut ratios = Vec::new();
+        for round in 0..args.rounds.max(1) {
+            let (secs, n) = timed_download(&mut client, &id).await;
+            assert_eq!(n as usize, args.size_mib * MIB, "download length");
+            let bare = timed_download(&mut sink, "").await.0;
+            ratios.push(bare / secs);
+            println!(
+                "download round {round}: {:.2} GiB/s, bare {:.2} GiB/s (ratio {:.2})",
+                gib / secs,
+                gib / bare,
+                bare / secs
+            );
+        }
+        println!("(b) download ratio {}", spread(&ratios, 2));
+        return Ok(());
+    }
+    // (c) first: it creates many small files (the baseline does), and the
+    // large rounds below create and delete gigabytes; file creation on
+    // this disk slows for a while after mass deletes, so (c) runs on the
+    // state the run found, not on what an earlier step left.
+    let small = small_figures(server_addr, sink_addr, pid, work.path(), &args).await;
+    if args.only_small {
+        small.print(args.clients);
+        return Ok(());
+    }
     let mut uploads = upload_client(server_addr).await;
 
     let (mut raw, mut bare_up, mut up, mut bare_down, mut down) =
@@ -507,6 +637,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         resumable.push(r_secs);
         ratio_e.push(raw[round].max(bare_up[round]) / r_secs);
         uploaded.push(r_id);
+        // The uploads' writeback and background MD5 done, so that (b)
+        // measures the download path, as its bare baseline after it does.
+        settle().await;
         let (secs, n) = timed_download(&mut client, &id).await;
         assert_eq!(n as usize, args.size_mib * MIB, "download length");
         down.push(secs);
@@ -535,52 +668,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         median(bare_down),
         median(down),
     );
-    let (ratio_a, ratio_b) = (median(ratio_a), median(ratio_b));
-    let (resumable, ratio_e) = (median(resumable), median(ratio_e));
+    let resumable = median(resumable);
     let peak_after_resumable = peak_rss_kib(pid);
     let ceiling = raw.max(bare_up);
-    // Small uploads and the plain-file baseline alternate in rounds: file
-    // creation on this kind of disk slows down for a while after many
-    // deletions (ext4 skips recently freed inodes), so whichever ran first
-    // would pay for it alone.
-    let per_round = args.small_count / args.rounds.max(1);
-    let (mut small_secs, mut plain_secs, mut small_n) = (0.0, 0.0, 0usize);
-    let (mut server_cpu, mut client_cpu) = (0.0, 0.0);
-    let mut bare_small_secs = 0.0;
-    for round in 0..args.rounds.max(1) {
-        let cpu_before = cpu_secs(pid);
-        let own_before = cpu_secs(std::process::id());
-        let (n, secs) = small_uploads(server_addr, args.clients, per_round).await;
-        server_cpu += cpu_secs(pid) - cpu_before;
-        client_cpu += cpu_secs(std::process::id()) - own_before;
-        let plain_dir = work.path().join(format!("plain-{round}"));
-        let (pn, psecs) = plain_files(&plain_dir, args.clients, per_round);
-        // Context, not a target: the same calls to the bare sink, i.e. what
-        // gRPC alone allows on this machine.
-        let (bn, bsecs) = small_uploads(sink_addr, args.clients, per_round).await;
-        bare_small_secs += bsecs;
-        println!(
-            "small round {round}: {:.0} uploads/s, plain files {:.0}/s, bare sink {:.0} calls/s",
-            n as f64 / secs,
-            pn as f64 / psecs,
-            bn as f64 / bsecs
-        );
-        small_secs += secs;
-        plain_secs += psecs;
-        small_n += n;
-    }
-    let small = small_n as f64 / small_secs;
-    let plain = small_n as f64 / plain_secs;
-    let bare_small = small_n as f64 / bare_small_secs;
-    let server_cpu_us = server_cpu * 1e6 / small_n as f64;
-    let client_cpu_us = client_cpu * 1e6 / small_n as f64;
     let peak_total = peak_rss_kib(pid);
 
     println!();
     println!("| measurement | mediastore | baseline | ratio | target |");
     println!("|---|---|---|---|---|");
     println!(
-        "| (a) upload {gib} GiB, 1 MiB chunks | {:.2} GiB/s | {:.2} GiB/s ({}; raw write+fsync {:.2}, bare tonic sink {:.2}) | {:.2} | ≥ 0.8 |",
+        "| (a) upload {gib} GiB, 1 MiB chunks | {:.2} GiB/s | {:.2} GiB/s ({}; raw write+fsync {:.2}, bare tonic sink {:.2}) | {} | ≥ 0.8 |",
         rate(up),
         rate(ceiling),
         if raw >= bare_up {
@@ -590,35 +687,25 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         },
         rate(raw),
         rate(bare_up),
-        ratio_a
+        spread(&ratio_a, 2)
     );
     println!(
-        "| (b) download {gib} GiB | {:.2} GiB/s | {:.2} GiB/s (bare tonic stream from memory) | {:.2} | ≥ 0.8 |",
+        "| (b) download {gib} GiB | {:.2} GiB/s | {:.2} GiB/s (bare tonic stream from memory) | {} | ≥ 0.9 |",
         rate(down),
         rate(bare_down),
-        ratio_b
+        spread(&ratio_b, 2)
     );
-    println!(
-        "| (c) 4 KiB uploads, {} clients | {:.0} /s | {:.0} /s (plain files, create+write+fsync+rename+dir fsync, {} threads) | {:.2} | ≥ 1.5 |",
-        args.clients,
-        small,
-        plain,
-        args.clients,
-        small / plain
-    );
-    println!(
-        "(c) CPU per small upload: server {server_cpu_us:.0} µs, benchmark client {client_cpu_us:.0} µs; the same calls to the bare sink: {bare_small:.0}/s"
-    );
+    small.print(args.clients);
     println!(
         "| (d) server peak RSS during (a) | {:.1} MiB | | | < 100 MiB |",
         peak_after_upload as f64 / 1024.0
     );
     println!(
-        "| (e) resumable upload {gib} GiB, {} MiB pieces, {STREAMS} streams | {:.2} GiB/s | {:.2} GiB/s (as (a)) | {:.2} | ≥ 0.8 |",
+        "| (e) resumable upload {gib} GiB, {} MiB pieces, {STREAMS} streams | {:.2} GiB/s | {:.2} GiB/s (as (a)) | {} | ≥ 0.8 |",
         PIECE / MIB,
         rate(resumable),
         rate(ceiling),
-        ratio_e
+        spread(&ratio_e, 2)
     );
     println!(
         "| (e) server peak RSS after (a) and (e) | {:.1} MiB | | | < 100 MiB |",
@@ -678,6 +765,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         }
         Ok((Proc(cmd.stdout(Stdio::null()).spawn()?), addr))
     };
+    let per_round = args.small_count / args.rounds.max(1);
     let (server, server_addr) = fresh("server-keys", true)?;
     let (open, open_addr) = fresh("server-no-auth", false)?;
     connect(server_addr).await;

@@ -103,11 +103,13 @@ impl Repo {
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .connect_with(opts.clone())
                 .await
                 .map_err(sqlx_err)?;
             let read = SqlitePoolOptions::new()
                 .max_connections(SQLITE_READERS)
+                .test_before_acquire(false)
                 .connect_with(opts)
                 .await
                 .map_err(sqlx_err)?;
