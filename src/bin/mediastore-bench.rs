@@ -447,6 +447,26 @@ async fn small_figures(
     f
 }
 
+/// Waits until the background MD5 of media `id` is recorded (a 1 GiB
+/// file takes the digest thread about 2 s).
+async fn md5_done(client: &mut MediaServiceClient<Channel>, id: &str) {
+    for _ in 0..600 {
+        let media = client
+            .get_media(pb::GetMediaRequest {
+                media_id: id.to_string(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("get media: {e}"))
+            .into_inner()
+            .media;
+        if media.is_some_and(|m| !m.md5.is_empty()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the MD5 of media {id} was not recorded within a minute");
+}
+
 /// Runs `count` 4 KiB uploads from `clients` concurrent connections;
 /// returns how many ran and how long they took.
 async fn small_uploads(addr: SocketAddr, clients: usize, count: usize) -> (usize, f64) {
@@ -639,6 +659,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         uploaded.push(r_id);
         // The uploads' writeback and background MD5 done, so that (b)
         // measures the download path, as its bare baseline after it does.
+        md5_done(&mut client, &id).await;
+        md5_done(&mut client, uploaded.last().map_or("", String::as_str)).await;
         settle().await;
         let (secs, n) = timed_download(&mut client, &id).await;
         assert_eq!(n as usize, args.size_mib * MIB, "download length");

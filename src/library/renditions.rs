@@ -16,10 +16,12 @@ use std::{
     sync::{Arc, atomic::Ordering},
 };
 
+use md5::Digest as _;
+
 use super::{Library, upload::blocking};
 use crate::{
     blob::BlobReader,
-    domain::{ContentHash, Media, MediaId, MediaType, Rendition, TenantId, now_micros},
+    domain::{ContentHash, Md5Digest, Media, MediaId, MediaType, Rendition, TenantId, now_micros},
     error::{Error, Reason, Resource, Result},
     render::{self, Bounds, RenderError, RenditionSpec},
     repo::BlobClaim,
@@ -297,12 +299,15 @@ impl Library {
             .unwrap_or(1);
         let bounds = self.inner.limits.renditions.bounds;
         self.inner.renders.fetch_add(1, Ordering::Relaxed);
-        let (out, hash) = blocking(move || {
+        let (out, hash, md5) = blocking(move || {
             let data = read_whole(reader.as_ref(), &source)?;
             let out = render::render(&data, &mime, orientation, &spec, &bounds)
                 .map_err(|e| render_error(&e))?;
             let hash = ContentHash::from(blake3::hash(&out.bytes));
-            Ok((out, hash))
+            // Both hashes here, while the bytes are at hand: a rendition is
+            // small, and the MD5 worker need not read it back.
+            let md5 = Md5Digest(md5::Md5::digest(&out.bytes).into()).to_hex();
+            Ok((out, hash, md5))
         })
         .await?;
         let rendition = Rendition {
@@ -329,7 +334,7 @@ impl Library {
             .claim_blobs(&[BlobClaim {
                 hash,
                 size: rendition.size,
-                md5: None,
+                md5: Some(&md5),
                 count: 1,
             }])
             .await?;
@@ -339,7 +344,6 @@ impl Library {
             self.store_new_bytes(&mut tx, hash, out.bytes).await?;
         }
         tx.commit().await?;
-        self.inner.digests.enqueue(hash);
         Ok(rendition)
     }
 }
