@@ -138,7 +138,9 @@ impl Library {
 
     /// Removes the bytes of blobs whose rows `tx` has just deleted (and
     /// keeps locked): inline ones with the transaction, the others from
-    /// the store now.
+    /// the store now. (A blob with both, a file from before the inline
+    /// size was raised and an inline copy another tenant's upload wrote,
+    /// leaves its file to garbage collection.)
     pub(super) async fn remove_bytes(&self, tx: &mut WriteTx, gone: &[ContentHash]) -> Result<()> {
         if gone.is_empty() {
             return Ok(());
