@@ -121,8 +121,8 @@ pub fn read_new(
     Ok(buf.freeze())
 }
 
-/// The range of `len` bytes at `offset` in a blob held whole in memory of
-/// `size` bytes; `ErrorKind::UnexpectedEof` when it passes the end.
+/// The range of `len` bytes at `offset` in a blob of `size` bytes;
+/// `ErrorKind::UnexpectedEof` when it passes the end.
 pub fn range_in(offset: u64, len: usize, size: usize) -> io::Result<std::ops::Range<usize>> {
     usize::try_from(offset)
         .ok()

@@ -54,8 +54,9 @@ pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
         .spawn(move || {
             lower_priority();
             while let Ok(hash) = rx.recv() {
-                // Blobs stored inline are read from the database (most
-                // have their MD5 from the upload; renditions do not).
+                // Blobs stored inline are read from the database (uploads
+                // and renditions stored inline record their MD5 as they
+                // are made; this covers any row that lacks one).
                 let digest = match blobs.open(&hash) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         match runtime.block_on(inline.inline_blob(&hash)) {
