@@ -249,6 +249,20 @@ impl Error {
         }
     }
 
+    /// A failed read of stored bytes (`context` says which): bytes that end
+    /// before they should are DATA_LOSS (`BLOB_TRUNCATED`), any other
+    /// failure an I/O error.
+    pub fn reading(context: impl Into<String>, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::UnexpectedEof {
+            Self::data_loss(
+                Reason::BlobTruncated,
+                format!("{}: {source}", context.into()),
+            )
+        } else {
+            Self::io(context, source)
+        }
+    }
+
     /// Stable reason code for `google.rpc.ErrorInfo`.
     pub fn reason(&self) -> Reason {
         match self {

@@ -365,13 +365,8 @@ fn read_whole(reader: &dyn BlobReader, hash: &ContentHash) -> Result<Vec<u8>> {
             )
         })?;
     let mut data = vec![0u8; len];
-    crate::blob::read_exact_at(|b, at| reader.read_at(b, at), &mut data, 0).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Error::data_loss(Reason::BlobTruncated, format!("blob {hash}: {e}"))
-        } else {
-            Error::io(format!("reading blob {hash}"), e)
-        }
-    })?;
+    crate::blob::read_exact_at(|b, at| reader.read_at(b, at), &mut data, 0)
+        .map_err(|e| Error::reading(format!("reading blob {hash}"), e))?;
     Ok(data)
 }
 

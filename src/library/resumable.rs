@@ -756,16 +756,8 @@ fn rehash(file: &dyn UploadFile, held: u64, want_md5: bool) -> Result<Hashing> {
 }
 
 fn read_exact_at(file: &dyn UploadFile, buf: &mut [u8], offset: u64) -> Result<()> {
-    crate::blob::read_exact_at(|b, at| file.read_at(b, at), buf, offset).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Error::data_loss(
-                Reason::BlobTruncated,
-                format!("an upload file is shorter than what was recorded: {e}"),
-            )
-        } else {
-            Error::io("reading an upload file", e)
-        }
-    })
+    crate::blob::read_exact_at(|b, at| file.read_at(b, at), buf, offset)
+        .map_err(|e| Error::reading("reading an upload file, shorter than recorded", e))
 }
 
 fn micros(d: Duration) -> i64 {

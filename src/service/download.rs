@@ -7,12 +7,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::convert::media_to_pb;
-use crate::{
-    blob::BlobReader,
-    error::{Error, Reason},
-    library::OpenedMedia,
-    pb::v1 as pb,
-};
+use crate::{blob::BlobReader, error::Error, library::OpenedMedia, pb::v1 as pb};
 
 /// Bytes per response message.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
@@ -60,59 +55,66 @@ pub(super) fn stream_blob<T: Send + 'static>(
     first: T,
     chunk: fn(Bytes) -> T,
 ) -> impl Stream<Item = Result<T, Status>> {
-    // Bytes in memory already (an inline blob) go out as they are: no
-    // reading, no copy, no trip to the blocking pool.
-    if let Some(all) = reader.bytes() {
-        let messages = match crate::blob::range_in(start, length as usize, all.len()) {
-            Ok(range) => {
-                let mut messages = vec![Ok(first)];
-                let mut at = range.start;
-                while at < range.end {
-                    let next = (at + CHUNK_SIZE).min(range.end);
-                    messages.push(Ok(chunk(all.slice(at..next))));
-                    at = next;
-                }
-                messages
-            }
-            Err(e) => vec![Err(Error::data_loss(
-                Reason::BlobTruncated,
-                format!("the stored content of {what} is shorter than recorded: {e}"),
-            )
-            .into())],
-        };
-        return Either::Left(futures_util::stream::iter(messages));
+    let chunks = Chunks {
+        reader,
+        offset: start,
+        end: start + length,
+        what,
+    };
+    // Bytes in memory already (an inline blob) go out as they are, sliced
+    // on this task: no reading, no copy, no trip to the blocking pool.
+    if chunks.reader.bytes().is_some() {
+        let rest = chunks.map(move |r| r.map(chunk).map_err(Status::from));
+        return Either::Left(futures_util::stream::iter(
+            std::iter::once(Ok(first)).chain(rest),
+        ));
     }
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
         if tx.blocking_send(Ok(first)).is_err() {
             return;
         }
-        let end = start + length;
-        let mut offset = start;
-        while offset < end {
-            let want = CHUNK_SIZE.min((end - offset) as usize);
-            let data = match reader.read_bytes(offset, want) {
-                Ok(data) => data,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    let err = Error::data_loss(
-                        Reason::BlobTruncated,
-                        format!("the stored content of {what} ended early: {e}"),
-                    );
-                    let _ = tx.blocking_send(Err(err.into()));
-                    return;
-                }
-                Err(e) => {
-                    let err = Error::io(format!("reading {what}"), e);
-                    let _ = tx.blocking_send(Err(err.into()));
-                    return;
-                }
-            };
-            offset += want as u64;
-            if tx.blocking_send(Ok(chunk(data))).is_err() {
-                // The client went away.
+        for data in chunks {
+            let failed = data.is_err();
+            if tx
+                .blocking_send(data.map(chunk).map_err(Status::from))
+                .is_err()
+                || failed
+            {
+                // The client went away, or the read failed.
                 return;
             }
         }
     });
     Either::Right(ReceiverStream::new(rx))
+}
+
+/// The bytes of `offset..end` of a blob, `CHUNK_SIZE` at a time; ends
+/// after the first error. `what` names the content in errors.
+struct Chunks {
+    reader: Box<dyn BlobReader>,
+    offset: u64,
+    end: u64,
+    what: String,
+}
+
+impl Iterator for Chunks {
+    type Item = Result<Bytes, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.offset >= self.end {
+            return None;
+        }
+        let want = CHUNK_SIZE.min(usize::try_from(self.end - self.offset).unwrap_or(CHUNK_SIZE));
+        match self.reader.read_bytes(self.offset, want) {
+            Ok(data) => {
+                self.offset += want as u64;
+                Some(Ok(data))
+            }
+            Err(e) => {
+                self.offset = self.end;
+                Some(Err(Error::reading(format!("reading {}", self.what), e)))
+            }
+        }
+    }
 }
