@@ -104,9 +104,9 @@ impl Library {
                     let store = Arc::clone(&self.inner.blobs);
                     blocking(move || store_small(store.as_ref(), &small, want_md5)).await?
                 } else if size <= HASH_ON_TASK {
-                    stage_in_memory(&small)
+                    stage_in_memory(&small)?
                 } else {
-                    blocking(move || Ok(stage_in_memory(&small))).await?
+                    blocking(move || stage_in_memory(&small)).await?
                 }
             }
             Staging::Piped(p) => p.finish().await?,
@@ -440,9 +440,33 @@ fn staging_err(e: io::Error) -> Error {
 }
 
 fn store_small(store: &dyn BlobStore, chunks: &[Bytes], want_md5: bool) -> Result<Received> {
+    // No fsync here: the group committer's barrier makes the bytes of the
+    // whole batch durable at once.
+    stage_hashed(store.stage().map_err(staging_err)?, chunks, want_md5)
+}
+
+/// Stages bytes to be stored inline (at most the inline size) and hashes
+/// them. MD5 is always computed, so the blob row has it from the start
+/// and the background worker never reads the bytes back from the
+/// database.
+fn stage_in_memory(chunks: &[Bytes]) -> Result<Received> {
+    let size = chunks.iter().map(Bytes::len).sum();
+    stage_hashed(
+        Box::new(MemStaged::new(Vec::with_capacity(size))),
+        chunks,
+        true,
+    )
+}
+
+/// Writes buffered chunks to `staged`, hashing them (MD5 too with
+/// `want_md5`).
+fn stage_hashed(
+    mut staged: Box<dyn StagedBlob>,
+    chunks: &[Bytes],
+    want_md5: bool,
+) -> Result<Received> {
     let mut hasher = blake3::Hasher::new();
     let mut md5 = want_md5.then(md5::Md5::new);
-    let mut staged = store.stage().map_err(staging_err)?;
     for c in chunks {
         hasher.update(c);
         if let Some(m) = &mut md5 {
@@ -450,35 +474,12 @@ fn store_small(store: &dyn BlobStore, chunks: &[Bytes], want_md5: bool) -> Resul
         }
         staged.write(c).map_err(staging_err)?;
     }
-    // No fsync here: the group committer's barrier makes the bytes of the
-    // whole batch durable at once.
     Ok(Received {
         size: staged.len(),
         staged,
         hash: hasher.finalize().into(),
         md5: md5.map(|m| Md5Digest(m.finalize().into())),
     })
-}
-
-/// Stages bytes to be stored inline (at most the inline size) and hashes
-/// them. MD5 is always computed, so the blob row has it from the start
-/// and the background worker never reads the bytes back from the
-/// database.
-fn stage_in_memory(chunks: &[Bytes]) -> Received {
-    let mut hasher = blake3::Hasher::new();
-    let mut md5 = md5::Md5::new();
-    let mut data = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
-    for c in chunks {
-        hasher.update(c);
-        md5.update(c);
-        data.extend_from_slice(c);
-    }
-    Received {
-        size: data.len() as u64,
-        staged: Box::new(MemStaged::new(data)),
-        hash: hasher.finalize().into(),
-        md5: Some(Md5Digest(md5.finalize().into())),
-    }
 }
 
 /// The two-thread pipeline for large uploads.
