@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     blob::{
-        BlobReader, BlobStore, StagedBlob,
+        BlobReader, StagedBlob,
         inline::{INLINE_MAX, MemReader, MemStaged},
         read_exact_at,
     },
@@ -23,38 +23,6 @@ use crate::{
     error::{Error, Result},
     repo::{Repo, WriteTx},
 };
-
-/// Opens blob `hash` of `size` bytes wherever it is; `None` when it is in
-/// neither place. Blobs at or under `inline_max` are looked for in the
-/// database first; larger ones up to [`INLINE_MAX`] in the store first and
-/// then in the database (stored inline before the inline size was
-/// lowered); larger still only in the store.
-pub(super) async fn open_blob(
-    repo: &Repo,
-    store: &Arc<dyn BlobStore>,
-    inline_max: u64,
-    hash: &ContentHash,
-    size: u64,
-) -> Result<Option<Box<dyn BlobReader>>> {
-    if size <= inline_max
-        && let Some(reader) = open_inline(repo, hash).await?
-    {
-        return Ok(Some(reader));
-    }
-    let store = Arc::clone(store);
-    let h = *hash;
-    let opened = blocking(move || match store.open(&h) {
-        Ok(r) => Ok(Some(r)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(format!("opening blob {h}"), e)),
-    })
-    .await?;
-    match opened {
-        Some(r) => Ok(Some(r)),
-        None if size > inline_max && size <= INLINE_MAX => open_inline(repo, hash).await,
-        None => Ok(None),
-    }
-}
 
 async fn open_inline(repo: &Repo, hash: &ContentHash) -> Result<Option<Box<dyn BlobReader>>> {
     Ok(repo
@@ -69,20 +37,35 @@ impl Library {
         self.inner.limits.inline_max_size
     }
 
-    /// [`open_blob`] with this library's repository, store and inline size.
+    /// Opens blob `hash` of `size` bytes wherever it is; `None` when it is
+    /// in neither place. Blobs at or under the inline size are looked for
+    /// in the database first; larger ones up to [`INLINE_MAX`] in the store
+    /// first and then in the database (stored inline before the inline
+    /// size was lowered); larger still only in the store.
     pub(super) async fn open_blob(
         &self,
         hash: &ContentHash,
         size: u64,
     ) -> Result<Option<Box<dyn BlobReader>>> {
-        open_blob(
-            &self.inner.repo,
-            &self.inner.blobs,
-            self.inline_max(),
-            hash,
-            size,
-        )
-        .await
+        let (repo, inline_max) = (&self.inner.repo, self.inline_max());
+        if size <= inline_max
+            && let Some(reader) = open_inline(repo, hash).await?
+        {
+            return Ok(Some(reader));
+        }
+        let store = Arc::clone(&self.inner.blobs);
+        let h = *hash;
+        let opened = blocking(move || match store.open(&h) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("opening blob {h}"), e)),
+        })
+        .await?;
+        match opened {
+            Some(r) => Ok(Some(r)),
+            None if size > inline_max && size <= INLINE_MAX => open_inline(repo, hash).await,
+            None => Ok(None),
+        }
     }
 
     /// Stores new bytes under `hash`, whose row `tx` has just claimed with
