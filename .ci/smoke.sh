@@ -4,7 +4,8 @@
 # admin key its first start wrote (a call without it is refused): reflection
 # lists every service, health says SERVING, an upload (with a size, with
 # finish_write, and one with neither, refused), get, list, ranged
-# read and delete answer as documented, a resumable upload in two streams
+# read and delete answer as documented, media URLs (GetMediaUrl) fetched
+# with curl from the HTTP listener, a resumable upload in two streams
 # finishes, a scrub finds every blob correct, and SIGTERM stops the server
 # cleanly.
 set -uo pipefail
@@ -18,7 +19,9 @@ cargo build --quiet --bin mediastore || exit 1
 tmp=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 addr=127.0.0.1:$port
-"${CARGO_TARGET_DIR:-target}/debug/mediastore" --listen "$addr" --data-dir "$tmp/data" >"$tmp/server.log" 2>&1 &
+hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"${CARGO_TARGET_DIR:-target}/debug/mediastore" --listen "$addr" --http-listen "127.0.0.1:$hport" \
+  --data-dir "$tmp/data" >"$tmp/server.log" 2>&1 &
 pid=$!
 cleanup() { kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -94,6 +97,14 @@ check "a PNG is sniffed and measured" test "$(field 'd["media"]["mimeType"], d["
 png_id=$(field 'd["media"]["id"]' <<<"$png" 2>/dev/null)
 rend=$($GRPCURL -plaintext -H "$AUTH" -d "{\"media_id\":\"$png_id\",\"width\":2}" "$addr" mediastore.v1.MediaService/GetRendition 2>&1)
 check "GetRendition makes a 2x1 JPEG" grep -q '"key": "2x0-contain-jpeg-q80"' <<<"$rend"
+url=$($GRPCURL -plaintext -H "$AUTH" -d "{\"media_id\":\"$png_id\"}" "$addr" mediastore.v1.MediaService/GetMediaUrl 2>&1)
+signed=$(field 'd["url"]' <<<"$url" 2>/dev/null)
+check "GetMediaUrl signs a private media's URL" grep -q "^http://127.0.0.1:$hport/image/0x0/$png_id.png?exp=.*&kid=local&sig=" <<<"$signed"
+check "curl fetches the PNG from it" test "$(curl -s "$signed" | base64 -w0)" = "$PNG"
+check "without its signature it is 404" test "$(curl -s -o /dev/null -w '%{http_code}' "${signed%%\?*}")" = "404"
+turl=$($GRPCURL -plaintext -H "$AUTH" -d "{\"media_id\":\"$png_id\",\"preset\":\"thumbnail\"}" "$addr" mediastore.v1.MediaService/GetMediaUrl 2>&1)
+check "curl fetches its thumbnail as a JPEG" test "$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "$(field 'd["url"]' <<<"$turl" 2>/dev/null)")" = "200 image/jpeg"
+check "and a range of the original" test "$(curl -s -r 0-3 "$signed" | base64 -w0)" = "iVBORw=="
 spoof=$($GRPCURL -plaintext -H "$AUTH" -d "{\"header\":{\"filename\":\"red.jpg\",\"content_type\":\"image/jpeg\"}}
 {\"data\":\"$PNG\",\"finish_write\":true}" "$addr" mediastore.v1.MediaService/UploadMedia 2>&1)
 check "a PNG declared as a JPEG is refused" grep -q 'the content is image/png' <<<"$spoof"

@@ -391,6 +391,53 @@ pub struct Config {
         default_value_t = 10
     )]
     pub tls_reload_secs: u64,
+    /// Address of the HTTP listener that serves media to browsers and
+    /// CDNs (`/image/{width}x{height}/{media_id}`); off unless set.
+    #[arg(global = true, long, env = "MEDIASTORE_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// The URL clients reach the HTTP listener at, e.g.
+    /// `https://media.example.com` (a proxy or CDN in front strips any
+    /// path it adds). With it, media carry a `url` and GetMediaUrl works.
+    #[arg(global = true, long, env = "MEDIASTORE_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
+    /// Keys that sign media URLs, as `KEY_ID=SECRET` pairs separated by
+    /// commas or newlines: the first signs, every one verifies (so a key
+    /// can rotate: put the new one first, drop the old once its URLs have
+    /// expired). Secrets have at least 32 characters. When neither this nor
+    /// `--url-keys-file` is set, the server makes one key and keeps it in
+    /// `<data-dir>/url-signing.key`; replicas need the same keys.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_URL_KEYS",
+        hide_env_values = true
+    )]
+    pub url_keys: Option<String>,
+    /// A file holding the URL signing keys in `--url-keys`' format (one
+    /// `KEY_ID=SECRET` per line; `#` starts a comment).
+    #[arg(global = true, long, env = "MEDIASTORE_URL_KEYS_FILE")]
+    pub url_keys_file: Option<PathBuf>,
+    /// Lifetime of a signed URL when the request does not say.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_URL_TTL_SECS",
+        default_value_t = 3600
+    )]
+    pub url_ttl_secs: u64,
+    /// Longest lifetime a request may ask for a signed URL.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_URL_MAX_TTL_SECS",
+        default_value_t = 7 * 24 * 3600
+    )]
+    pub url_max_ttl_secs: u64,
+    /// Origins browsers may fetch media from with scripts (CORS),
+    /// comma-separated, or `*` for any; none when unset (`<img>` and
+    /// `<video>` need no CORS).
+    #[arg(global = true, long, env = "MEDIASTORE_HTTP_CORS_ORIGINS")]
+    pub http_cors_origins: Option<String>,
     /// Log format.
     #[arg(global = true, long, env = "MEDIASTORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -458,6 +505,19 @@ impl Config {
                 self.inline_max_size,
                 crate::blob::inline::INLINE_MAX
             ));
+        }
+        if self.url_keys.is_some() && self.url_keys_file.is_some() {
+            return Err("--url-keys and --url-keys-file are alternatives; give one".into());
+        }
+        if self.url_ttl_secs == 0 || self.url_ttl_secs > self.url_max_ttl_secs {
+            return Err(format!(
+                "--url-ttl-secs is {}; it must be at least 1 and at most --url-max-ttl-secs ({})",
+                self.url_ttl_secs, self.url_max_ttl_secs
+            ));
+        }
+        if let Some(base) = &self.public_base_url {
+            crate::library::BaseUrl::parse(base)
+                .map_err(|e| format!("--public-base-url {base:?}: {e}"))?;
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("--tls-cert and --tls-key go together; give both or neither".into());

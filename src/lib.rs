@@ -14,10 +14,13 @@
 //! - [`auth`]: who is calling (API keys) and what each RPC needs (the
 //!   scope table); the principal every operation acts for.
 //! - [`service`]: gRPC handlers; they translate, the library decides.
+//! - [`http`]: the HTTP edge: media and renditions for browsers and CDNs
+//!   at the URLs the library makes, with caching and range requests.
 //! - [`library`]: the domain operations (upload, resumable upload, read,
 //!   delete, folders, listing and search, moves, edits, bindings, garbage
-//!   collection, scrub) and their ordering rules: staging, group commit,
-//!   reference counting, batched recursive deletes.
+//!   collection, scrub, media URLs and their signatures) and their
+//!   ordering rules: staging, group commit, reference counting, batched
+//!   recursive deletes.
 //! - [`analyze`]: what uploaded bytes are (sniffing) and what they tell
 //!   (dimensions, EXIF, GPS); pure functions over a reader.
 //! - [`domain`]: validated types (`MediaId`, `ContentHash`, `Filename`,
@@ -28,7 +31,8 @@
 //!   media query engine, folder trees, bindings.
 //! - [`blob`]: content-addressed blob storage (local directory), with the
 //!   files of resumable uploads and a quarantine for corrupt blobs; small
-//!   blobs skip it and live inline in the database (`blob::inline`).
+//!   blobs skip it and live inline in the database (`blob::inline`); a
+//!   blob's bytes as a bounded stream of chunks (`blob::stream`).
 //! - [`error`]: the error type and its single mapping to `tonic::Status`.
 //! - [`pb`]: generated protobuf code and the reflection descriptor set.
 //! - `fuzzing`: the parsers of uploaded bytes as the fuzz targets in
@@ -43,6 +47,7 @@ pub mod domain;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod library;
 pub mod pb;
 pub mod render;

@@ -124,12 +124,21 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let http = match config.http_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for HTTP on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     tracing::info!(
         listen = %listener.local_addr()?,
+        http_listen = ?http.as_ref().map(|l| l.local_addr()).transpose()?,
         data_dir = %config.data_dir.display(),
         "mediastore serving"
     );
-    server::run(listener, &config, library, server::shutdown_signal()).await
+    server::run_with_http(listener, http, &config, library, server::shutdown_signal()).await
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -59,6 +59,7 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
         "mediastore.v1.MediaService/BatchDeleteMedia",
         Scope::MediaDelete,
     ),
+    ("mediastore.v1.MediaService/GetMediaUrl", Scope::MediaRead),
     (
         "mediastore.v1.FolderService/GetRootFolder",
         Scope::MediaRead,

@@ -1089,6 +1089,7 @@ impl MediaService for Sink {
         batch_move_media(BatchMoveMediaRequest) -> BatchMoveMediaResponse,
         delete_media(DeleteMediaRequest) -> DeleteMediaResponse,
         batch_delete_media(BatchDeleteMediaRequest) -> BatchDeleteMediaResponse,
+        get_media_url(GetMediaUrlRequest) -> GetMediaUrlResponse,
     );
 }
 

@@ -21,6 +21,7 @@
 
 pub mod fs;
 pub mod inline;
+pub mod stream;
 
 use std::{any::Any, fmt, io, time::SystemTime};
 

@@ -17,6 +17,8 @@ mod renditions;
 mod resumable;
 mod stored;
 mod upload;
+mod url_keys;
+mod urls;
 
 use std::sync::Arc;
 
@@ -28,6 +30,8 @@ pub use self::{
     integrity::{GC_GRACE, GcReport, ScrubReport},
     resumable::{UploadProgress, UploadWrite},
     upload::{UploadOutcome, UploadPart},
+    url_keys::{GENERATED_KEY_ID, MIN_SECRET_CHARS, UrlKeys},
+    urls::{BaseUrl, Delivery, MediaUrl, UrlAccess, UrlRefusal, UrlRequest, UrlTarget, unix_now},
 };
 use crate::{
     blob::{BlobReader, BlobStore},
@@ -60,6 +64,8 @@ pub struct Limits {
     /// Blobs up to this size live inline in the database (see
     /// `blob::inline`); at most `blob::inline::INLINE_MAX`, 0 for none.
     pub inline_max_size: u64,
+    /// How media URLs are made and checked.
+    pub delivery: Delivery,
 }
 
 impl Limits {
@@ -74,6 +80,7 @@ impl Limits {
             upload_sweep: std::time::Duration::from_secs(60),
             gc_every: std::time::Duration::from_secs(3600),
             inline_max_size: DEFAULT_INLINE_MAX_SIZE,
+            delivery: Delivery::default(),
         }
     }
 }
@@ -314,8 +321,17 @@ impl Library {
         };
         let rest = size - start;
         let length = if limit == 0 { rest } else { limit.min(rest) };
+        let opened = self.open_content(media).await?;
+        Ok(OpenedMedia {
+            start,
+            length,
+            ..opened
+        })
+    }
 
-        let hash = media.blob;
+    /// Opens the whole content of `media`, as [`Library::get`] gave it.
+    pub async fn open_content(&self, media: Media) -> Result<OpenedMedia> {
+        let (id, size, hash) = (media.id, media.size, media.blob);
         let Some(reader) = self.open_blob(&hash, size).await? else {
             // Deleted between the lookup and the open, or lost.
             let lost = Error::data_loss(
@@ -335,8 +351,8 @@ impl Library {
         }
         Ok(OpenedMedia {
             media,
-            start,
-            length,
+            start: 0,
+            length: size,
             reader,
         })
     }

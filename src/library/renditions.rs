@@ -83,6 +83,19 @@ pub struct OpenedRendition {
     pub cached: bool,
     /// Its bytes.
     pub reader: Box<dyn BlobReader>,
+    /// The media it was made of.
+    pub media: Media,
+}
+
+/// The answer to a rendition of a media that is not an image.
+pub(super) fn not_an_image(media: &Media) -> Error {
+    Error::precondition(
+        Reason::NotAnImage,
+        format!(
+            "media {} is {}, not an image; renditions are made of images only",
+            media.id, media.mime_type
+        ),
+    )
 }
 
 impl Library {
@@ -97,13 +110,7 @@ impl Library {
         let spec = self.check_request(request)?;
         let media = self.get(tenant, id).await?;
         if media.media_type != MediaType::Image {
-            return Err(Error::precondition(
-                Reason::NotAnImage,
-                format!(
-                    "media {id} is {}, not an image; renditions are made of images only",
-                    media.mime_type
-                ),
-            ));
+            return Err(not_an_image(&media));
         }
         let key = spec.key();
         if let Some(r) = self
@@ -118,6 +125,7 @@ impl Library {
                         rendition: r,
                         cached: true,
                         reader,
+                        media,
                     });
                 }
                 // A cache entry whose bytes are gone (quarantined by a
@@ -142,6 +150,7 @@ impl Library {
             rendition,
             cached: false,
             reader,
+            media,
         })
     }
 
@@ -205,7 +214,7 @@ impl Library {
     }
 
     /// Validates a request against the configured presets and limits.
-    fn check_request(&self, request: RenditionRequest) -> Result<RenditionSpec> {
+    pub(super) fn check_request(&self, request: RenditionRequest) -> Result<RenditionSpec> {
         let settings = &self.inner.limits.renditions;
         let spec = match request {
             RenditionRequest::Preset(name) => {

@@ -183,6 +183,18 @@ impl Repo {
         Ok(self.folder(tenant, id).await?.is_some())
     }
 
+    /// The tenant owning media `id`, whoever that is (for a URL whose
+    /// signature the server made for that tenant).
+    pub async fn media_tenant(&self, id: MediaId) -> Result<Option<TenantId>> {
+        Ok(media::Entity::find_by_id(id.0)
+            .select_only()
+            .column(media::Column::TenantId)
+            .into_tuple::<uuid::Uuid>()
+            .one(&self.read)
+            .await?
+            .map(TenantId))
+    }
+
     /// The tenant of media `id` if the media is public. The one look-up
     /// that is not scoped by a tenant: it is how a caller without
     /// credentials finds a public media's owner, and it returns nothing

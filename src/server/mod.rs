@@ -20,7 +20,7 @@ use crate::{
     blob::{BlobStore, fs::FsBlobStore},
     config::Config,
     error::{Error, Result},
-    library::{Library, Limits},
+    library::{BaseUrl, Delivery, Library, Limits, UrlKeys},
     pb::{
         self,
         v1::{
@@ -69,9 +69,71 @@ pub async fn open_library(config: &Config) -> Result<Library> {
             upload_sweep: Duration::from_secs(config.upload_sweep_secs),
             gc_every: Duration::from_secs(config.gc_every_secs),
             inline_max_size: config.inline_max_size,
+            delivery: delivery(config)?,
         },
     )
     .await
+}
+
+/// Name of the file in the data directory holding the URL signing key a
+/// server made for itself (when given none).
+pub const URL_KEY_FILE: &str = "url-signing.key";
+
+/// How media URLs are made: where they point (`--public-base-url`, else
+/// the HTTP listener's own address when it is a specific one) and the
+/// keys that sign them. Without a base URL the server makes no URLs and
+/// needs no keys.
+fn delivery(config: &Config) -> Result<Delivery> {
+    let base = match (&config.public_base_url, config.http_listen) {
+        (Some(url), _) => Some(url.clone()),
+        (None, Some(addr)) if !addr.ip().is_unspecified() => Some(format!("http://{addr}")),
+        (None, Some(addr)) => {
+            tracing::warn!(
+                %addr,
+                "--http-listen is a wildcard address and --public-base-url is unset, so media \
+                 get no URLs; set --public-base-url to the address clients reach"
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    let Some(base) = base else {
+        return Ok(Delivery::default());
+    };
+    let base = BaseUrl::parse(&base).map_err(|e| Error::invalid("public_base_url", e))?;
+    let keys = match (&config.url_keys, &config.url_keys_file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading --url-keys-file {}", path.display()), e))?,
+        (None, None) => own_url_key(&config.data_dir)?,
+    };
+    let keys = UrlKeys::parse(&keys).map_err(|e| Error::invalid("url_keys", e))?;
+    Ok(Delivery {
+        base: Some(base),
+        keys: Some(keys),
+        ttl: Duration::from_secs(config.url_ttl_secs),
+        max_ttl: Duration::from_secs(config.url_max_ttl_secs),
+    })
+}
+
+/// The URL signing key kept in the data directory, made at the first
+/// start that needs one. A single server needs nothing more; replicas
+/// must share keys through `--url-keys` or `--url-keys-file` instead.
+fn own_url_key(data_dir: &std::path::Path) -> Result<String> {
+    let path = data_dir.join(URL_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => return Ok(text),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io(format!("reading {}", path.display()), e));
+        }
+        Err(_) => {}
+    }
+    let key = UrlKeys::generate()
+        .map_err(|e| Error::io("making a URL signing key", std::io::Error::other(e)))?;
+    write_private(&path, format!("{key}\n").as_bytes())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    tracing::info!(path = %path.display(), "made a URL signing key");
+    Ok(key)
 }
 
 /// Name of the file in the data directory that receives the admin key
@@ -128,10 +190,23 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Serves on `listener` until `shutdown` resolves, then stops accepting
-/// and gives in-flight requests `config.shutdown_grace()` to finish.
+/// Serves gRPC on `listener` until `shutdown` resolves, then stops
+/// accepting and gives in-flight requests `config.shutdown_grace()` to
+/// finish.
 pub async fn run(
     listener: TcpListener,
+    config: &Config,
+    library: Library,
+    shutdown: impl Future<Output = ()>,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    run_with_http(listener, None, config, library, shutdown).await
+}
+
+/// [`run`], with the HTTP edge ([`crate::http`]) on `http` when given: it
+/// starts and stops with the gRPC server, under the same grace period.
+pub async fn run_with_http(
+    listener: TcpListener,
+    http: Option<TcpListener>,
     config: &Config,
     library: Library,
     shutdown: impl Future<Output = ()>,
@@ -183,6 +258,21 @@ pub async fn run(
         library.clone(),
         std::time::Duration::from_secs(config.health_check_secs),
     ));
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http_task = http.map(|listener| {
+        let router = crate::http::router(
+            library.clone(),
+            crate::http::Cors::parse(config.http_cors_origins.as_deref()),
+        );
+        tokio::spawn(crate::http::serve(
+            listener,
+            router,
+            async {
+                let _ = http_stopped.await;
+            },
+            config.shutdown_grace(),
+        ))
+    });
     let folders = FolderServiceServer::new(FolderApi::new(library.clone()));
     let bindings = BindingServiceServer::new(BindingApi::new(library.clone()));
     let admin = AdminServiceServer::new(AdminApi::new(library.clone()));
@@ -255,6 +345,9 @@ pub async fn run(
     tokio::select! {
         res = &mut server => {
             stop_watchers();
+            if let Some(task) = &http_task {
+                task.abort();
+            }
             return Ok(res?);
         }
         () = shutdown => {}
@@ -266,9 +359,14 @@ pub async fn run(
     stop_watchers();
     set_health(&health, false).await;
     let _ = stop_tx.send(());
+    let _ = http_stop.send(());
     match tokio::time::timeout(config.shutdown_grace(), &mut server).await {
         Ok(res) => res?,
         Err(_) => tracing::warn!("grace period over; abandoning the requests still running"),
+    }
+    if let Some(task) = http_task {
+        // It stops within the same grace period on its own.
+        task.await??;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use crate::{
         MediaType, Principal, Rendition, UploadSpec, check_text, normalize_tags,
     },
     error::{Error, Reason, Result},
-    library::RenditionRequest,
+    library::{Library, RenditionRequest},
     pb::v1 as pb,
     render::{Fit, OutputFormat, RenditionSpec},
 };
@@ -275,7 +275,16 @@ fn media_type(t: MediaType) -> pb::MediaType {
     }
 }
 
-/// A domain media as the API shows it.
+/// A domain media as the API shows it, with its `url` when the server
+/// makes URLs.
+pub fn media_out(library: &Library, m: Media) -> pb::Media {
+    let url = library.url_of(&m);
+    let mut out = media_to_pb(m);
+    out.url = url.unwrap_or_default();
+    out
+}
+
+/// A domain media as the API shows it, without its `url`.
 pub fn media_to_pb(m: Media) -> pb::Media {
     let a = m.analysis;
     let exif = match a.exif {
@@ -293,6 +302,7 @@ pub fn media_to_pb(m: Media) -> pb::Media {
     };
     let unsigned = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
     pb::Media {
+        url: String::new(),
         id: m.id.to_string(),
         parent_folder_id: m.folder.to_string(),
         media_type: media_type(m.media_type) as i32,
@@ -356,6 +366,47 @@ pub fn media_to_pb(m: Media) -> pb::Media {
 /// Validates a rendition request: a preset alone, or a size, fit, format
 /// and quality.
 pub fn rendition_request(r: &pb::GetRenditionRequest) -> Result<RenditionRequest> {
+    rendition_fields(&RenditionFields {
+        preset: &r.preset,
+        width: r.width,
+        height: r.height,
+        fit: r.fit,
+        format: r.format,
+        quality: r.quality,
+    })
+}
+
+/// The fields that describe a rendition, in GetRendition and GetMediaUrl.
+#[derive(Debug, Clone, Copy)]
+pub struct RenditionFields<'a> {
+    /// A preset's name.
+    pub preset: &'a str,
+    /// Box width.
+    pub width: u32,
+    /// Box height.
+    pub height: u32,
+    /// `RenditionFit`.
+    pub fit: i32,
+    /// `RenditionFormat`.
+    pub format: i32,
+    /// JPEG quality.
+    pub quality: u32,
+}
+
+impl RenditionFields<'_> {
+    /// Whether any field is set.
+    pub fn any(&self) -> bool {
+        !self.preset.trim().is_empty()
+            || self.width != 0
+            || self.height != 0
+            || self.fit != 0
+            || self.format != 0
+            || self.quality != 0
+    }
+}
+
+/// A rendition request from its fields, as GetRendition reads them.
+pub fn rendition_fields(r: &RenditionFields<'_>) -> Result<RenditionRequest> {
     let preset = r.preset.trim();
     let explicit = r.width != 0 || r.height != 0 || r.fit != 0 || r.format != 0 || r.quality != 0;
     if !preset.is_empty() {

@@ -7,15 +7,14 @@ use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{
-    convert::{self, media_to_pb},
-    download, page_token, principal_of,
+    convert, download, page_token, principal_of,
     query::{self, MEDIA_FIELDS},
     reader_tenant, tenant_of, upload,
 };
 use crate::{
     domain::{MediaId, PageCursor},
     error::{Error, Resource},
-    library::{Library, OpenedRendition},
+    library::{Library, OpenedRendition, UrlTarget},
     pb::v1 as pb,
 };
 
@@ -75,7 +74,10 @@ impl pb::media_service_server::MediaService for MediaApi {
             .library
             .open(tenant, id, req.read_offset, req.read_limit)
             .await?;
-        Ok(Response::new(Box::pin(download::stream(opened))))
+        Ok(Response::new(Box::pin(download::stream(
+            &self.library,
+            opened,
+        ))))
     }
 
     type GetRenditionStream =
@@ -95,6 +97,7 @@ impl pb::media_service_server::MediaService for MediaApi {
             rendition,
             cached,
             reader,
+            ..
         } = opened;
         let length = rendition.size;
         let first = pb::GetRenditionResponse {
@@ -115,6 +118,43 @@ impl pb::media_service_server::MediaService for MediaApi {
                 data,
             },
         ))))
+    }
+
+    async fn get_media_url(
+        &self,
+        request: Request<pb::GetMediaUrlRequest>,
+    ) -> Result<Response<pb::GetMediaUrlResponse>, Status> {
+        let tenant = tenant_of(&request)?;
+        let req = request.into_inner();
+        let id = MediaId::parse("media_id", &req.media_id)?;
+        record_media_id(&id);
+        let fields = convert::RenditionFields {
+            preset: &req.preset,
+            width: req.width,
+            height: req.height,
+            fit: req.fit,
+            format: req.format,
+            quality: req.quality,
+        };
+        let target = if fields.any() {
+            UrlTarget::Rendition(convert::rendition_fields(&fields)?)
+        } else {
+            UrlTarget::Original
+        };
+        let ttl = (req.expires_in_seconds > 0)
+            .then(|| std::time::Duration::from_secs(req.expires_in_seconds.into()));
+        let made = self
+            .library
+            .media_url(tenant, id, target, ttl, req.always_sign)
+            .await?;
+        Ok(Response::new(pb::GetMediaUrlResponse {
+            url: made.url,
+            signed: made.expires_at.is_some(),
+            expire_time: made.expires_at.map(|secs| prost_types::Timestamp {
+                seconds: i64::try_from(secs).unwrap_or(i64::MAX),
+                nanos: 0,
+            }),
+        }))
     }
 
     async fn list_renditions(
@@ -143,7 +183,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         let tenant = reader_tenant(&self.library, &request, id).await?;
         let media = self.library.get(tenant, id).await?;
         let renditions = self.library.renditions_of(&media).await?;
-        let mut media = media_to_pb(media);
+        let mut media = convert::media_out(&self.library, media);
         media.renditions = renditions
             .into_iter()
             .map(convert::rendition_to_pb)
@@ -159,7 +199,10 @@ impl pb::media_service_server::MediaService for MediaApi {
         let ids = query::batch_ids("media_ids", &request.get_ref().media_ids)?;
         let (found, missing) = self.library.get_many(tenant, &ids).await?;
         Ok(Response::new(pb::BatchGetMediaResponse {
-            media: found.into_iter().map(media_to_pb).collect(),
+            media: found
+                .into_iter()
+                .map(|m| convert::media_out(&self.library, m))
+                .collect(),
             not_found_media_ids: missing.iter().map(ToString::to_string).collect(),
         }))
     }
@@ -198,7 +241,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         let media = items
             .into_iter()
             .map(|m| {
-                let mut m = media_to_pb(m);
+                let mut m = convert::media_out(&self.library, m);
                 if !keep.is_empty() {
                     query::apply_read_mask(&mut m, &keep);
                 }
@@ -228,7 +271,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         let patch = convert::media_patch(&principal, media, &paths)?;
         let media = self.library.update(tenant, id, patch).await?;
         Ok(Response::new(pb::UpdateMediaResponse {
-            media: Some(media_to_pb(media)),
+            media: Some(convert::media_out(&self.library, media)),
         }))
     }
 
@@ -247,7 +290,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         }
         let media = self.library.get(tenant, id).await?;
         Ok(Response::new(pb::MoveMediaResponse {
-            media: Some(media_to_pb(media)),
+            media: Some(convert::media_out(&self.library, media)),
         }))
     }
 

@@ -342,6 +342,7 @@ media_fields!(
     embedded_tags,
     analysis_warnings,
     rotation,
+    url,
 );
 
 /// The validated paths of a field mask over `Media`, from `allowed`.

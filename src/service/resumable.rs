@@ -29,7 +29,7 @@ impl UploadApi {
             Some(id) => {
                 record_media_id(&id);
                 match self.library.get(tenant, id).await {
-                    Ok(m) => Some(convert::media_to_pb(m)),
+                    Ok(m) => Some(convert::media_out(&self.library, m)),
                     // Deleted since the upload finished.
                     Err(Error::NotFound { .. }) => None,
                     Err(e) => return Err(e),
@@ -97,7 +97,7 @@ impl pb::upload_service_server::UploadService for UploadApi {
         let media = progress.outcome.map(|o| {
             record_media_id(&o.media.id);
             tracing::info!(media_id = %o.media.id, size = o.media.size, "resumable upload stored");
-            convert::media_to_pb(o.media)
+            convert::media_out(&self.library, o.media)
         });
         Ok(Response::new(pb::WriteUploadResponse {
             upload: Some(upload_to_pb(progress.upload, media)),

@@ -62,7 +62,7 @@ pub(super) async fn upload(
         "upload stored"
     );
     Ok(pb::UploadMediaResponse {
-        media: Some(convert::media_to_pb(outcome.media)),
+        media: Some(convert::media_out(library, outcome.media)),
         deduplicated: outcome.deduplicated,
     })
 }

@@ -137,6 +137,9 @@ pub async fn test_database(data_dir: &Path) -> (String, Option<PgDatabase>) {
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its HTTP edge listens, when the test's configuration set
+    /// `http_listen` (to any address: the server gets an ephemeral port).
+    pub http: Option<SocketAddr>,
     /// Its data directory.
     pub dir: TempDir,
     /// A connected client.
@@ -189,6 +192,15 @@ impl TestServer {
         config.eager_renditions = String::new();
         config.bootstrap_key = Some(TEST_KEY.to_string());
         tweak(&mut config);
+        let http = match config.http_listen {
+            Some(_) => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                config.http_listen = Some(listener.local_addr().unwrap());
+                Some(listener)
+            }
+            None => None,
+        };
+        let http_addr = config.http_listen;
         let library = server::open_library(&config).await.unwrap();
         server::bootstrap_admin_key(&config, &library)
             .await
@@ -199,7 +211,7 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let cfg = config.clone();
         let task = tokio::spawn(async move {
-            server::run(listener, &cfg, library, async {
+            server::run_with_http(listener, http, &cfg, library, async {
                 let _ = stopped.await;
             })
             .await
@@ -210,6 +222,7 @@ impl TestServer {
             .max_encoding_message_size(MAX_MESSAGE);
         Self {
             addr,
+            http: http_addr,
             dir,
             client,
             config,
@@ -940,4 +953,63 @@ pub async fn scrub(s: &TestServer) -> Vec<pb::ScrubResponse> {
     }
     assert!(msgs.last().unwrap().done, "the last message says done");
     msgs
+}
+
+// HTTP.
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// A header's value as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or_default()
+    }
+}
+
+/// Sends `method` to an absolute `http://` URL with `headers`, over a
+/// connection of its own, and reads the whole answer.
+pub async fn http_request(method: &str, url: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+    use http_body_util::BodyExt as _;
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(if path.is_empty() { "/" } else { path })
+        .header("host", host);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = sender
+        .send_request(request.body(http_body_util::Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    HttpAnswer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes().to_vec(),
+    }
+}
+
+/// `GET url` with `headers`.
+pub async fn http_get(url: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+    http_request("GET", url, headers).await
 }
