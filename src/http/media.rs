@@ -16,37 +16,14 @@ use super::{
     preconditions::{self, Decision, Validators, whole_seconds},
 };
 use crate::{
-    blob::{self, BlobReader},
-    domain::{ContentHash, Media},
+    blob,
     error::Error,
-    library::{UrlAccess, UrlRefusal, UrlRequest, UrlTarget, unix_now},
+    library::{Served, UrlAccess, UrlRefusal, UrlRequest, unix_now},
 };
 
 /// How long anyone may cache an answer addressed by content (a year, the
 /// longest RFC 9111 lets a cache rely on).
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-
-/// What is known of a representation before its bytes are opened.
-struct Representation {
-    /// Content hash: the ETag.
-    hash: ContentHash,
-    /// Bytes.
-    len: u64,
-    /// MIME type.
-    mime: String,
-    /// The name a saved file gets.
-    filename: String,
-    /// Creation time, µs since the epoch.
-    created_at: i64,
-}
-
-/// Where a representation's bytes come from.
-enum Bytes {
-    /// A media's content, opened only if the answer has a body.
-    Media(Box<Media>),
-    /// A rendition, open already (it was looked up or made).
-    Open(Box<dyn BlobReader>),
-}
 
 /// Answers a GET or HEAD of a media URL.
 pub(super) async fn get(
@@ -100,65 +77,44 @@ async fn answer(
     let request = UrlRequest::parse(uri.path(), uri.query())?;
     tracing::Span::current().record("media_id", tracing::field::display(&request.media));
     let now = unix_now();
-    let library = &http.library;
-    let (tenant, access) = library.authorize_url(&request, now).await?;
-    let (rep, bytes) = match request.target {
-        UrlTarget::Original => {
-            let media = library.get(tenant, request.media).await?;
-            let rep = Representation {
-                hash: media.blob,
-                len: media.size,
-                mime: media.mime_type.clone(),
-                filename: media.filename.clone(),
-                created_at: media.created_at,
-            };
-            (rep, Bytes::Media(Box::new(media)))
-        }
-        UrlTarget::Rendition(wanted) => {
-            let opened = library.rendition(tenant, request.media, wanted).await?;
-            let r = opened.rendition;
-            let rep = Representation {
-                hash: r.blob,
-                len: r.size,
-                filename: rendition_name(&opened.media.filename, &r.mime_type),
-                mime: r.mime_type,
-                created_at: r.created_at,
-            };
-            (rep, Bytes::Open(opened.reader))
-        }
-    };
-    let etag = format!("\"{}\"", rep.hash);
+    let (served, access) = http.library.resolve_url(&request, now).await?;
+    let etag = format!("\"{}\"", served.hash);
     let modified = SystemTime::UNIX_EPOCH
-        + Duration::from_micros(u64::try_from(rep.created_at).unwrap_or_default());
+        + Duration::from_micros(u64::try_from(served.created_at).unwrap_or_default());
     let decision = preconditions::decide(
         headers,
         Validators {
             etag: &etag,
             last_modified: modified,
         },
-        rep.len,
+        served.len,
     );
     let body = match decision {
         Decision::Whole | Decision::Partial { .. } if method != Method::HEAD => {
             let (start, len) = match decision {
                 Decision::Partial { start, len } => (start, len),
-                _ => (0, rep.len),
+                _ => (0, served.len),
             };
-            let reader = match bytes {
-                Bytes::Open(reader) => reader,
-                Bytes::Media(media) => library.open_content(*media).await?.reader,
-            };
-            Body::from_stream(blob::stream::chunks(reader, start, len))
+            match &served.bytes {
+                // In memory (small): the slice, without a copy.
+                Some(bytes) => Body::from(bytes.slice(start as usize..(start + len) as usize)),
+                None => {
+                    let reader = http.library.open_served(&served).await?;
+                    Body::from_stream(blob::stream::chunks(reader, start, len))
+                }
+            }
         }
         _ => Body::empty(),
     };
-    Ok(respond(&rep, &etag, modified, decision, body, access, now))
+    Ok(respond(
+        &served, &etag, modified, decision, body, access, now,
+    ))
 }
 
 /// The answer for `rep` given `decision`, with `body` (empty for HEAD
 /// and for answers without one).
 fn respond(
-    rep: &Representation,
+    rep: &Served,
     etag: &str,
     modified: SystemTime,
     decision: Decision,
@@ -225,18 +181,6 @@ fn finish(builder: http::response::Builder, body: Body) -> Response {
         tracing::error!(error = %e, "building an HTTP answer");
         status_only(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
     })
-}
-
-/// The name a rendition is saved under: the media's, with the
-/// rendition's extension.
-fn rendition_name(filename: &str, mime: &str) -> String {
-    let stem = filename.rsplit_once('.').map_or(filename, |(s, _)| s);
-    let ext = match mime {
-        "image/png" => "png",
-        "image/webp" => "webp",
-        _ => "jpg",
-    };
-    format!("{stem}.{ext}")
 }
 
 /// The answer to a refused request: a status and a line of text that

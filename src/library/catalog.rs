@@ -72,6 +72,8 @@ impl Library {
         let mut tx = self.inner.repo.begin().await?;
         tx.update_media(tenant, id, patch).await?;
         tx.commit().await?;
+        // `public` or the name a URL answers with may have changed.
+        self.inner.served.changed();
         self.get(tenant, id).await
     }
 

@@ -119,9 +119,11 @@ impl TreeCache {
 
 impl Library {
     /// Drops the tenant's cached tree after a change to its folders or
-    /// their counts.
+    /// their counts, and what media URLs resolved to (a folder's
+    /// publicity, a deleted or moved media may change their answers).
     pub(super) fn folders_changed(&self, tenant: TenantId) {
         self.inner.trees.forget(tenant);
+        self.inner.served.changed();
     }
 
     /// The tenant's whole live tree in path order, from the cache when it

@@ -239,6 +239,8 @@ impl Library {
     /// Returns false when they were gone already (deleted with their last
     /// media meanwhile).
     async fn quarantine(&self, hash: &ContentHash, inline: bool) -> Result<bool> {
+        // Bytes held in memory for URLs must not outlive their quarantine.
+        self.inner.served.changed();
         if inline {
             let mut tx = self.inner.repo.begin().await?;
             let moved = tx.quarantine_inline(hash).await?;

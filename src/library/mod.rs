@@ -15,6 +15,7 @@ mod folders;
 mod integrity;
 mod renditions;
 mod resumable;
+mod served;
 mod stored;
 mod upload;
 mod url_keys;
@@ -29,6 +30,7 @@ pub use self::{
     folders::MAX_TREE_NODES,
     integrity::{GC_GRACE, GcReport, ScrubReport},
     resumable::{UploadProgress, UploadWrite},
+    served::{SERVED_TTL, Served},
     upload::{UploadOutcome, UploadPart},
     url_keys::{GENERATED_KEY_ID, MIN_SECRET_CHARS, UrlKeys},
     urls::{BaseUrl, Delivery, MediaUrl, UrlAccess, UrlRefusal, UrlRequest, UrlTarget, unix_now},
@@ -136,6 +138,8 @@ struct Inner {
     keys: access::KeyCache,
     /// Tenants' quotas, for at most `KEY_CACHE_TTL`.
     quotas: access::QuotaCache,
+    /// What media URLs resolved to recently, for at most `SERVED_TTL`.
+    served: served::ServedCache,
 }
 
 impl Library {
@@ -170,6 +174,7 @@ impl Library {
                 eager_turn: tokio::sync::Semaphore::new(1),
                 keys: Default::default(),
                 quotas: Default::default(),
+                served: Default::default(),
             }),
         };
         library.recover().await?;

@@ -163,7 +163,9 @@ impl Library {
             let gone = tx.remove_unused_blobs(&[blob]).await?;
             self.remove_bytes(&mut tx, &gone).await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        self.inner.served.changed();
+        Ok(())
     }
 
     /// The cached renditions of `media`'s content its tenant has, by key.

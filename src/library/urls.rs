@@ -488,41 +488,26 @@ impl Library {
         })
     }
 
-    /// Who may read what `request` points at, checked at `now` (Unix
-    /// seconds): its signature when it has one (the media's owner then
-    /// serves it), else the media must be public. The tenant it is read in
-    /// comes back with the access.
-    pub async fn authorize_url(
+    /// The access a signature grants, `None` for an unsigned request;
+    /// `Forbidden` for a signature that is invalid, expired or under a
+    /// key this server does not hold.
+    pub(super) fn check_signature(
         &self,
         request: &UrlRequest,
         now: u64,
-    ) -> std::result::Result<(TenantId, UrlAccess), UrlRefusal> {
-        match &request.signature {
-            Some(sig) => {
-                let keys = self.delivery().keys.as_ref().ok_or(UrlRefusal::Forbidden)?;
-                // The MAC first, so that an expired or a forged URL answer
-                // the same whatever its expiry says.
-                if !keys.verify(&sig.kid, &sig.message, &sig.sig) || sig.expires_at < now {
-                    return Err(UrlRefusal::Forbidden);
-                }
-                let tenant = self
-                    .inner
-                    .repo
-                    .media_tenant(request.media)
-                    .await?
-                    .ok_or(UrlRefusal::NotFound)?;
-                Ok((
-                    tenant,
-                    UrlAccess::Signed {
-                        expires_at: sig.expires_at,
-                    },
-                ))
-            }
-            None => match self.public_owner(request.media).await {
-                Ok(tenant) => Ok((tenant, UrlAccess::Public)),
-                Err(e) => Err(e.into()),
-            },
+    ) -> std::result::Result<Option<UrlAccess>, UrlRefusal> {
+        let Some(sig) = &request.signature else {
+            return Ok(None);
+        };
+        let keys = self.delivery().keys.as_ref().ok_or(UrlRefusal::Forbidden)?;
+        // The MAC first: an expired and a forged URL answer alike whatever
+        // their expiry says.
+        if !keys.verify(&sig.kid, &sig.message, &sig.sig) || sig.expires_at < now {
+            return Err(UrlRefusal::Forbidden);
         }
+        Ok(Some(UrlAccess::Signed {
+            expires_at: sig.expires_at,
+        }))
     }
 }
 

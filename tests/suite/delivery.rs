@@ -569,3 +569,47 @@ async fn cors_answers_allowed_origins_only() {
             .contains("Range")
     );
 }
+
+#[tokio::test]
+async fn a_change_of_publicity_shows_in_the_next_answer() {
+    let mut s = spawn().await;
+    let id = put(&mut s, "a.bin", &content("publicity", 100), true).await;
+    let bare = format!("http://{}/image/0x0/{id}", s.http.unwrap());
+    // Twice, so that the second answer comes from memory.
+    for _ in 0..2 {
+        assert_eq!(http_get(&bare, &[]).await.status, 200);
+    }
+    let set_public = async |s: &mut TestServer, public: bool| {
+        s.client
+            .update_media(pb::UpdateMediaRequest {
+                media: Some(pb::Media {
+                    id: id.clone(),
+                    public,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["public".into()],
+                }),
+            })
+            .await
+            .unwrap();
+    };
+    set_public(&mut s, false).await;
+    assert_eq!(http_get(&bare, &[]).await.status, 404);
+    // Public through its folder (the root), then not.
+    let mut folders = pb::folder_service_client::FolderServiceClient::new(channel(s.addr).await);
+    let root = async |folders: &mut pb::folder_service_client::FolderServiceClient<Channel>,
+                      public: bool| {
+        folders
+            .set_folder_public(pb::SetFolderPublicRequest {
+                folder_id: String::new(),
+                public,
+            })
+            .await
+            .unwrap();
+    };
+    root(&mut folders, true).await;
+    assert_eq!(http_get(&bare, &[]).await.status, 200);
+    root(&mut folders, false).await;
+    assert_eq!(http_get(&bare, &[]).await.status, 404);
+}
