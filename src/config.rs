@@ -509,6 +509,9 @@ impl Config {
         if self.url_keys.is_some() && self.url_keys_file.is_some() {
             return Err("--url-keys and --url-keys-file are alternatives; give one".into());
         }
+        if let Some(keys) = &self.url_keys {
+            crate::library::UrlKeys::parse(keys).map_err(|e| format!("--url-keys: {e}"))?;
+        }
         if self.url_ttl_secs == 0 || self.url_ttl_secs > self.url_max_ttl_secs {
             return Err(format!(
                 "--url-ttl-secs is {}; it must be at least 1 and at most --url-max-ttl-secs ({})",

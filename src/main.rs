@@ -117,24 +117,28 @@ async fn scrub(
 }
 
 async fn serve(
-    config: mediastore::config::Config,
+    mut config: mediastore::config::Config,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Bound first, so that an ephemeral port (`:0`) is known before the
+    // library makes URLs that point at it.
+    let http = match config.http_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for HTTP on {addr}: {e}"))?;
+            config.http_listen = Some(listener.local_addr()?);
+            Some(listener)
+        }
+        None => None,
+    };
     let library = server::open_library(&config).await?;
     server::bootstrap_admin_key(&config, &library).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let http = match config.http_listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen for HTTP on {addr}: {e}"))?,
-        ),
-        None => None,
-    };
     tracing::info!(
         listen = %listener.local_addr()?,
-        http_listen = ?http.as_ref().map(|l| l.local_addr()).transpose()?,
+        http_listen = ?config.http_listen,
         data_dir = %config.data_dir.display(),
         "mediastore serving"
     );

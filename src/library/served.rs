@@ -39,7 +39,7 @@ const MAX_ENTRIES: usize = 10_000;
 const MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// What a URL serves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Served {
     /// The media's owner.
     pub tenant: TenantId,
@@ -59,6 +59,22 @@ pub struct Served {
     pub created_at: i64,
     /// All of it, when small.
     pub bytes: Option<Bytes>,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Everything but the bytes, which never go to a log.
+        f.debug_struct("Served")
+            .field("tenant", &self.tenant)
+            .field("media", &self.media)
+            .field("public", &self.public)
+            .field("hash", &self.hash)
+            .field("len", &self.len)
+            .field("mime", &self.mime)
+            .field("filename", &self.filename)
+            .field("in_memory", &self.bytes.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Recently resolved URLs, by media and representation.
@@ -124,9 +140,11 @@ impl Library {
         // same size spelled out share an entry.
         let (target, key) = match &request.target {
             UrlTarget::Original => (None, String::new()),
+            // Rendered as asked (a preset stays a preset: its size need
+            // not be one of `--rendition-sizes`), keyed as normalised.
             UrlTarget::Rendition(wanted) => {
                 let spec = self.check_request(wanted.clone())?;
-                (Some(RenditionRequest::Spec(spec)), spec.key())
+                (Some(wanted.clone()), spec.key())
             }
         };
         let key = (request.media, key);

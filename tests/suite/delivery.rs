@@ -613,3 +613,37 @@ async fn a_change_of_publicity_shows_in_the_next_answer() {
     root(&mut folders, false).await;
     assert_eq!(http_get(&bare, &[]).await.status, 404);
 }
+
+#[tokio::test]
+async fn a_preset_url_is_served_whatever_sizes_are_allowed() {
+    // Only 64x64 may be asked for by size; presets are exempt, by URL as
+    // by GetRendition.
+    let mut s = TestServer::spawn_with(|c| {
+        with_http(c);
+        c.rendition_sizes = Some("64x64".into());
+    })
+    .await;
+    let base = format!("http://{}", s.http.unwrap());
+    let id = put(
+        &mut s,
+        "p.jpg",
+        &encoded(image::ImageFormat::Jpeg, 640, 480),
+        true,
+    )
+    .await;
+    let got = http_get(&format!("{base}/image/thumbnail/{id}.jpg"), &[]).await;
+    assert_eq!(got.status, 200, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(decoded_size(&got.body), (256, 192));
+    assert_eq!(
+        http_get(&format!("{base}/image/64x64/{id}"), &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        http_get(&format!("{base}/image/100x0/{id}"), &[])
+            .await
+            .status,
+        400
+    );
+}
