@@ -415,12 +415,8 @@ impl Library {
             return Err(super::renditions::not_an_image(&media));
         }
         let public = !always_sign && self.inner.repo.public_media_owner(id).await? == Some(tenant);
-        self.url_for(
-            base,
-            &media,
-            &target,
-            (!public).then_some(ttl.unwrap_or(delivery.ttl)),
-        )
+        let expires_at = (!public).then(|| unix_now() + ttl.unwrap_or(delivery.ttl).as_secs());
+        self.url_for(base, &media, &target, expires_at)
     }
 
     /// `Media.url`: when the server has a base URL, the original's URL,
@@ -430,24 +426,24 @@ impl Library {
     pub fn url_of(&self, media: &Media) -> Option<String> {
         let delivery = self.delivery();
         let base = delivery.base.as_ref()?;
-        let ttl = (!media.public).then(|| {
+        let expires_at = (!media.public).then(|| {
             let step = (delivery.ttl.as_secs() / 8).max(1);
             let now = unix_now();
-            Duration::from_secs(delivery.ttl.as_secs() - now % step)
+            now - now % step + delivery.ttl.as_secs()
         });
-        self.url_for(base, media, &UrlTarget::Original, ttl)
+        self.url_for(base, media, &UrlTarget::Original, expires_at)
             .ok()
             .map(|u| u.url)
     }
 
-    /// The URL of `target` of `media` under `base`, signed for `ttl` when
-    /// given.
+    /// The URL of `target` of `media` under `base`, signed until
+    /// `expires_at` (Unix seconds) when given.
     fn url_for(
         &self,
         base: &BaseUrl,
         media: &Media,
         target: &UrlTarget,
-        ttl: Option<Duration>,
+        expires_at: Option<u64>,
     ) -> Result<MediaUrl> {
         let ext = match target {
             UrlTarget::Original => media_extension(media),
@@ -463,7 +459,7 @@ impl Library {
                 .map(|spec| extension_of(spec.format).to_string()),
         };
         let (path, query) = path_and_query(media.id, target, ext.as_deref());
-        let Some(ttl) = ttl else {
+        let Some(expires_at) = expires_at else {
             return Ok(MediaUrl {
                 url: format!("{}{}", base.0, message(&path, &query)),
                 expires_at: None,
@@ -475,7 +471,6 @@ impl Library {
                 "this server has no URL signing keys, so only public media have URLs",
             )
         })?;
-        let expires_at = unix_now() + ttl.as_secs();
         let mut query = query;
         if !query.is_empty() {
             query.push('&');

@@ -206,6 +206,9 @@ async fn private_media_need_a_valid_signature() {
     // `Media.url` is signed for the default lifetime.
     let listed = get_media(&mut s.client, &id).await.url;
     assert!(listed.contains("&kid=k2&sig="), "{listed}");
+    // The same URL again (expiries are rounded to an eighth of the
+    // lifetime), so a browser's cache keeps serving it.
+    assert_eq!(get_media(&mut s.client, &id).await.url, listed);
     assert_eq!(http_get(&listed, &[]).await.status, 200);
     // A signed rendition.
     let thumb = url(
