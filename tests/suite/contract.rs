@@ -241,9 +241,15 @@ async fn expired_deadlines_answer_deadline_exceeded_every_time() {
     for i in 0..100u64 {
         let timeout = format!("{}m", 1 + i % 40);
         let (response, mut stream) = open_upload(&mut client, s.addr, Some(&timeout));
-        stream
-            .send_data(grpc_frame(&head(header("slow.bin", 10))), false)
-            .unwrap();
+        // A deadline of a millisecond may have ended the call before its
+        // header is sent (h2 then refuses the data: the stream is closed);
+        // the answer, read below, is what is checked.
+        if let Err(e) = stream.send_data(grpc_frame(&head(header("slow.bin", 10))), false) {
+            assert!(
+                e.to_string().contains("inactive stream") || e.is_reset(),
+                "{e:?}"
+            );
+        }
         // The stream stays open, without its bytes: only the deadline can
         // end the call.
         calls.push(tokio::spawn(async move {
