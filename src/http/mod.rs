@@ -2,10 +2,11 @@
 //! URLs the library makes (`/image/{width}x{height}/{media_id}`, see
 //! [`crate::library::UrlRequest`]), with HTTP's caching and range rules.
 //!
-//! Like the gRPC services it only translates: the library says who may
-//! read a URL ([`Library::authorize_url`]), finds and renders the media
-//! with GetRendition's limits, and opens the bytes, which stream from the
-//! blob store in bounded chunks ([`crate::blob::stream`]). The rules of
+//! Like the gRPC services it only translates: the library says what a URL
+//! serves and who may have it ([`Library::resolve_url`]: the signature,
+//! the media's publicity, GetRendition's limits, renditions made if need
+//! be, small answers kept in memory briefly), and opens the bytes, which
+//! stream from the blob store in bounded chunks ([`crate::blob::stream`]). The rules of
 //! conditional and range requests are in [`preconditions`], those of
 //! `Content-Disposition` in [`disposition`].
 
