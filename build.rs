@@ -14,6 +14,8 @@ const PROTOS: &[&str] = &[
     "proto/mediastore/v1/admin_service.proto",
     "proto/mediastore/v1/access_service.proto",
     "proto/mediastore/v1/error_reason.proto",
+    "proto/mediastore/v1/job.proto",
+    "proto/mediastore/v1/job_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

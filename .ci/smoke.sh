@@ -132,6 +132,22 @@ check "its second stream finishes it with the right bytes" test "$(field 'd["upl
 scrubbed=$($GRPCURL -plaintext -H "$AUTH" -d '{}' "$addr" mediastore.v1.AdminService/Scrub 2>&1)
 check "a scrub finishes with every blob correct" python3 -c 'import json,sys; d=[json.loads(x) for x in sys.argv[1].replace("}\n{","}\x00{").split("\x00")][-1]; assert d["done"] and "corruptBlake3" not in d and "missingBlake3" not in d' "$scrubbed"
 
+reanalysis=$($GRPCURL -plaintext -H "$AUTH" -d '{}' "$addr" mediastore.v1.MediaService/ReanalyzeMedia 2>&1)
+job=$(field 'd["job"]["id"]' <<<"$reanalysis" 2>/dev/null)
+check "ReanalyzeMedia queues a reanalyze job" test "$(field 'd["job"]["kind"], d["job"]["status"]' <<<"$reanalysis" 2>/dev/null)" = "('reanalyze', 'JOB_STATUS_QUEUED')"
+watched=$($GRPCURL -plaintext -H "$AUTH" -d "{\"job_id\":\"$job\"}" "$addr" mediastore.v1.JobService/WatchJob 2>&1)
+check "WatchJob follows it to its success" python3 -c '
+import json, sys
+text, dec, at, last = sys.argv[1], json.JSONDecoder(), 0, None
+while text[at:].strip():
+    at += len(text[at:]) - len(text[at:].lstrip())
+    last, n = dec.raw_decode(text[at:])
+    at += n
+job = last["job"]
+assert job["status"] == "JOB_STATUS_SUCCEEDED" and job["result"]["analyzed"] >= 1, job' "$watched"
+failed_jobs=$($GRPCURL -plaintext -H "$AUTH" -d '{"filter":{"statuses":["JOB_STATUS_FAILED"]},"order_by":"JOB_ORDER_BY_UPDATE_TIME","include_total_size":true}' "$addr" mediastore.v1.JobService/ListJobs 2>&1)
+check "ListJobs filters by status" test "$(field 'd.get("totalSize", "?")' <<<"$failed_jobs" 2>/dev/null)" = "0"
+
 kill -TERM "$pid"
 stopped=1
 for _ in $(seq 1 100); do

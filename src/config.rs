@@ -119,7 +119,8 @@ pub enum KeysCommand {
         #[arg(long, default_value = "")]
         role: String,
         /// Comma-separated scopes: media:read, media:write, media:delete,
-        /// folders:write, folders:delete, uploads:write, admin.
+        /// folders:write, folders:delete, uploads:write, admin, jobs:read,
+        /// jobs:write.
         #[arg(long, value_delimiter = ',', required = true)]
         scopes: Vec<String>,
         /// Days until it stops working; never when omitted.
@@ -290,6 +291,60 @@ pub struct Config {
         default_value_t = 3600
     )]
     pub gc_every_secs: u64,
+    /// Jobs this process runs at once (reanalysis, garbage collection,
+    /// scrubs); 0 runs none, for a replica that only serves the API.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_JOB_WORKERS",
+        default_value_t = crate::jobs::DEFAULT_WORKERS
+    )]
+    pub job_workers: usize,
+    /// Seconds a worker holds a job without renewing its lease: a job
+    /// whose process died runs again after this.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_JOB_LEASE_SECS",
+        default_value_t = 30
+    )]
+    pub job_lease_secs: u64,
+    /// Longest milliseconds an idle worker waits before looking for due
+    /// jobs again (enqueues wake it sooner: in process, and through
+    /// LISTEN/NOTIFY on PostgreSQL).
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_JOB_POLL_MS",
+        default_value_t = 1000
+    )]
+    pub job_poll_ms: u64,
+    /// Milliseconds before a failed job's first retry; each later retry
+    /// waits twice as long (with jitter), up to --job-retry-max-secs.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_JOB_RETRY_BASE_MS",
+        default_value_t = 2000
+    )]
+    pub job_retry_base_ms: u64,
+    /// Longest seconds between a job's retries.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_JOB_RETRY_MAX_SECS",
+        default_value_t = 3600
+    )]
+    pub job_retry_max_secs: u64,
+    /// Seconds ended jobs are kept (for GetJob and ListJobs) before they
+    /// are removed.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_JOB_RETENTION_SECS",
+        default_value_t = 7 * 24 * 3600
+    )]
+    pub job_retention_secs: u64,
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(
         global = true,
@@ -463,7 +518,19 @@ impl Config {
         }
     }
 
-    /// Grace period for in-flight requests at shutdown.
+    /// How the job workers run.
+    pub fn job_settings(&self) -> crate::jobs::WorkerSettings {
+        crate::jobs::WorkerSettings {
+            workers: self.job_workers,
+            lease: Duration::from_secs(self.job_lease_secs),
+            poll: Duration::from_millis(self.job_poll_ms),
+            retry_base: Duration::from_millis(self.job_retry_base_ms),
+            retry_max: Duration::from_secs(self.job_retry_max_secs),
+            retention: Duration::from_secs(self.job_retention_secs),
+        }
+    }
+
+    /// How long in-flight requests get after a shutdown signal.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
@@ -484,6 +551,11 @@ impl Config {
         }
         if self.health_check_secs == 0 {
             return Err("--health-check-secs must be at least 1".into());
+        }
+        if self.job_lease_secs == 0 || self.job_poll_ms == 0 || self.job_retry_base_ms == 0 {
+            return Err(
+                "--job-lease-secs, --job-poll-ms and --job-retry-base-ms must be at least 1".into(),
+            );
         }
         if self.upload_expiry_secs == 0
             || self.upload_hold_secs == 0

@@ -38,6 +38,8 @@ pub enum Resource {
     Tenant,
     /// An API key.
     ApiKey,
+    /// A job.
+    Job,
 }
 
 impl Resource {
@@ -50,6 +52,7 @@ impl Resource {
             Self::Binding => "binding",
             Self::Tenant => "tenant",
             Self::ApiKey => "API key",
+            Self::Job => "job",
         }
     }
 }
@@ -279,10 +282,12 @@ impl Error {
                 Resource::Binding => Reason::BindingNotFound,
                 Resource::Tenant => Reason::TenantNotFound,
                 Resource::ApiKey => Reason::ApiKeyNotFound,
+                Resource::Job => Reason::JobNotFound,
             },
             Self::AlreadyExists { kind, .. } => match kind {
                 Resource::Tenant => Reason::TenantAlreadyExists,
                 Resource::ApiKey => Reason::ApiKeyAlreadyExists,
+                Resource::Job => Reason::JobAlreadyExists,
                 _ => Reason::FolderAlreadyExists,
             },
             Self::Unauthenticated { reason, .. } => *reason,

@@ -16,6 +16,9 @@
 //! - [`service`]: gRPC handlers; they translate, the library decides.
 //! - [`http`]: the HTTP edge: media and renditions for browsers and CDNs
 //!   at the URLs the library makes, with caching and range requests.
+//! - [`jobs`]: the workers that run the job queue (reanalysis, garbage
+//!   collection, scrubs) with leases, retries and cancellation; the queue
+//!   itself is the library's and the repository's.
 //! - [`library`]: the domain operations (upload, resumable upload, read,
 //!   delete, folders, listing and search, moves, edits, bindings, garbage
 //!   collection, scrub, media URLs and their signatures) and their
@@ -48,6 +51,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod jobs;
 pub mod library;
 pub mod pb;
 pub mod render;

@@ -95,6 +95,7 @@ async fn scrub(
                 r.missing.len(),
                 r.corrupt.len()
             );
+            Ok(())
         })
         .await?;
     let hex = |v: &[mediastore::domain::ContentHash]| -> Vec<String> {

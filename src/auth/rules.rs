@@ -61,6 +61,10 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ),
     ("mediastore.v1.MediaService/GetMediaUrl", Scope::MediaRead),
     (
+        "mediastore.v1.MediaService/ReanalyzeMedia",
+        Scope::MediaWrite,
+    ),
+    (
         "mediastore.v1.FolderService/GetRootFolder",
         Scope::MediaRead,
     ),
@@ -117,6 +121,17 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
     ),
     ("mediastore.v1.AdminService/CollectGarbage", Scope::Admin),
     ("mediastore.v1.AdminService/Scrub", Scope::Admin),
+    (
+        "mediastore.v1.AdminService/StartCollectGarbage",
+        Scope::Admin,
+    ),
+    ("mediastore.v1.AdminService/StartScrub", Scope::Admin),
+    ("mediastore.v1.JobService/GetJob", Scope::JobsRead),
+    ("mediastore.v1.JobService/ListJobs", Scope::JobsRead),
+    ("mediastore.v1.JobService/WatchJob", Scope::JobsRead),
+    ("mediastore.v1.JobService/CancelJob", Scope::JobsWrite),
+    ("mediastore.v1.JobService/RetryJob", Scope::JobsWrite),
+    ("mediastore.v1.JobService/DeleteJob", Scope::JobsWrite),
     ("mediastore.v1.AccessService/CreateTenant", Scope::Admin),
     ("mediastore.v1.AccessService/ListTenants", Scope::Admin),
     ("mediastore.v1.AccessService/DeleteTenant", Scope::Admin),

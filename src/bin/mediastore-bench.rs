@@ -1090,6 +1090,7 @@ impl MediaService for Sink {
         delete_media(DeleteMediaRequest) -> DeleteMediaResponse,
         batch_delete_media(BatchDeleteMediaRequest) -> BatchDeleteMediaResponse,
         get_media_url(GetMediaUrlRequest) -> GetMediaUrlResponse,
+        reanalyze_media(ReanalyzeMediaRequest) -> ReanalyzeMediaResponse,
     );
 }
 

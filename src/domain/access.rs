@@ -49,11 +49,16 @@ pub enum Scope {
     UploadsWrite,
     /// Operate the server: tenants, keys, garbage collection, scrub.
     Admin,
+    /// See the tenant's jobs and watch their progress.
+    JobsRead,
+    /// Start, cancel, retry and delete the tenant's jobs (reanalysis,
+    /// imports).
+    JobsWrite,
 }
 
 impl Scope {
     /// Every scope, in the order the API documents them.
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 9] = [
         Scope::MediaRead,
         Scope::MediaWrite,
         Scope::MediaDelete,
@@ -61,6 +66,8 @@ impl Scope {
         Scope::FoldersDelete,
         Scope::UploadsWrite,
         Scope::Admin,
+        Scope::JobsRead,
+        Scope::JobsWrite,
     ];
 
     /// The scope's name in the API, e.g. `media:read`.
@@ -73,6 +80,8 @@ impl Scope {
             Self::FoldersDelete => "folders:delete",
             Self::UploadsWrite => "uploads:write",
             Self::Admin => "admin",
+            Self::JobsRead => "jobs:read",
+            Self::JobsWrite => "jobs:write",
         }
     }
 

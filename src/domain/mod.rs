@@ -7,6 +7,7 @@
 mod access;
 mod binding;
 mod folder;
+mod job;
 mod policy;
 mod query;
 mod upload;
@@ -15,7 +16,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-pub use self::{access::*, binding::*, folder::*, policy::*, query::*, upload::*};
+pub use self::{access::*, binding::*, folder::*, job::*, policy::*, query::*, upload::*};
 use crate::error::{Error, Result};
 
 /// Longest stored file name, in bytes (the common file-system limit).
@@ -122,6 +123,7 @@ uuid_id!(MediaId, "media");
 uuid_id!(FolderId, "folder");
 uuid_id!(UploadId, "upload");
 uuid_id!(ApiKeyId, "API key");
+uuid_id!(JobId, "job");
 
 /// The ids of `asked` that are not among `found`, in `asked`'s order: what
 /// a batch call reports as not found.

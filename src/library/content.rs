@@ -117,6 +117,16 @@ impl Library {
         Ok((file, admitted))
     }
 
+    /// One of the slots that bound analyses and renders running at once
+    /// (each holds a blocking thread and may read a whole file); held
+    /// until dropped.
+    pub(super) async fn analysis_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.inner.analysis_slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::shutting_down("the server is shutting down"))
+    }
+
     /// Analyses staged bytes on the blocking pool, a few at a time (each
     /// analysis may read a whole file), and hands the staged blob back.
     pub(super) async fn analyze_staged(
@@ -127,10 +137,7 @@ impl Library {
         if !analyze::worth_analyzing(sniffed) {
             return Ok((staged, Analysis::default()));
         }
-        let _slot = Arc::clone(&self.inner.analysis_slots)
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::shutting_down("the server is shutting down"))?;
+        let _slot = self.analysis_slot().await?;
         let sniffed = sniffed.clone();
         let (staged, analysis) = tokio::task::spawn_blocking(move || {
             // Shared with the parsers, which want an owned source, and

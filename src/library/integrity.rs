@@ -183,8 +183,12 @@ impl Library {
 
     /// Re-reads every referenced blob and checks it against its name,
     /// quarantining those that differ. `progress` hears the report after
-    /// each page of blobs.
-    pub async fn scrub(&self, mut progress: impl FnMut(&ScrubReport)) -> Result<ScrubReport> {
+    /// each page of blobs, and may stop the scrub there by returning an
+    /// error (a cancelled job does).
+    pub async fn scrub(
+        &self,
+        mut progress: impl FnMut(&ScrubReport) -> Result<()>,
+    ) -> Result<ScrubReport> {
         let mut report = ScrubReport::default();
         let mut after = None;
         loop {
@@ -230,7 +234,7 @@ impl Library {
                 report.checked += 1;
                 report.bytes += size;
             }
-            progress(&report);
+            progress(&report)?;
         }
         Ok(report)
     }

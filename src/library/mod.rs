@@ -13,6 +13,8 @@ mod content;
 mod digest;
 mod folders;
 mod integrity;
+mod jobs;
+mod reanalyze;
 mod renditions;
 mod resumable;
 mod served;
@@ -29,6 +31,8 @@ pub use self::{
     catalog::BatchDeletion,
     folders::MAX_TREE_NODES,
     integrity::{GC_GRACE, GcReport, ScrubReport},
+    jobs::{JobSignals, WATCH_POLL},
+    reanalyze::Reanalysis,
     resumable::{UploadProgress, UploadWrite},
     served::{SERVED_TTL, Served},
     upload::{UploadOutcome, UploadPart},
@@ -140,6 +144,8 @@ struct Inner {
     quotas: access::QuotaCache,
     /// What media URLs resolved to recently, for at most `SERVED_TTL`.
     served: served::ServedCache,
+    /// What this process's job workers and API calls share.
+    jobs: jobs::JobBoard,
 }
 
 impl Library {
@@ -175,6 +181,7 @@ impl Library {
                 keys: Default::default(),
                 quotas: Default::default(),
                 served: Default::default(),
+                jobs: Default::default(),
             }),
         };
         library.recover().await?;

@@ -11,10 +11,7 @@
 //! then the row, in a transaction that holds the source's row so a
 //! concurrent release cannot orphan the rendition.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, atomic::Ordering},
-};
+use std::{collections::BTreeMap, sync::atomic::Ordering};
 
 use md5::Digest as _;
 
@@ -272,10 +269,7 @@ impl Library {
     /// Renders, stores and records a rendition; returns what is recorded
     /// (another request's, when one won the race).
     async fn make_rendition(&self, media: &Media, spec: RenditionSpec) -> Result<Rendition> {
-        let _slot = Arc::clone(&self.inner.analysis_slots)
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::shutting_down("the server is shutting down"))?;
+        let _slot = self.analysis_slot().await?;
         let key = spec.key();
         // Made while this request waited for a slot?
         if let Some(r) = self

@@ -10,7 +10,7 @@ use sea_orm::{
 
 use super::{
     Repo,
-    entity::{api_key, folder, media, tenant, upload},
+    entity::{api_key, folder, job, media, tenant, upload},
 };
 use crate::{
     domain::{
@@ -207,6 +207,11 @@ impl Repo {
         // garbage collection).
         upload::Entity::delete_many()
             .filter(upload::Column::TenantId.eq(id.0))
+            .exec(&tx)
+            .await?;
+        // Its jobs: with no media and no folders left, none has work.
+        job::Entity::delete_many()
+            .filter(job::Column::TenantId.eq(id.0))
             .exec(&tx)
             .await?;
         folder::Entity::delete_many()

@@ -387,3 +387,65 @@ pub mod api_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `jobs`: the job queue (see migration 000015 for its indexes).
+pub mod job {
+    use sea_orm::entity::prelude::*;
+
+    /// One job.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "jobs")]
+    pub struct Model {
+        /// Job id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// Owner.
+        pub tenant_id: Uuid,
+        /// Its handler's name.
+        pub kind: String,
+        /// `JobStatus` as a number.
+        pub status: i16,
+        /// Higher runs first.
+        pub priority: i32,
+        /// Percent done.
+        pub progress: i16,
+        /// What the handler last said.
+        pub progress_message: String,
+        /// Attempts started.
+        pub attempts: i32,
+        /// Attempts allowed.
+        pub max_attempts: i32,
+        /// Why the last attempt failed.
+        pub last_error: Option<String>,
+        /// Unique per tenant among active jobs.
+        pub unique_key: Option<String>,
+        /// Input, as JSON.
+        pub payload: String,
+        /// Output, as JSON.
+        pub result: Option<String>,
+        /// µs since the epoch.
+        pub scheduled_at: i64,
+        /// µs since the epoch.
+        pub started_at: Option<i64>,
+        /// µs since the epoch.
+        pub finished_at: Option<i64>,
+        /// µs since the epoch.
+        pub created_at: i64,
+        /// µs since the epoch.
+        pub updated_at: i64,
+        /// The worker holding it.
+        pub lease_owner: Option<String>,
+        /// µs since the epoch.
+        pub lease_until: Option<i64>,
+        /// Cancellation asked while running.
+        pub cancel_requested: bool,
+        /// Who enqueued it.
+        pub created_by: String,
+    }
+
+    /// No relations are navigated through SeaORM.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -11,7 +11,7 @@ use super::{
     INSERT_CHUNK, Repo, WriteTx,
     entity::{blob, media, media_binding, media_tag},
     folders::FolderCounts,
-    parse_hash, placeholders, tag_rows, to_domain, to_i64,
+    parse_hash, placeholders, set_analysis, tag_rows, to_domain, to_i64,
 };
 use crate::{
     domain::{
@@ -368,4 +368,29 @@ pub fn bound_error(bound: &[media_binding::Model]) -> Error {
             if bound.len() >= 10 { ", ..." } else { "" }
         ),
     )
+}
+
+impl Repo {
+    /// Replaces a media's analysed fields (dimensions, durations, codecs,
+    /// EXIF, place and date taken, facts) with a new analysis of its
+    /// bytes. Returns whether the media still existed.
+    pub async fn set_media_analysis(
+        &self,
+        tenant: TenantId,
+        id: MediaId,
+        a: &crate::domain::Analysis,
+    ) -> Result<bool> {
+        let mut am = media::ActiveModel {
+            updated_at: Set(now_micros()),
+            ..Default::default()
+        };
+        set_analysis(&mut am, a);
+        let done = media::Entity::update_many()
+            .set(am)
+            .filter(media::Column::TenantId.eq(tenant.0))
+            .filter(media::Column::Id.eq(id.0))
+            .exec(&self.write)
+            .await?;
+        Ok(done.rows_affected > 0)
+    }
 }

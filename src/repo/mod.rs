@@ -21,6 +21,7 @@ mod bindings;
 pub mod entity;
 mod folders;
 mod inline;
+mod jobs;
 mod media_rows;
 mod query;
 mod renditions;
@@ -39,7 +40,11 @@ use sea_orm::{
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use self::{
-    access::TenantDeletion, bindings::BindingScope, media_rows::Removed, query::FolderScope,
+    access::TenantDeletion,
+    bindings::BindingScope,
+    jobs::{Finished, JOBS_CHANNEL, Outcome},
+    media_rows::Removed,
+    query::FolderScope,
 };
 use self::{
     entity::{blob, folder, media, media_tag, tenant},
@@ -646,8 +651,7 @@ fn parse_hash(hex: &str) -> Result<ContentHash> {
 }
 
 fn to_row(m: &Media) -> media::ActiveModel {
-    let a = &m.analysis;
-    media::ActiveModel {
+    let mut row = media::ActiveModel {
         id: Set(m.id.0),
         tenant_id: Set(m.tenant.0),
         folder_id: Set(m.folder.0),
@@ -658,26 +662,6 @@ fn to_row(m: &Media) -> media::ActiveModel {
         title: Set(m.title.clone()),
         mime_type: Set(m.mime_type.clone()),
         size_bytes: Set(to_i64(m.size)),
-        width: Set(a.width),
-        height: Set(a.height),
-        duration_ms: Set(a.duration_ms),
-        fps: Set(a.fps),
-        video_codec: Set(a.video_codec.clone()),
-        audio_codec: Set(a.audio_codec.clone()),
-        exif: Set(a.exif.clone()),
-        latitude: Set(a.latitude),
-        longitude: Set(a.longitude),
-        altitude: Set(a.altitude),
-        taken_at: Set(a.taken_at),
-        taken_year: Set(a.taken_year),
-        taken_month: Set(a.taken_month),
-        orientation: Set(a.orientation),
-        dpi_x: Set(a.dpi_x),
-        dpi_y: Set(a.dpi_y),
-        facts: Set((!a.facts.is_empty())
-            .then(|| serde_json::to_value(&a.facts).ok())
-            .flatten()),
-        analysis_error: Set(a.error.clone()),
         tags: Set(serde_json::Value::from(m.tags.clone())),
         author: Set(m.author.clone()),
         copyright: Set(m.copyright.clone()),
@@ -690,7 +674,35 @@ fn to_row(m: &Media) -> media::ActiveModel {
         updated_by: Set(m.updated_by.clone()),
         created_role: Set(m.created_role.clone()),
         project_id: Set(m.project_id.clone()),
-    }
+        ..Default::default()
+    };
+    set_analysis(&mut row, &m.analysis);
+    row
+}
+
+/// Sets the columns an analysis fills: for a new row, and for a new
+/// analysis of a stored one.
+fn set_analysis(row: &mut media::ActiveModel, a: &Analysis) {
+    row.width = Set(a.width);
+    row.height = Set(a.height);
+    row.duration_ms = Set(a.duration_ms);
+    row.fps = Set(a.fps);
+    row.video_codec = Set(a.video_codec.clone());
+    row.audio_codec = Set(a.audio_codec.clone());
+    row.exif = Set(a.exif.clone());
+    row.latitude = Set(a.latitude);
+    row.longitude = Set(a.longitude);
+    row.altitude = Set(a.altitude);
+    row.taken_at = Set(a.taken_at);
+    row.taken_year = Set(a.taken_year);
+    row.taken_month = Set(a.taken_month);
+    row.orientation = Set(a.orientation);
+    row.dpi_x = Set(a.dpi_x);
+    row.dpi_y = Set(a.dpi_y);
+    row.facts = Set((!a.facts.is_empty())
+        .then(|| serde_json::to_value(&a.facts).ok())
+        .flatten());
+    row.analysis_error = Set(a.error.clone());
 }
 
 fn to_domain(r: media::Model, md5: Option<String>) -> Result<Media> {

@@ -26,13 +26,13 @@ use crate::{
         v1::{
             access_service_server::AccessServiceServer, admin_service_server::AdminServiceServer,
             binding_service_server::BindingServiceServer,
-            folder_service_server::FolderServiceServer, media_service_server::MediaServiceServer,
-            upload_service_server::UploadServiceServer,
+            folder_service_server::FolderServiceServer, job_service_server::JobServiceServer,
+            media_service_server::MediaServiceServer, upload_service_server::UploadServiceServer,
         },
     },
     repo::Repo,
     service::{
-        access::AccessApi, admin::AdminApi, binding::BindingApi, folder::FolderApi,
+        access::AccessApi, admin::AdminApi, binding::BindingApi, folder::FolderApi, jobs::JobApi,
         media::MediaApi, resumable::UploadApi,
     },
 };
@@ -280,6 +280,12 @@ pub async fn run_with_http(
     let uploads = UploadServiceServer::new(UploadApi::new(library.clone()))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
+    let jobs = JobServiceServer::new(JobApi::new(library.clone()));
+    let workers = crate::jobs::Workers::start(
+        library.clone(),
+        crate::jobs::Registry::default(),
+        config.job_settings(),
+    );
     let media = MediaServiceServer::new(MediaApi::new(library))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
@@ -315,7 +321,8 @@ pub async fn run_with_http(
         .add_service(bindings)
         .add_service(uploads)
         .add_service(admin)
-        .add_service(access);
+        .add_service(access)
+        .add_service(jobs);
     type Serving<'a> =
         Pin<Box<dyn Future<Output = std::result::Result<(), tonic::transport::Error>> + Send + 'a>>;
     let (mut server, tls_watcher): (Serving<'_>, _) = match tls {
@@ -348,6 +355,7 @@ pub async fn run_with_http(
             if let Some(task) = &http_task {
                 task.abort();
             }
+            workers.stop(Duration::ZERO).await;
             return Ok(res?);
         }
         () = shutdown => {}
@@ -360,7 +368,13 @@ pub async fn run_with_http(
     set_health(&health, false).await;
     let _ = stop_tx.send(());
     let _ = http_stop.send(());
-    match tokio::time::timeout(config.shutdown_grace(), &mut server).await {
+    // Running jobs get the same grace as requests, at the same time; what
+    // is left is given back to the queue for another worker.
+    let (served, ()) = tokio::join!(
+        tokio::time::timeout(config.shutdown_grace(), &mut server),
+        workers.stop(config.shutdown_grace()),
+    );
+    match served {
         Ok(res) => res?,
         Err(_) => tracing::warn!("grace period over; abandoning the requests still running"),
     }
@@ -382,6 +396,7 @@ pub const HEALTH_NAMES: &[&str] = &[
     <UploadServiceServer<UploadApi> as tonic::server::NamedService>::NAME,
     <AdminServiceServer<AdminApi> as tonic::server::NamedService>::NAME,
     <AccessServiceServer<AccessApi> as tonic::server::NamedService>::NAME,
+    <JobServiceServer<JobApi> as tonic::server::NamedService>::NAME,
 ];
 
 /// Reports the server and every mediastore service as serving or not.

@@ -7,8 +7,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::{jobs, principal_of};
 use crate::{
     error::Error,
+    jobs::kinds,
     library::{GC_GRACE, GcReport, Library, ScrubReport},
     pb::v1 as pb,
 };
@@ -27,6 +29,15 @@ impl AdminApi {
     /// A service over `library`.
     pub fn new(library: Library) -> Self {
         Self { library }
+    }
+}
+
+/// The grace period a request's `min_age` asks for.
+fn min_age(d: Option<prost_types::Duration>) -> Result<std::time::Duration, Error> {
+    match d {
+        None => Ok(GC_GRACE),
+        Some(d) => std::time::Duration::try_from(d)
+            .map_err(|_| Error::invalid("min_age", "min_age must be a non-negative duration")),
     }
 }
 
@@ -57,12 +68,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::CollectGarbageRequest>,
     ) -> Result<Response<pb::CollectGarbageResponse>, Status> {
-        let grace = match request.into_inner().min_age {
-            None => GC_GRACE,
-            Some(d) => std::time::Duration::try_from(d).map_err(|_| {
-                Error::invalid("min_age", "min_age must be a non-negative duration")
-            })?,
-        };
+        let grace = min_age(request.into_inner().min_age)?;
         let report = self.library.collect_garbage(grace).await?;
         Ok(Response::new(gc_to_pb(&report)))
     }
@@ -82,11 +88,52 @@ impl pb::admin_service_server::AdminService for AdminApi {
             let result = library
                 .scrub(|r| {
                     let _ = progress.try_send(Ok(scrub_to_pb(r, false)));
+                    Ok(())
                 })
                 .await;
             let last = result.map(|r| scrub_to_pb(&r, true)).map_err(Status::from);
             let _ = tx.send(last).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn start_collect_garbage(
+        &self,
+        request: Request<pb::StartCollectGarbageRequest>,
+    ) -> Result<Response<pb::StartCollectGarbageResponse>, Status> {
+        let principal = principal_of(&request)?.clone();
+        let req = request.into_inner();
+        let grace = min_age(req.min_age)?;
+        let job = jobs::new_job(
+            &principal,
+            kinds::COLLECT_GARBAGE,
+            serde_json::json!({ "min_age_secs": grace.as_secs() }),
+            "options",
+            req.options,
+            Some(kinds::COLLECT_GARBAGE),
+        )?;
+        let job = self.library.enqueue_job(job).await?;
+        Ok(Response::new(pb::StartCollectGarbageResponse {
+            job: Some(jobs::job_to_pb(job)),
+        }))
+    }
+
+    async fn start_scrub(
+        &self,
+        request: Request<pb::StartScrubRequest>,
+    ) -> Result<Response<pb::StartScrubResponse>, Status> {
+        let principal = principal_of(&request)?.clone();
+        let job = jobs::new_job(
+            &principal,
+            kinds::SCRUB,
+            serde_json::json!({}),
+            "options",
+            request.into_inner().options,
+            Some(kinds::SCRUB),
+        )?;
+        let job = self.library.enqueue_job(job).await?;
+        Ok(Response::new(pb::StartScrubResponse {
+            job: Some(jobs::job_to_pb(job)),
+        }))
     }
 }

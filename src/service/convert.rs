@@ -159,7 +159,8 @@ fn json_to_value(v: &serde_json::Value) -> Value {
     Value { kind: Some(kind) }
 }
 
-fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> Struct {
+/// A JSON object as a protobuf `Struct`.
+pub(super) fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> Struct {
     Struct {
         fields: map
             .iter()

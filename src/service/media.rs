@@ -7,13 +7,14 @@ use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{
-    convert, download, page_token, principal_of,
+    convert, download, jobs, page_token, principal_of,
     query::{self, MEDIA_FIELDS},
     reader_tenant, tenant_of, upload,
 };
 use crate::{
-    domain::{MediaId, PageCursor},
+    domain::{FolderId, MediaId, PageCursor},
     error::{Error, Resource},
+    jobs::kinds::{self, ReanalyzeTarget},
     library::{Library, OpenedRendition, UrlTarget},
     pb::v1 as pb,
 };
@@ -40,6 +41,48 @@ impl MediaApi {
     pub fn new(library: Library) -> Self {
         Self { library }
     }
+}
+
+/// Most media one reanalysis may name.
+const MAX_REANALYZE_IDS: usize = 1000;
+
+/// What a `ReanalyzeMedia` asks to walk.
+fn reanalyze_target(req: &pb::ReanalyzeMediaRequest) -> crate::error::Result<ReanalyzeTarget> {
+    if req.media_ids.len() > MAX_REANALYZE_IDS {
+        return Err(Error::invalid(
+            "media_ids",
+            format!(
+                "at most {MAX_REANALYZE_IDS} media per call, not {}; name a folder to reanalyse more",
+                req.media_ids.len()
+            ),
+        ));
+    }
+    if !req.media_ids.is_empty() && !req.folder_id.is_empty() {
+        return Err(Error::bad(
+            crate::error::Reason::FieldConflict,
+            "folder_id",
+            "name media_ids or folder_id, not both",
+        ));
+    }
+    if req.recursive && req.folder_id.is_empty() {
+        return Err(Error::bad(
+            crate::error::Reason::FieldConflict,
+            "recursive",
+            "recursive needs a folder_id; without one every media is reanalysed",
+        ));
+    }
+    Ok(ReanalyzeTarget {
+        media_ids: req
+            .media_ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| MediaId::parse(&format!("media_ids[{i}]"), s))
+            .collect::<crate::error::Result<_>>()?,
+        folder_id: (!req.folder_id.is_empty())
+            .then(|| FolderId::parse("folder_id", &req.folder_id))
+            .transpose()?,
+        recursive: req.recursive,
+    })
 }
 
 /// Records the media id on the current RPC's span.
@@ -118,6 +161,33 @@ impl pb::media_service_server::MediaService for MediaApi {
                 data,
             },
         ))))
+    }
+
+    async fn reanalyze_media(
+        &self,
+        request: Request<pb::ReanalyzeMediaRequest>,
+    ) -> Result<Response<pb::ReanalyzeMediaResponse>, Status> {
+        let principal = principal_of(&request)?.clone();
+        let req = request.into_inner();
+        let target = reanalyze_target(&req)?;
+        if let Some(folder) = target.folder_id {
+            // NOT_FOUND now rather than a job that fails.
+            self.library.folder(principal.tenant, folder).await?;
+        }
+        let payload = serde_json::to_value(&target)
+            .map_err(|e| Error::io("encoding a job", std::io::Error::other(e)))?;
+        let job = jobs::new_job(
+            &principal,
+            kinds::REANALYZE,
+            payload,
+            "options",
+            req.options,
+            None,
+        )?;
+        let job = self.library.enqueue_job(job).await?;
+        Ok(Response::new(pb::ReanalyzeMediaResponse {
+            job: Some(jobs::job_to_pb(job)),
+        }))
     }
 
     async fn get_media_url(

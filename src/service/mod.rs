@@ -6,6 +6,7 @@ pub mod binding;
 pub mod convert;
 mod download;
 pub mod folder;
+pub mod jobs;
 pub mod media;
 mod page_token;
 mod query;

@@ -128,6 +128,29 @@ pub fn decode_id(field: &str, token: &str, fingerprint: [u8; 8]) -> Result<Optio
         .map_err(|_| foreign(field))
 }
 
+/// Encodes where the next page of jobs starts: the last job's sort value
+/// and id.
+pub fn encode_job(fingerprint: [u8; 8], value: i64, id: uuid::Uuid) -> String {
+    pack(fingerprint, &[&value.to_be_bytes(), id.as_bytes()])
+}
+
+/// Decodes a job listing's token; empty means the first page.
+pub fn decode_job(
+    field: &str,
+    token: &str,
+    fingerprint: [u8; 8],
+) -> Result<Option<(i64, uuid::Uuid)>> {
+    let Some(parts) = unpack(field, token, fingerprint)? else {
+        return Ok(None);
+    };
+    let [value, id] = parts.as_slice() else {
+        return Err(foreign(field));
+    };
+    let value = i64::from_be_bytes(value.as_slice().try_into().map_err(|_| foreign(field))?);
+    let id = uuid::Uuid::from_slice(id).map_err(|_| foreign(field))?;
+    Ok(Some((value, id)))
+}
+
 /// A short fingerprint of a request's identity, from its canonical text.
 pub fn fingerprint(canonical: &str) -> [u8; 8] {
     truncate(blake3::hash(canonical.as_bytes()))

@@ -242,7 +242,7 @@ pub fn micros(field: &str, t: &Timestamp) -> Result<i64> {
         .ok_or_else(|| Error::invalid(field, "the time is out of range"))
 }
 
-fn time_range(field: &str, r: Option<&pb::TimeRange>) -> Result<TimeRange> {
+pub(super) fn time_range(field: &str, r: Option<&pb::TimeRange>) -> Result<TimeRange> {
     let Some(r) = r else {
         return Ok(TimeRange::default());
     };
@@ -276,16 +276,17 @@ fn bounds(field: &str, min: Option<u64>, max: Option<u64>) -> Result<Bounds> {
     })
 }
 
-/// Applies a read mask to a media in the API's shape.
-macro_rules! media_fields {
-    ($($field:ident $(=> $name:literal)?),* $(,)?) => {
-        /// Every `Media` field a read mask may name.
-        pub const MEDIA_FIELDS: &[&str] = &[$(media_fields!(@name $field $($name)?)),*];
+/// The fields of a message a read mask may name (`$names`), and the
+/// function that clears those a mask leaves out (`$apply`).
+macro_rules! read_mask_fields {
+    ($names:ident, $apply:ident, $message:ty; $($field:ident $(=> $name:literal)?),* $(,)?) => {
+        #[doc = concat!("Every `", stringify!($message), "` field a read mask may name.")]
+        pub const $names: &[&str] = &[$(read_mask_fields!(@name $field $($name)?)),*];
 
-        /// Clears the fields of `m` that `keep` does not name (`id` stays).
-        pub fn apply_read_mask(m: &mut pb::Media, keep: &HashSet<String>) {
+        /// Clears the fields that `keep` does not name (`id` stays).
+        pub fn $apply(m: &mut $message, keep: &HashSet<String>) {
             $(
-                if !keep.contains(media_fields!(@name $field $($name)?)) {
+                if !keep.contains(read_mask_fields!(@name $field $($name)?)) {
                     m.$field = Default::default();
                 }
             )*
@@ -295,7 +296,10 @@ macro_rules! media_fields {
     (@name $field:ident) => { stringify!($field) };
 }
 
-media_fields!(
+read_mask_fields!(
+    MEDIA_FIELDS,
+    apply_read_mask,
+    pb::Media;
     parent_folder_id,
     media_type,
     filename,
@@ -343,6 +347,32 @@ media_fields!(
     analysis_warnings,
     rotation,
     url,
+);
+
+read_mask_fields!(
+    JOB_FIELDS,
+    apply_job_read_mask,
+    pb::Job;
+    kind,
+    status,
+    priority,
+    progress,
+    progress_message,
+    attempts,
+    max_attempts,
+    last_error,
+    unique_key,
+    payload,
+    result,
+    scheduled_at,
+    started_at,
+    finished_at,
+    created_at,
+    updated_at,
+    worker,
+    lease_expires_at,
+    cancel_requested,
+    created_by,
 );
 
 /// The validated paths of a field mask over `Media`, from `allowed`.

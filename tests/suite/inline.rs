@@ -269,7 +269,7 @@ async fn blobs_stored_inline_stay_readable_after_the_threshold_is_lowered() {
     let mut buf = vec![0u8; data.len()];
     let n = opened.reader.read_at(&mut buf, 0).unwrap();
     assert!(n == data.len() && buf == data);
-    let report = files_only.scrub(|_| {}).await.unwrap();
+    let report = files_only.scrub(|_| Ok(())).await.unwrap();
     assert!(report.is_clean() && report.checked == 1, "{report:?}");
     assert!(
         files_only

@@ -20,6 +20,7 @@ mod durability;
 mod folders;
 mod inline;
 mod integrity;
+mod jobs;
 mod listing;
 mod migrations;
 mod quota;

@@ -91,7 +91,7 @@ async fn health_answers_serving_then_not_serving_on_shutdown() {
                 .map(|s| format!("mediastore.v1.{}", s.name()))
         })
         .collect();
-    assert_eq!(ours.len(), 6, "{ours:?}");
+    assert_eq!(ours.len(), 7, "{ours:?}");
     for name in &ours {
         assert!(
             mediastore::server::HEALTH_NAMES.contains(&name.as_str()),

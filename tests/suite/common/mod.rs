@@ -876,11 +876,11 @@ pub fn jpeg_with_exif() -> Vec<u8> {
 /// blob present and correct, garbage collection (with no grace period)
 /// finds no blob to remove, and a second scrub still finds all of them.
 pub async fn assert_storage_sound(s: &TestServer) {
-    let first = s.library.scrub(|_| {}).await.unwrap();
+    let first = s.library.scrub(|_| Ok(())).await.unwrap();
     assert!(first.is_clean(), "scrub: {first:?}");
     let gc = s.library.collect_garbage(Duration::ZERO).await.unwrap();
     assert_eq!(gc.blobs, 0, "garbage collection removed blobs: {gc:?}");
-    let second = s.library.scrub(|_| {}).await.unwrap();
+    let second = s.library.scrub(|_| Ok(())).await.unwrap();
     assert!(second.is_clean(), "scrub after gc: {second:?}");
     assert_eq!(second.checked, first.checked);
 }
