@@ -113,7 +113,7 @@ async fn enqueue(repo: &Repo, n: usize, due: i64) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Waits until no job is queued or running; polls every 5 ms.
+/// Waits until no job is queued or running; polls every 20 ms.
 async fn drained(library_or_repo: &Repo) -> Result<(), BoxError> {
     let active = JobFilter {
         statuses: vec![JobStatus::Queued, JobStatus::Running],
@@ -124,7 +124,7 @@ async fn drained(library_or_repo: &Repo) -> Result<(), BoxError> {
         .await?
         > 0
     {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }

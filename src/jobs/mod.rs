@@ -3,9 +3,10 @@
 //!
 //! Four tasks share the work, so that each database round trip serves as
 //! many jobs as it can:
-//! - the **claimer** waits for idle workers, claims as many due jobs as
-//!   there are (one statement; `FOR UPDATE SKIP LOCKED` on PostgreSQL),
-//!   and starts each on a task of its own; with nothing due it sleeps
+//! - the **claimer** waits for idle workers, claims due jobs for them and
+//!   up to one batch more, held ahead for the next idle ones (one
+//!   statement; `FOR UPDATE SKIP LOCKED` on PostgreSQL), and starts each
+//!   on a task of its own; with nothing due it sleeps
 //!   until an enqueue wakes it (in this process, or on PostgreSQL through
 //!   `LISTEN`), the next scheduled job is due, or the poll interval ends;
 //! - each **job** reports progress to memory; its ticker writes the latest
@@ -251,6 +252,10 @@ async fn claimer(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             None
         }
     };
+    // Jobs claimed ahead for workers about to be idle: at most one more
+    // batch than there are workers, so a claim's round trip serves twice
+    // as many jobs and never leaves a worker waiting on it.
+    let mut ahead: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
     loop {
         let first = tokio::select! {
             _ = stopped.changed() => return,
@@ -264,24 +269,35 @@ async fn claimer(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             permits.push(p);
         }
         let now = now_micros();
-        let lease_until = now + micros(shared.settings.lease);
-        let claimed = match library
-            .repo()
-            .claim_jobs(&shared.owner, now, lease_until, permits.len() as u64)
-            .await
-        {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                tracing::warn!(error = %e, "claiming jobs failed");
-                drop(permits);
-                tokio::time::sleep(ERROR_PAUSE).await;
-                continue;
+        if ahead.len() < permits.len() {
+            let want = permits.len() - ahead.len() + shared.settings.workers;
+            let lease_until = now + micros(shared.settings.lease);
+            match library
+                .repo()
+                .claim_jobs(&shared.owner, now, lease_until, want as u64)
+                .await
+            {
+                Ok(jobs) => {
+                    let mut held = lock(&shared.held);
+                    for job in &jobs {
+                        held.insert(job.id);
+                    }
+                    drop(held);
+                    ahead.extend(jobs);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming jobs failed");
+                    drop(permits);
+                    tokio::time::sleep(ERROR_PAUSE).await;
+                    continue;
+                }
             }
-        };
-        let got_any = !claimed.is_empty();
-        for job in claimed {
-            let Some(permit) = permits.pop() else { break };
-            lock(&shared.held).insert(job.id);
+        }
+        let got_any = !ahead.is_empty();
+        while let Some(permit) = permits.pop() {
+            let Some(job) = ahead.pop_front() else {
+                break;
+            };
             library.job_changed(job.id);
             let task = tokio::spawn(run_one(Arc::clone(&shared), job, permit));
             let mut running = lock(&shared.running);

@@ -30,6 +30,8 @@ use crate::{
 pub const JOBS_CHANNEL: &str = "mediastore_jobs";
 /// Job rows per INSERT: 23 columns each, far under both engines' limits.
 const INSERT_CHUNK: usize = 500;
+/// Successes recorded per statement: at most five parameters each.
+const FINISH_CHUNK: usize = 500;
 
 /// An attempt that ended, as its worker records it.
 #[derive(Debug, Clone, PartialEq)]
@@ -238,97 +240,69 @@ impl Repo {
     pub async fn finish_jobs(&self, owner: &str, done: &[Finished]) -> Result<Vec<JobId>> {
         let backend = self.write.get_database_backend();
         let now = now_micros();
+        let (succeeded, others): (Vec<&Finished>, Vec<&Finished>) = done
+            .iter()
+            .partition(|f| matches!(f.outcome, Outcome::Succeeded(_)));
+        // The common case, successes alone: one statement (atomic by
+        // itself) for the lot, no transaction around it.
+        if others.is_empty() {
+            return finish_succeeded(&self.write, owner, now, &succeeded).await;
+        }
         let tx = self.write.begin().await?;
-        let mut recorded = Vec::with_capacity(done.len());
-        for Finished {
-            id,
-            attempt,
-            outcome,
-            message,
-        } in done
-        {
-            let (sql, mut values): (String, Vec<sea_orm::Value>) = match outcome {
-                Outcome::Succeeded(result) => (
-                    "UPDATE jobs SET status = 2, progress = 100, result = $1, finished_at = $2, \
-                     updated_at = $2, lease_until = NULL, cancel_requested = FALSE \
-                     WHERE id = $3 AND status = 1 AND lease_owner = $4"
-                        .to_string(),
-                    vec![
-                        result.to_string().into(),
-                        now.into(),
-                        id.0.into(),
-                        owner.into(),
-                    ],
-                ),
+        let mut recorded = finish_succeeded(&tx, owner, now, &succeeded).await?;
+        for f in others {
+            let (sql, mut values): (&str, Vec<sea_orm::Value>) = match &f.outcome {
                 Outcome::Failed {
                     error,
                     retry_at: Some(at),
                 } => (
                     "UPDATE jobs SET status = 0, last_error = $1, scheduled_at = $2, \
-                     updated_at = $3, lease_until = NULL \
-                     WHERE id = $4 AND status = 1 AND lease_owner = $5"
-                        .to_string(),
-                    vec![
-                        error.as_str().into(),
-                        (*at).into(),
-                        now.into(),
-                        id.0.into(),
-                        owner.into(),
-                    ],
+                     updated_at = $3, lease_until = NULL",
+                    vec![error.as_str().into(), (*at).into(), now.into()],
                 ),
                 Outcome::Failed {
                     error,
                     retry_at: None,
                 } => (
                     "UPDATE jobs SET status = 3, last_error = $1, finished_at = $2, \
-                     updated_at = $2, lease_until = NULL \
-                     WHERE id = $3 AND status = 1 AND lease_owner = $4"
-                        .to_string(),
-                    vec![error.as_str().into(), now.into(), id.0.into(), owner.into()],
+                     updated_at = $2, lease_until = NULL",
+                    vec![error.as_str().into(), now.into()],
                 ),
                 Outcome::Cancelled => (
                     "UPDATE jobs SET status = 4, finished_at = $1, updated_at = $1, \
-                     lease_until = NULL WHERE id = $2 AND status = 1 AND lease_owner = $3"
-                        .to_string(),
-                    vec![now.into(), id.0.into(), owner.into()],
+                     lease_until = NULL",
+                    vec![now.into()],
                 ),
+                Outcome::Succeeded(_) => continue,
             };
+            let mut sql = sql.to_string();
+            if let Some(m) = &f.message {
+                values.push(m.as_str().into());
+                sql.push_str(&format!(", progress_message = ${}", values.len()));
+            }
             // The attempt must be the job's latest: a worker that lost the
             // job and got it back by a new claim must not record the old
             // attempt's end as the new one's.
-            values.push(i64::from(*attempt).into());
-            let sql = format!("{sql} AND attempts = ${}", values.len());
-            // The handler's last word, which its ticker may not have
-            // written before the end.
-            let sql = match message {
-                Some(m) => {
-                    values.push(m.as_str().into());
-                    sql.replacen(
-                        "UPDATE jobs SET ",
-                        &format!("UPDATE jobs SET progress_message = ${}, ", values.len()),
-                        1,
-                    )
-                }
-                None => sql,
-            };
+            let n = values.len();
+            sql.push_str(&format!(
+                " WHERE id = ${} AND status = 1 AND lease_owner = ${} AND attempts = ${}",
+                n + 1,
+                n + 2,
+                n + 3
+            ));
+            values.extend([f.id.0.into(), owner.into(), i64::from(f.attempt).into()]);
             let changed = tx
                 .execute(Statement::from_sql_and_values(backend, sql, values))
                 .await?
                 .rows_affected();
             if changed > 0 {
-                recorded.push(*id);
+                recorded.push(f.id);
             }
         }
         if backend == DatabaseBackend::Postgres
-            && done.iter().any(|f| {
-                matches!(
-                    f.outcome,
-                    Outcome::Failed {
-                        retry_at: Some(_),
-                        ..
-                    }
-                )
-            })
+            && done
+                .iter()
+                .any(|f| matches!(f.outcome, Outcome::Failed { retry_at: Some(_), .. }))
         {
             tx.execute_unprepared(&format!("NOTIFY {JOBS_CHANNEL}"))
                 .await?;
@@ -571,6 +545,58 @@ impl Repo {
             .transpose()?
             .ok_or_else(|| Error::not_found(Resource::Job, id.to_string()))
     }
+}
+
+/// Records successes, [`FINISH_CHUNK`] per statement: each job's result
+/// (and last progress message) by a CASE on its id, each checked to be
+/// still held by `owner` in the attempt that ended.
+async fn finish_succeeded(
+    db: &impl ConnectionTrait,
+    owner: &str,
+    now: i64,
+    succeeded: &[&Finished],
+) -> Result<Vec<JobId>> {
+    let backend = db.get_database_backend();
+    let mut recorded = Vec::with_capacity(succeeded.len());
+    for part in succeeded.chunks(FINISH_CHUNK) {
+        let mut values: Vec<sea_orm::Value> = vec![now.into(), owner.into()];
+        let mut bind = |v: sea_orm::Value| {
+            values.push(v);
+            format!("${}", values.len())
+        };
+        let mut results = String::new();
+        let mut messages = String::new();
+        let mut held = Vec::with_capacity(part.len());
+        for f in part {
+            let Outcome::Succeeded(result) = &f.outcome else {
+                continue;
+            };
+            let id = bind(f.id.0.into());
+            results.push_str(&format!(" WHEN {id} THEN {}", bind(result.to_string().into())));
+            if let Some(m) = &f.message {
+                messages.push_str(&format!(" WHEN {id} THEN {}", bind(m.as_str().into())));
+            }
+            held.push(format!("({id}, {})", bind(i64::from(f.attempt).into())));
+        }
+        let messages = if messages.is_empty() {
+            String::new()
+        } else {
+            format!(", progress_message = CASE id{messages} ELSE progress_message END")
+        };
+        let sql = format!(
+            "UPDATE jobs SET status = 2, progress = 100, result = CASE id{results} END{messages}, \
+             finished_at = $1, updated_at = $1, lease_until = NULL, cancel_requested = FALSE \
+             WHERE status = 1 AND lease_owner = $2 AND (id, attempts) IN ({}) RETURNING id",
+            held.join(", ")
+        );
+        for row in db
+            .query_all(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+        {
+            recorded.push(JobId(row.try_get_by_index::<uuid::Uuid>(0)?));
+        }
+    }
+    Ok(recorded)
 }
 
 /// The statuses of active jobs, as stored.
