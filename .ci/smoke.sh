@@ -148,6 +148,9 @@ assert job["status"] == "JOB_STATUS_SUCCEEDED" and job["result"]["analyzed"] >= 
 failed_jobs=$($GRPCURL -plaintext -H "$AUTH" -d '{"filter":{"statuses":["JOB_STATUS_FAILED"]},"order_by":"JOB_ORDER_BY_UPDATE_TIME","include_total_size":true}' "$addr" mediastore.v1.JobService/ListJobs 2>&1)
 check "ListJobs filters by status" test "$(field 'd.get("totalSize", "?")' <<<"$failed_jobs" 2>/dev/null)" = "0"
 
+refused=$($GRPCURL -plaintext -H "$AUTH" -d '{"source_url":"http://169.254.169.254/latest/meta-data/"}' "$addr" mediastore.v1.MediaService/ImportMedia 2>&1)
+check "ImportMedia refuses a cloud metadata address" grep -q 'SOURCE_NOT_ALLOWED' <<<"$refused"
+
 kill -TERM "$pid"
 stopped=1
 for _ in $(seq 1 100); do

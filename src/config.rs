@@ -345,6 +345,52 @@ pub struct Config {
         default_value_t = 7 * 24 * 3600
     )]
     pub job_retention_secs: u64,
+    /// Hosts, addresses and CIDR ranges imports may reach although the
+    /// address rules refuse them (loopback, private, link-local, ...),
+    /// comma-separated: e.g. an internal image server.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_IMPORT_ALLOW",
+        default_value = ""
+    )]
+    pub import_allow: String,
+    /// Ports import sources may be on, comma-separated, or `any`.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_IMPORT_PORTS",
+        default_value = "80,443"
+    )]
+    pub import_ports: String,
+    /// Redirects an import follows at most (each hop is checked).
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_IMPORT_MAX_REDIRECTS",
+        default_value_t = crate::fetch::DEFAULT_MAX_REDIRECTS
+    )]
+    pub import_max_redirects: u32,
+    /// Seconds a whole import download may take.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_IMPORT_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub import_timeout_secs: u64,
+    /// Seconds to resolve and connect to an import source.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_IMPORT_CONNECT_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub import_connect_timeout_secs: u64,
+    /// CA certificates (PEM) trusted for https import sources besides the
+    /// public roots.
+    #[arg(global = true, long, env = "MEDIASTORE_IMPORT_CA_FILE")]
+    pub import_ca_file: Option<PathBuf>,
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(
         global = true,
@@ -530,6 +576,29 @@ impl Config {
         }
     }
 
+    /// How imports reach their sources; reads `--import-ca-file`.
+    pub fn fetch_settings(&self) -> Result<crate::fetch::FetchSettings, String> {
+        let extra_roots = match &self.import_ca_file {
+            None => Vec::new(),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("--import-ca-file {}: {e}", path.display()))?;
+                crate::server::tls::pem_certs(&pem)
+                    .map_err(|e| format!("--import-ca-file {}: {e}", path.display()))?
+            }
+        };
+        Ok(crate::fetch::FetchSettings {
+            allow: crate::fetch::Allowlist::parse(&self.import_allow)
+                .map_err(|e| format!("--import-allow: {e}"))?,
+            ports: crate::fetch::Ports::parse(&self.import_ports)
+                .map_err(|e| format!("--import-ports: {e}"))?,
+            max_redirects: self.import_max_redirects,
+            timeout: Duration::from_secs(self.import_timeout_secs),
+            connect_timeout: Duration::from_secs(self.import_connect_timeout_secs),
+            extra_roots,
+        })
+    }
+
     /// How long in-flight requests get after a shutdown signal.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
@@ -551,6 +620,15 @@ impl Config {
         }
         if self.health_check_secs == 0 {
             return Err("--health-check-secs must be at least 1".into());
+        }
+        crate::fetch::Allowlist::parse(&self.import_allow)
+            .map_err(|e| format!("--import-allow: {e}"))?;
+        crate::fetch::Ports::parse(&self.import_ports)
+            .map_err(|e| format!("--import-ports: {e}"))?;
+        if self.import_timeout_secs == 0 || self.import_connect_timeout_secs == 0 {
+            return Err(
+                "--import-timeout-secs and --import-connect-timeout-secs must be at least 1".into(),
+            );
         }
         if self.job_lease_secs == 0 || self.job_poll_ms == 0 || self.job_retry_base_ms == 0 {
             return Err(

@@ -36,6 +36,8 @@
 //!   files of resumable uploads and a quarantine for corrupt blobs; small
 //!   blobs skip it and live inline in the database (`blob::inline`); a
 //!   blob's bytes as a bounded stream of chunks (`blob::stream`).
+//! - [`fetch`]: downloads for imports from a URL, refusing internal
+//!   addresses (the request forgery guard) on every redirect hop.
 //! - [`error`]: the error type and its single mapping to `tonic::Status`.
 //! - [`pb`]: generated protobuf code and the reflection descriptor set.
 //! - `fuzzing`: the parsers of uploaded bytes as the fuzz targets in
@@ -48,6 +50,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod fetch;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

@@ -65,6 +65,10 @@ pub const RPC_SCOPES: &[(&str, Scope)] = &[
         Scope::MediaWrite,
     ),
     (
+        "mediastore.v1.MediaService/ImportMedia",
+        Scope::UploadsWrite,
+    ),
+    (
         "mediastore.v1.FolderService/GetRootFolder",
         Scope::MediaRead,
     ),

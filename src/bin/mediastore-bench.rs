@@ -1091,6 +1091,7 @@ impl MediaService for Sink {
         batch_delete_media(BatchDeleteMediaRequest) -> BatchDeleteMediaResponse,
         get_media_url(GetMediaUrlRequest) -> GetMediaUrlResponse,
         reanalyze_media(ReanalyzeMediaRequest) -> ReanalyzeMediaResponse,
+        import_media(ImportMediaRequest) -> ImportMediaResponse,
     );
 }
 

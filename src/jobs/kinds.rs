@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::JobContext;
 use crate::{
-    domain::{FolderId, MediaId, MediaQuery},
+    domain::{FolderId, MediaId, MediaQuery, UploadSpec},
     error::{Error, Result},
+    fetch::Fetcher,
     library::{GC_GRACE, Reanalysis},
 };
 
@@ -19,6 +20,8 @@ pub const REANALYZE: &str = "reanalyze";
 pub const COLLECT_GARBAGE: &str = "collect_garbage";
 /// A scrub of every referenced blob.
 pub const SCRUB: &str = "scrub";
+/// An import of a file from a URL.
+pub const IMPORT: &str = "import";
 /// A job that only waits and answers: operators and the benchmark use it
 /// to check that workers run jobs end to end and to measure the queue.
 /// Its payload may ask it to sleep (`sleep_ms`) and to fail its first
@@ -48,18 +51,25 @@ pub struct Registry {
 }
 
 impl Default for Registry {
-    /// Every kind this server runs.
+    /// Every kind, imports with the default import settings.
     fn default() -> Self {
+        Self::new(Fetcher::new(crate::fetch::FetchSettings::default()).ok())
+    }
+}
+
+impl Registry {
+    /// Every kind this server runs; imports through `fetcher` (without
+    /// one, an import job fails saying so).
+    pub fn new(fetcher: Option<Fetcher>) -> Self {
         let mut handlers: HashMap<&'static str, Arc<dyn Handler>> = HashMap::new();
         handlers.insert(REANALYZE, Arc::new(Reanalyze));
         handlers.insert(COLLECT_GARBAGE, Arc::new(CollectGarbage));
         handlers.insert(SCRUB, Arc::new(Scrub));
         handlers.insert(PROBE, Arc::new(Probe));
+        handlers.insert(IMPORT, Arc::new(Import { fetcher }));
         Self { handlers }
     }
-}
 
-impl Registry {
     /// The handler of `kind`.
     pub fn get(&self, kind: &str) -> Option<Arc<dyn Handler>> {
         self.handlers.get(kind).cloned()
@@ -191,6 +201,69 @@ impl Handler for Reanalyze {
             }
         }
         Ok(tally.to_json())
+    }
+}
+
+/// What an import job is asked to do.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ImportTarget {
+    /// The source URL, checked when the job was asked for and again, with
+    /// every address it resolves to, when it runs.
+    pub url: String,
+    /// The new media's header, validated as an upload's.
+    pub spec: UploadSpec,
+}
+
+#[derive(Debug)]
+struct Import {
+    fetcher: Option<Fetcher>,
+}
+
+#[async_trait::async_trait]
+impl Handler for Import {
+    async fn run(&self, ctx: &JobContext) -> Result<serde_json::Value> {
+        let fetcher = self.fetcher.as_ref().ok_or_else(|| {
+            Error::precondition(
+                crate::error::Reason::SourceFailed,
+                "this server cannot import: its import settings are unusable (see its log)",
+            )
+        })?;
+        let target: ImportTarget = serde_json::from_value(ctx.job.payload.clone())
+            .map_err(|e| Error::invalid("payload", format!("a malformed import: {e}")))?;
+        let url = fetcher.check_url("source_url", &target.url)?;
+        ctx.report(
+            0,
+            format!("connecting to {}", url.host_str().unwrap_or_default()),
+        );
+        let download = fetcher.open(url).await?;
+        let source = download.url.to_string();
+        let mut spec = target.spec;
+        if spec.declared_size.is_none() {
+            spec.declared_size = download.length;
+        }
+        let total = download.length;
+        let mut received = 0u64;
+        // Progress by bytes, and the job's cancellation, at every chunk.
+        let parts = futures_util::StreamExt::map(download.into_parts(), move |part| {
+            let part = part?;
+            ctx.checkpoint()?;
+            received += part.data.len() as u64;
+            match total {
+                Some(t) => ctx.report_steps(received, t, format!("{received} of {t} bytes")),
+                None => ctx.report(0, format!("{received} bytes")),
+            }
+            Ok(part)
+        });
+        let stored = ctx.library.upload(spec, parts).await?;
+        let m = &stored.media;
+        Ok(json!({
+            "media_id": m.id.to_string(),
+            "blake3": m.blob.to_string(),
+            "size_bytes": m.size,
+            "mime_type": m.mime_type,
+            "source_url": source,
+            "deduplicated": stored.deduplicated,
+        }))
     }
 }
 

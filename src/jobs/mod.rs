@@ -416,7 +416,7 @@ async fn run_one(shared: Arc<Shared>, job: Job, permit: tokio::sync::OwnedSemaph
 
 /// Whether a failed attempt may succeed if tried again: trouble with the
 /// database, the storage or the network may pass; a wrong request, a
-/// missing object or lost bytes will not.
+/// missing object, a limit or lost bytes will not.
 fn retryable(e: &Error) -> bool {
     matches!(
         e,
@@ -424,7 +424,6 @@ fn retryable(e: &Error) -> bool {
             | Error::Io { .. }
             | Error::Database(_)
             | Error::DeadlineExpired(_)
-            | Error::ResourceExhausted { .. }
             | Error::RateLimited { .. }
             | Error::UploadBusy(_)
     )

@@ -300,9 +300,15 @@ impl Repo {
             }
         }
         if backend == DatabaseBackend::Postgres
-            && done
-                .iter()
-                .any(|f| matches!(f.outcome, Outcome::Failed { retry_at: Some(_), .. }))
+            && done.iter().any(|f| {
+                matches!(
+                    f.outcome,
+                    Outcome::Failed {
+                        retry_at: Some(_),
+                        ..
+                    }
+                )
+            })
         {
             tx.execute_unprepared(&format!("NOTIFY {JOBS_CHANNEL}"))
                 .await?;
@@ -572,7 +578,10 @@ async fn finish_succeeded(
                 continue;
             };
             let id = bind(f.id.0.into());
-            results.push_str(&format!(" WHEN {id} THEN {}", bind(result.to_string().into())));
+            results.push_str(&format!(
+                " WHEN {id} THEN {}",
+                bind(result.to_string().into())
+            ));
             if let Some(m) = &f.message {
                 messages.push_str(&format!(" WHEN {id} THEN {}", bind(m.as_str().into())));
             }

@@ -281,12 +281,13 @@ pub async fn run_with_http(
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
     let jobs = JobServiceServer::new(JobApi::new(library.clone()));
+    let fetcher = crate::fetch::Fetcher::new(config.fetch_settings()?)?;
     let workers = crate::jobs::Workers::start(
         library.clone(),
-        crate::jobs::Registry::default(),
+        crate::jobs::Registry::new(Some(fetcher.clone())),
         config.job_settings(),
     );
-    let media = MediaServiceServer::new(MediaApi::new(library))
+    let media = MediaServiceServer::new(MediaApi::new(library, fetcher))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
 

@@ -225,7 +225,7 @@ async fn build(
 }
 
 /// Every certificate of a PEM file; at least one.
-fn pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;

@@ -104,17 +104,17 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let principal = principal_of(&request)?.clone();
         let req = request.into_inner();
         let grace = min_age(req.min_age)?;
-        let job = jobs::new_job(
+        let job = jobs::start(
+            &self.library,
             &principal,
             kinds::COLLECT_GARBAGE,
-            serde_json::json!({ "min_age_secs": grace.as_secs() }),
-            "options",
+            &serde_json::json!({ "min_age_secs": grace.as_secs() }),
             req.options,
             Some(kinds::COLLECT_GARBAGE),
-        )?;
-        let job = self.library.enqueue_job(job).await?;
+        )
+        .await?;
         Ok(Response::new(pb::StartCollectGarbageResponse {
-            job: Some(jobs::job_to_pb(job)),
+            job: Some(job),
         }))
     }
 
@@ -123,17 +123,15 @@ impl pb::admin_service_server::AdminService for AdminApi {
         request: Request<pb::StartScrubRequest>,
     ) -> Result<Response<pb::StartScrubResponse>, Status> {
         let principal = principal_of(&request)?.clone();
-        let job = jobs::new_job(
+        let job = jobs::start(
+            &self.library,
             &principal,
             kinds::SCRUB,
-            serde_json::json!({}),
-            "options",
+            &serde_json::json!({}),
             request.into_inner().options,
             Some(kinds::SCRUB),
-        )?;
-        let job = self.library.enqueue_job(job).await?;
-        Ok(Response::new(pb::StartScrubResponse {
-            job: Some(jobs::job_to_pb(job)),
-        }))
+        )
+        .await?;
+        Ok(Response::new(pb::StartScrubResponse { job: Some(job) }))
     }
 }

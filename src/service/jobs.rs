@@ -103,16 +103,17 @@ fn status_from_pb(field: &str, v: i32) -> Result<JobStatus> {
     }
 }
 
-/// A job of `kind` for the caller, with the options it sent in `field`
-/// (`default_key` when it set no unique key).
-pub fn new_job(
+/// Queues a job of `kind` for the caller with `payload` and the options
+/// it sent (as `options`; `default_key` when it set no unique key), and
+/// answers with it: what every call that starts a job does.
+pub async fn start(
+    library: &Library,
     principal: &Principal,
     kind: &str,
-    payload: serde_json::Value,
-    field: &str,
+    payload: &impl serde::Serialize,
     options: Option<pb::JobOptions>,
     default_key: Option<&str>,
-) -> Result<NewJob> {
+) -> Result<pb::Job> {
     let o = options.unwrap_or_default();
     let options = JobOptions {
         priority: o.priority,
@@ -123,13 +124,15 @@ pub fn new_job(
         scheduled_at: o
             .scheduled_at
             .as_ref()
-            .map(|t| query::micros(&format!("{field}.scheduled_at"), t))
+            .map(|t| query::micros("options.scheduled_at", t))
             .transpose()?,
     };
-    options.validate(field)?;
+    options.validate("options")?;
+    let payload = serde_json::to_value(payload)
+        .map_err(|e| Error::io("encoding a job", std::io::Error::other(e)))?;
     let mut job = NewJob::new(principal.tenant, kind, payload, &principal.name);
     options.apply(&mut job);
-    Ok(job)
+    Ok(job_to_pb(library.enqueue_job(job).await?))
 }
 
 /// The job id a client sent in `field`.

@@ -14,6 +14,7 @@ use super::{
 use crate::{
     domain::{FolderId, MediaId, PageCursor},
     error::{Error, Resource},
+    fetch::Fetcher,
     jobs::kinds::{self, ReanalyzeTarget},
     library::{Library, OpenedRendition, UrlTarget},
     pb::v1 as pb,
@@ -34,13 +35,30 @@ const UPDATABLE: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct MediaApi {
     library: Library,
+    /// Checks import sources before their job is queued.
+    fetcher: Fetcher,
 }
 
 impl MediaApi {
-    /// A service over `library`.
-    pub fn new(library: Library) -> Self {
-        Self { library }
+    /// A service over `library`, checking import sources with `fetcher`.
+    pub fn new(library: Library, fetcher: Fetcher) -> Self {
+        Self { library, fetcher }
     }
+}
+
+/// The name an import's media gets when its header gives none: the last
+/// segment of the URL's path, decoded, or the host.
+fn filename_of(url: &url::Url) -> String {
+    let segment = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
+    segment.unwrap_or_else(|| url.host_str().unwrap_or("download").to_string())
 }
 
 /// Most media one reanalysis may name.
@@ -174,20 +192,48 @@ impl pb::media_service_server::MediaService for MediaApi {
             // NOT_FOUND now rather than a job that fails.
             self.library.folder(principal.tenant, folder).await?;
         }
-        let payload = serde_json::to_value(&target)
-            .map_err(|e| Error::io("encoding a job", std::io::Error::other(e)))?;
-        let job = jobs::new_job(
+        let job = jobs::start(
+            &self.library,
             &principal,
             kinds::REANALYZE,
-            payload,
-            "options",
+            &target,
             req.options,
             None,
-        )?;
-        let job = self.library.enqueue_job(job).await?;
-        Ok(Response::new(pb::ReanalyzeMediaResponse {
-            job: Some(jobs::job_to_pb(job)),
-        }))
+        )
+        .await?;
+        Ok(Response::new(pb::ReanalyzeMediaResponse { job: Some(job) }))
+    }
+
+    async fn import_media(
+        &self,
+        request: Request<pb::ImportMediaRequest>,
+    ) -> Result<Response<pb::ImportMediaResponse>, Status> {
+        let principal = principal_of(&request)?.clone();
+        let req = request.into_inner();
+        let url = self.fetcher.check_url("source_url", &req.source_url)?;
+        let mut header = req.header.unwrap_or_default();
+        if header.filename.is_empty() {
+            header.filename = filename_of(&url);
+        }
+        let spec = convert::upload_spec(&principal, header)?;
+        if let Some(folder) = spec.folder {
+            // NOT_FOUND now rather than a job that fails.
+            self.library.folder(principal.tenant, folder).await?;
+        }
+        let target = kinds::ImportTarget {
+            url: url.to_string(),
+            spec,
+        };
+        let job = jobs::start(
+            &self.library,
+            &principal,
+            kinds::IMPORT,
+            &target,
+            req.options,
+            None,
+        )
+        .await?;
+        Ok(Response::new(pb::ImportMediaResponse { job: Some(job) }))
     }
 
     async fn get_media_url(

@@ -18,6 +18,7 @@ mod contract;
 mod delivery;
 mod durability;
 mod folders;
+mod imports;
 mod inline;
 mod integrity;
 mod jobs;
