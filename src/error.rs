@@ -40,6 +40,10 @@ pub enum Resource {
     ApiKey,
     /// A job.
     Job,
+    /// The media in a slot another was to take (ALREADY_EXISTS names it).
+    SlotHolder,
+    /// The media with a code another was to take (ALREADY_EXISTS names it).
+    CodeHolder,
 }
 
 impl Resource {
@@ -53,6 +57,7 @@ impl Resource {
             Self::Tenant => "tenant",
             Self::ApiKey => "API key",
             Self::Job => "job",
+            Self::SlotHolder | Self::CodeHolder => "media",
         }
     }
 }
@@ -276,7 +281,9 @@ impl Error {
             | Self::DataLoss { reason, .. }
             | Self::Unavailable { reason, .. } => *reason,
             Self::NotFound { kind, .. } => match kind {
-                Resource::Media => Reason::MediaNotFound,
+                Resource::Media | Resource::SlotHolder | Resource::CodeHolder => {
+                    Reason::MediaNotFound
+                }
                 Resource::Folder => Reason::FolderNotFound,
                 Resource::Upload => Reason::UploadNotFound,
                 Resource::Binding => Reason::BindingNotFound,
@@ -288,6 +295,8 @@ impl Error {
                 Resource::Tenant => Reason::TenantAlreadyExists,
                 Resource::ApiKey => Reason::ApiKeyAlreadyExists,
                 Resource::Job => Reason::JobAlreadyExists,
+                Resource::SlotHolder => Reason::SlotTaken,
+                Resource::CodeHolder => Reason::CodeTaken,
                 _ => Reason::FolderAlreadyExists,
             },
             Self::Unauthenticated { reason, .. } => *reason,

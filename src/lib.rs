@@ -21,7 +21,8 @@
 //!   itself is the library's and the repository's.
 //! - [`library`]: the domain operations (upload, resumable upload, read,
 //!   delete, folders, listing and search, moves, edits, bindings, garbage
-//!   collection, scrub, media URLs and their signatures) and their
+//!   collection, scrub, media URLs and their signatures, slots and codes,
+//!   reanalysis, the job queue) and their
 //!   ordering rules: staging, group commit, reference counting, batched
 //!   recursive deletes.
 //! - [`analyze`]: what uploaded bytes are (sniffing) and what they tell

@@ -25,6 +25,7 @@ mod m20261203_000012_public_folders;
 mod m20261203_000013_rendition_tenants;
 mod m20261204_000014_inline_blobs;
 mod m20261204_000015_jobs;
+mod m20261204_000016_slots_and_codes;
 
 /// Longest text query PostgreSQL's term index answers (see migration 000007).
 pub use m20261201_000007_text_terms::STEP as TERM_QUERY_CHARS;
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000013_rendition_tenants::Migration),
             Box::new(m20261204_000014_inline_blobs::Migration),
             Box::new(m20261204_000015_jobs::Migration),
+            Box::new(m20261204_000016_slots_and_codes::Migration),
         ]
     }
 }

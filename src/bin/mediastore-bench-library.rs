@@ -184,7 +184,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let id = ids[rng.below(ids.len() as u64) as usize].to_string();
         let mut c = media.clone();
         async move {
-            c.get_media(pb::GetMediaRequest { media_id: id }).await?;
+            c.get_media(pb::GetMediaRequest {
+                media_id: id,
+                ..Default::default()
+            })
+            .await?;
             Ok(())
         }
     })
@@ -567,6 +571,8 @@ async fn seed_media(
                 updated_by: by,
                 created_role: role.to_string(),
                 project_id,
+                slot: None,
+                code: None,
             });
         }
         let mut claims: Vec<BlobClaim<'_>> = rows

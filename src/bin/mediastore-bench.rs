@@ -351,6 +351,7 @@ async fn timed_download(client: &mut MediaServiceClient<Channel>, id: &str) -> (
             media_id: id.to_string(),
             read_offset: 0,
             read_limit: 0,
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|e| panic!("read: {e}"))
@@ -454,6 +455,7 @@ async fn md5_done(client: &mut MediaServiceClient<Channel>, id: &str) {
         let media = client
             .get_media(pb::GetMediaRequest {
                 media_id: id.to_string(),
+                ..Default::default()
             })
             .await
             .unwrap_or_else(|e| panic!("get media: {e}"))

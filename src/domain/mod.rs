@@ -10,13 +10,14 @@ mod folder;
 mod job;
 mod policy;
 mod query;
+mod slot;
 mod upload;
 
 use std::fmt;
 
 use uuid::Uuid;
 
-pub use self::{access::*, binding::*, folder::*, job::*, policy::*, query::*, upload::*};
+pub use self::{access::*, binding::*, folder::*, job::*, policy::*, query::*, slot::*, upload::*};
 use crate::error::{Error, Result};
 
 /// Longest stored file name, in bytes (the common file-system limit).
@@ -441,6 +442,15 @@ pub struct UploadSpec {
     /// The caller's project, a free string.
     #[serde(default)]
     pub project_id: String,
+    /// The slot the new media takes, if any.
+    #[serde(default)]
+    pub slot: Option<Slot>,
+    /// What happens to the media in that slot.
+    #[serde(default)]
+    pub slot_policy: SlotPolicy,
+    /// The new media's unique code, if any.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// A stored media as the domain sees it.
@@ -494,6 +504,10 @@ pub struct Media {
     pub created_role: String,
     /// The caller's project, a free string ("" for none).
     pub project_id: String,
+    /// The client's slot it sits in.
+    pub slot: Option<Slot>,
+    /// The client's unique code.
+    pub code: Option<String>,
 }
 
 /// Longest project id, in characters.

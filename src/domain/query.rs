@@ -117,6 +117,12 @@ pub struct MediaFilter {
     pub project_ids: Vec<String>,
     /// Public, or not.
     pub public: Option<bool>,
+    /// In a slot of this resource.
+    pub slot_resource: Option<String>,
+    /// With `slot_resource`: in a slot whose key starts with this.
+    pub slot_key_prefix: Option<String>,
+    /// With any of these codes.
+    pub codes: Vec<String>,
 }
 
 /// A whole listing request, minus the page.

@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::upload::{UploadOutcome, blocking};
 use crate::{
     blob::{BlobStore, StagedBlob, inline::take_in_memory},
-    domain::{ContentHash, Media, UploadId},
+    domain::{ContentHash, Media, MediaId, SlotPolicy, UploadId},
     error::{Error, Reason, Result},
     repo::{BlobClaim, Repo},
 };
@@ -49,6 +49,8 @@ const QUEUE_DEPTH: usize = 1024;
 pub(super) struct CommitJob {
     staged: Box<dyn StagedBlob>,
     media: Media,
+    /// What happens to the media in the slot this one takes.
+    policy: SlotPolicy,
     /// The resumable upload this finishes, if any.
     upload: Option<UploadId>,
     reply: oneshot::Sender<Result<UploadOutcome>>,
@@ -59,6 +61,7 @@ impl CommitJob {
     pub(super) fn new(
         staged: Box<dyn StagedBlob>,
         media: Media,
+        policy: SlotPolicy,
         upload: Option<UploadId>,
     ) -> (Self, oneshot::Receiver<Result<UploadOutcome>>) {
         let (reply, rx) = oneshot::channel();
@@ -66,6 +69,7 @@ impl CommitJob {
             Self {
                 staged,
                 media,
+                policy,
                 upload,
                 reply,
             },
@@ -157,6 +161,33 @@ async fn commit_jobs(repo: &Repo, blobs: &Arc<dyn BlobStore>, mut jobs: Vec<Comm
         }
         !abandoned
     });
+    // Uploads into one slot, or with one code, go in order, one per
+    // batch: the slot moves from each to the next; the code goes to the
+    // first and the next is refused.
+    while !jobs.is_empty() {
+        let mut names = std::collections::HashSet::new();
+        let (first, rest): (Vec<CommitJob>, Vec<CommitJob>) = jobs.into_iter().partition(|j| {
+            let m = &j.media;
+            let slot = m
+                .slot
+                .as_ref()
+                .map(|s| (m.tenant, 's', s.resource.clone(), s.key.clone()));
+            let code = m
+                .code
+                .as_ref()
+                .map(|c| (m.tenant, 'c', c.clone(), String::new()));
+            [slot, code]
+                .into_iter()
+                .flatten()
+                .all(|name| names.insert(name))
+        });
+        commit_apart(repo, blobs, first).await;
+        jobs = rest;
+    }
+}
+
+/// Commits jobs no two of which take the same slot or code.
+async fn commit_apart(repo: &Repo, blobs: &Arc<dyn BlobStore>, mut jobs: Vec<CommitJob>) {
     if jobs.is_empty() {
         return;
     }
@@ -173,6 +204,22 @@ async fn commit_jobs(repo: &Repo, blobs: &Arc<dyn BlobStore>, mut jobs: Vec<Comm
         }
     } else {
         reply_all(jobs, err);
+    }
+}
+
+/// Takes the slot `m` goes into (returning the media displaced for
+/// deletion) and checks its code is free.
+async fn take_names(
+    tx: &mut crate::repo::WriteTx,
+    m: &Media,
+    policy: SlotPolicy,
+) -> Result<Vec<MediaId>> {
+    if let Some(code) = &m.code {
+        tx.check_code_free(m.tenant, code).await?;
+    }
+    match &m.slot {
+        Some(slot) => tx.take_slot(m.tenant, slot, policy).await,
+        None => Ok(Vec::new()),
     }
 }
 
@@ -254,6 +301,15 @@ async fn commit_batch(
         // batch finds the first.
         own.push(!held.insert((job.media.tenant, job.media.blob)));
     }
+    // Slots move to their new media and codes are checked in this
+    // transaction, so a reader of a slot sees the old media or the new.
+    let mut replaced = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        match take_names(&mut tx, &job.media, job.policy).await {
+            Ok(r) => replaced.push(r),
+            Err(e) => return Err(Retry::Each(jobs, e)),
+        }
+    }
     let rows: Vec<&Media> = jobs.iter().map(|j| &j.media).collect();
     if let Err(e) = tx.insert_media(&rows).await {
         return Err(Retry::Each(jobs, e));
@@ -279,7 +335,7 @@ async fn commit_batch(
     // under the same name): the statement costs a measurable fraction of a
     // lone small upload's time.
     let (mut cover, mut unneeded, mut inline) = (Vec::new(), Vec::new(), Vec::new());
-    for ((job, fresh), own) in jobs.into_iter().zip(fresh).zip(own) {
+    for (((job, fresh), own), replaced) in jobs.into_iter().zip(fresh).zip(own).zip(replaced) {
         if own && !fresh {
             unneeded.push(job.staged);
         } else if job.staged.in_memory() {
@@ -297,6 +353,7 @@ async fn commit_batch(
                 media: job.media,
                 deduplicated: own,
                 shared: !fresh,
+                replaced,
             },
         ));
     }

@@ -18,6 +18,7 @@ mod reanalyze;
 mod renditions;
 mod resumable;
 mod served;
+mod slots;
 mod stored;
 mod upload;
 mod url_keys;
@@ -207,6 +208,7 @@ impl Library {
             });
         }
         self.recover_uploads().await?;
+        self.sweep_replaced().await?;
         let this = self.clone();
         let every = self.inner.limits.gc_every;
         tokio::spawn(async move {

@@ -55,6 +55,8 @@ pub struct UploadOutcome {
     /// Whether the bytes were stored already, by any tenant (their MD5 is
     /// then known or queued).
     pub shared: bool,
+    /// Media this one displaced from its slot, to be deleted.
+    pub replaced: Vec<MediaId>,
 }
 
 /// What a pipeline thread is told.
@@ -142,6 +144,7 @@ impl Library {
             return Err(too_large(declared, max));
         }
         let room = self.quota_room(spec.tenant, size).await?;
+        self.check_names(spec).await?;
         Ok((folder, room))
     }
 
@@ -167,6 +170,7 @@ impl Library {
             analysis.taken_year = Some(year);
             analysis.taken_month = Some(month);
         }
+        let policy = spec.slot_policy;
         let title = if spec.title.is_empty() {
             spec.filename.stem().to_string()
         } else {
@@ -197,8 +201,10 @@ impl Library {
             created_by: spec.created_by,
             created_role: spec.created_role,
             project_id: spec.project_id,
+            slot: spec.slot,
+            code: spec.code,
         };
-        let (job, reply) = CommitJob::new(staged, media, upload);
+        let (job, reply) = CommitJob::new(staged, media, policy, upload);
         self.inner
             .commits
             .submit(job, receiving)
@@ -206,6 +212,8 @@ impl Library {
             .map_err(|_| shutting_down())?;
         let outcome = reply.await.map_err(|_| shutting_down())??;
         self.folders_changed(outcome.media.tenant);
+        self.release_replaced(outcome.media.tenant, &outcome.replaced)
+            .await;
         self.render_eagerly(&outcome.media);
         // A shared blob already has its MD5, or had it queued by the upload
         // that stored it (and again at start-up if that was lost).

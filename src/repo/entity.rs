@@ -232,6 +232,14 @@ pub mod media {
         pub created_role: String,
         /// Caller's project.
         pub project_id: String,
+        /// The client's slot: its resource.
+        pub slot_resource: Option<String>,
+        /// The client's slot: its key (empty for a resource's only slot).
+        pub slot_key: Option<String>,
+        /// The client's unique code.
+        pub code: Option<String>,
+        /// When an upload displaced it from its slot, to be deleted.
+        pub replaced_at: Option<i64>,
     }
 
     /// No relations are navigated through SeaORM.

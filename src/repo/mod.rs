@@ -25,6 +25,7 @@ mod jobs;
 mod media_rows;
 mod query;
 mod renditions;
+mod slots;
 mod uploads;
 
 use std::{str::FromStr, time::Duration};
@@ -45,6 +46,7 @@ pub use self::{
     jobs::{Finished, JOBS_CHANNEL, Outcome},
     media_rows::Removed,
     query::FolderScope,
+    slots::{code_taken, slot_taken},
 };
 use self::{
     entity::{blob, folder, media, media_tag, tenant},
@@ -52,7 +54,7 @@ use self::{
 };
 use crate::{
     domain::{
-        Analysis, ContentHash, FolderId, FolderPath, Media, MediaId, MediaType, TenantId,
+        Analysis, ContentHash, FolderId, FolderPath, Media, MediaId, MediaType, Slot, TenantId,
         now_micros,
     },
     error::{Error, Reason, Result},
@@ -674,6 +676,10 @@ fn to_row(m: &Media) -> media::ActiveModel {
         updated_by: Set(m.updated_by.clone()),
         created_role: Set(m.created_role.clone()),
         project_id: Set(m.project_id.clone()),
+        slot_resource: Set(m.slot.as_ref().map(|s| s.resource.clone())),
+        slot_key: Set(m.slot.as_ref().map(|s| s.key.clone())),
+        code: Set(m.code.clone()),
+        replaced_at: Set(None),
         ..Default::default()
     };
     set_analysis(&mut row, &m.analysis);
@@ -762,5 +768,10 @@ fn to_domain(r: media::Model, md5: Option<String>) -> Result<Media> {
         updated_by: r.updated_by,
         created_role: r.created_role,
         project_id: r.project_id,
+        slot: r.slot_resource.map(|resource| Slot {
+            resource,
+            key: r.slot_key.unwrap_or_default(),
+        }),
+        code: r.code,
     })
 }

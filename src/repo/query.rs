@@ -381,6 +381,22 @@ fn matching(
     if let Some(public) = f.public {
         q = q.filter(C::Public.eq(public));
     }
+    if let Some(resource) = &f.slot_resource {
+        q = q.filter(C::SlotResource.eq(resource.as_str()));
+        if let Some(prefix) = &f.slot_key_prefix {
+            // Exact on both engines (SQLite's LIKE ignores ASCII case).
+            // INTEGER arguments: PostgreSQL has no substr(text, int, bigint).
+            let chars = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+            let head = Func::cust(Alias::new("substr"))
+                .arg(Expr::col(C::SlotKey))
+                .arg(1i32)
+                .arg(chars);
+            q = q.filter(Expr::expr(head).eq(prefix.as_str()));
+        }
+    }
+    if !f.codes.is_empty() {
+        q = q.filter(C::Code.is_in(f.codes.iter().cloned()));
+    }
     if let Some(y) = f.year {
         q = q.filter(C::TakenYear.eq(y));
     }

@@ -8,7 +8,8 @@ use crate::{
     domain::{
         Binding, ContentHash, Facts, Filename, Folder, FolderId, MAX_CREDIT_CHARS,
         MAX_METADATA_BYTES, MAX_PROJECT_ID_CHARS, MAX_TITLE_CHARS, Md5Digest, Media, MediaPatch,
-        MediaType, Principal, Rendition, UploadSpec, check_text, normalize_tags,
+        MediaType, Principal, Rendition, Slot, SlotPolicy, UploadSpec, check_text, normalize_tags,
+        parse_code,
     },
     error::{Error, Reason, Result},
     library::{Library, RenditionRequest},
@@ -66,7 +67,31 @@ pub fn upload_spec(principal: &Principal, h: pb::UploadHeader) -> Result<UploadS
         created_by: principal.name.clone(),
         created_role: principal.role.clone(),
         project_id: project_id("header.project_id", &h.project_id)?,
+        slot: h
+            .slot
+            .as_ref()
+            .map(|s| slot("header.slot", s))
+            .transpose()?,
+        slot_policy: match pb::SlotPolicy::try_from(h.slot_policy) {
+            Ok(pb::SlotPolicy::Unspecified) => SlotPolicy::Replace,
+            Ok(pb::SlotPolicy::KeepReplaced) => SlotPolicy::ReplaceKeep,
+            Ok(pb::SlotPolicy::Refuse) => SlotPolicy::Refuse,
+            Err(_) => {
+                return Err(Error::invalid(
+                    "header.slot_policy",
+                    format!("{} is not a slot policy", h.slot_policy),
+                ));
+            }
+        },
+        code: non_empty(&h.code)
+            .map(|c| parse_code("header.code", c))
+            .transpose()?,
     })
+}
+
+/// A slot a client named in `field`.
+pub fn slot(field: &str, s: &pb::MediaSlot) -> Result<Slot> {
+    Slot::parse(field, &s.resource, &s.key)
 }
 
 /// A checked project id: at most 200 characters, no control characters,
@@ -346,6 +371,11 @@ pub fn media_to_pb(m: Media) -> pb::Media {
         updated_by: m.updated_by,
         created_role: m.created_role,
         project_id: m.project_id,
+        slot: m.slot.map(|s| pb::MediaSlot {
+            resource: s.resource,
+            key: s.key,
+        }),
+        code: m.code.unwrap_or_default(),
         ready: m.ready,
         public: m.public,
         layout: layout(a.width, a.height, a.orientation) as i32,

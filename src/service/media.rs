@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{
     convert, download, jobs, page_token, principal_of,
     query::{self, MEDIA_FIELDS},
-    reader_tenant, tenant_of, upload,
+    reader_media, tenant_of, upload,
 };
 use crate::{
     domain::{FolderId, MediaId, PageCursor},
@@ -127,9 +127,15 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::ReadMediaRequest>,
     ) -> Result<Response<Self::ReadMediaStream>, Status> {
-        let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
-        record_media_id(&id);
-        let tenant = reader_tenant(&self.library, &request, id).await?;
+        let r = request.get_ref();
+        let (tenant, id) = reader_media(
+            &self.library,
+            &request,
+            &r.media_id,
+            r.slot.as_ref(),
+            &r.code,
+        )
+        .await?;
         let req = request.into_inner();
         let opened = self
             .library
@@ -148,9 +154,15 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::GetRenditionRequest>,
     ) -> Result<Response<Self::GetRenditionStream>, Status> {
-        let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
-        record_media_id(&id);
-        let tenant = reader_tenant(&self.library, &request, id).await?;
+        let r = request.get_ref();
+        let (tenant, id) = reader_media(
+            &self.library,
+            &request,
+            &r.media_id,
+            r.slot.as_ref(),
+            &r.code,
+        )
+        .await?;
         let req = request.into_inner();
         let wanted = convert::rendition_request(&req)?;
         let opened = self.library.rendition(tenant, id, wanted).await?;
@@ -294,9 +306,15 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::GetMediaRequest>,
     ) -> Result<Response<pb::GetMediaResponse>, Status> {
-        let id = MediaId::parse("media_id", &request.get_ref().media_id)?;
-        record_media_id(&id);
-        let tenant = reader_tenant(&self.library, &request, id).await?;
+        let r = request.get_ref();
+        let (tenant, id) = reader_media(
+            &self.library,
+            &request,
+            &r.media_id,
+            r.slot.as_ref(),
+            &r.code,
+        )
+        .await?;
         let media = self.library.get(tenant, id).await?;
         let renditions = self.library.renditions_of(&media).await?;
         let mut media = convert::media_out(&self.library, media);

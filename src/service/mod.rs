@@ -54,3 +54,47 @@ pub async fn reader_tenant<T>(
         Ok(principal.tenant)
     }
 }
+
+/// The tenant and id of the media a read names: by `media_id`, or by
+/// `slot` or `code` (exactly one). Slots and codes are a tenant's names:
+/// a caller without credentials uses ids.
+pub async fn reader_media<T>(
+    library: &crate::library::Library,
+    req: &Request<T>,
+    media_id: &str,
+    slot: Option<&crate::pb::v1::MediaSlot>,
+    code: &str,
+) -> Result<(TenantId, crate::domain::MediaId), Status> {
+    use crate::domain::{MediaId, MediaRef, parse_code};
+    let named = usize::from(!media_id.is_empty())
+        + usize::from(slot.is_some())
+        + usize::from(!code.is_empty());
+    if named > 1 {
+        return Err(Error::bad(
+            Reason::FieldConflict,
+            "media_id",
+            "name the media by one of media_id, slot and code",
+        )
+        .into());
+    }
+    let by = match (slot, code.is_empty()) {
+        (Some(s), _) => MediaRef::Slot(convert::slot("slot", s)?),
+        (None, false) => MediaRef::Code(parse_code("code", code)?),
+        (None, true) => {
+            let id = MediaId::parse("media_id", media_id)?;
+            media::record_media_id(&id);
+            return Ok((reader_tenant(library, req, id).await?, id));
+        }
+    };
+    let principal = principal_of(req)?;
+    if principal.public_only {
+        return Err(Error::Unauthenticated {
+            reason: Reason::CredentialsMissing,
+            message: "slots and codes name media within a tenant: send a key, or name a public media by its id".to_string(),
+        }
+        .into());
+    }
+    let id = library.media_id_by(principal.tenant, &by).await?;
+    media::record_media_id(&id);
+    Ok((principal.tenant, id))
+}

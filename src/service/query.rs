@@ -6,8 +6,9 @@ use prost_types::{FieldMask, Timestamp};
 
 use crate::{
     domain::{
-        Bounds, FolderId, MAX_FILTER_VALUES, MAX_PROJECT_ID_CHARS, MAX_QUERY_CHARS, MAX_TAGS_ALL,
-        MediaFilter, MediaQuery, MediaType, SortKey, TimeRange, check_text, normalize_tags,
+        Bounds, FolderId, MAX_FILTER_VALUES, MAX_PROJECT_ID_CHARS, MAX_QUERY_CHARS, MAX_SLOT_CHARS,
+        MAX_TAGS_ALL, MediaFilter, MediaQuery, MediaType, Slot, SortKey, TimeRange, check_text,
+        normalize_tags, parse_code,
     },
     error::{Error, Reason, Result},
     pb::v1 as pb,
@@ -114,6 +115,7 @@ fn media_filter(f: &pb::MediaFilter) -> Result<MediaFilter> {
         ("created_by", f.created_by.len()),
         ("created_roles", f.created_roles.len()),
         ("project_ids", f.project_ids.len()),
+        ("codes", f.codes.len()),
     ] {
         if n > MAX_FILTER_VALUES {
             return Err(Error::invalid(
@@ -215,6 +217,29 @@ fn media_filter(f: &pb::MediaFilter) -> Result<MediaFilter> {
         created_roles: exact_values(&at("created_roles"), &f.created_roles)?,
         project_ids: exact_values(&at("project_ids"), &f.project_ids)?,
         public: f.public,
+        slot_resource: (!f.slot_resource.is_empty())
+            .then(|| Slot::parse(&at("slot"), &f.slot_resource, "").map(|s| s.resource))
+            .transpose()?,
+        slot_key_prefix: match (f.slot_key_prefix.is_empty(), f.slot_resource.is_empty()) {
+            (true, _) => None,
+            (false, true) => {
+                return Err(Error::bad(
+                    Reason::FieldConflict,
+                    at("slot_key_prefix"),
+                    "slot_key_prefix needs slot_resource",
+                ));
+            }
+            (false, false) => {
+                check_text(&at("slot_key_prefix"), &f.slot_key_prefix, MAX_SLOT_CHARS)?;
+                Some(f.slot_key_prefix.clone())
+            }
+        },
+        codes: f
+            .codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| parse_code(&at(&format!("codes[{i}]")), c))
+            .collect::<Result<_>>()?,
     })
 }
 
@@ -347,6 +372,8 @@ read_mask_fields!(
     analysis_warnings,
     rotation,
     url,
+    slot,
+    code,
 );
 
 read_mask_fields!(

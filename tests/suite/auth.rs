@@ -290,6 +290,7 @@ async fn keys_made_through_the_api_work_at_once_and_stop_at_once_when_revoked() 
     let err = media
         .get_media(pb::GetMediaRequest {
             media_id: m.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -592,6 +593,7 @@ async fn the_first_start_writes_one_admin_key_and_the_command_line_manages_keys(
         match cli_media
             .get_media(pb::GetMediaRequest {
                 media_id: m.id.clone(),
+                ..Default::default()
             })
             .await
         {
@@ -691,6 +693,7 @@ async fn public_media_are_read_without_a_key_and_nothing_else_is() {
         let got = anonymous
             .get_media(pb::GetMediaRequest {
                 media_id: m.id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -718,6 +721,7 @@ async fn public_media_are_read_without_a_key_and_nothing_else_is() {
         let err = anonymous
             .get_media(pb::GetMediaRequest {
                 media_id: id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -753,6 +757,7 @@ async fn public_media_are_read_without_a_key_and_nothing_else_is() {
     let err = bad
         .get_media(pb::GetMediaRequest {
             media_id: public.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -774,6 +779,7 @@ async fn public_media_are_read_without_a_key_and_nothing_else_is() {
     let err = anonymous
         .get_media(pb::GetMediaRequest {
             media_id: public.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -830,6 +836,7 @@ async fn media_below_a_public_folder_are_public_until_it_is_made_private() {
     let mut anonymous = MediaServiceClient::new(channel_with(s.addr, Bearer(None)).await);
     let get = |id: &str| pb::GetMediaRequest {
         media_id: id.to_string(),
+        ..Default::default()
     };
     for m in [&in_site, &below] {
         anonymous.get_media(get(&m.id)).await.unwrap();

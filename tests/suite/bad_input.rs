@@ -251,6 +251,7 @@ async fn unknown_and_malformed_ids() {
         .client
         .get_media(GetMediaRequest {
             media_id: unknown.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -279,6 +280,7 @@ async fn unknown_and_malformed_ids() {
             .client
             .get_media(GetMediaRequest {
                 media_id: bad.into(),
+                ..Default::default()
             })
             .await
             .unwrap_err();

@@ -447,6 +447,7 @@ async fn delete_removes_the_subtree_and_frees_unshared_blobs() {
             .client
             .get_media(GetMediaRequest {
                 media_id: id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap_err();

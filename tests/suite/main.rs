@@ -29,6 +29,7 @@ mod races;
 mod renditions;
 mod resumable;
 mod server;
+mod slots;
 mod storage_failures;
 mod tenancy;
 mod tls;

@@ -149,6 +149,7 @@ async fn two_tenants_with_the_same_tree_and_bytes_never_meet() {
         .media
         .get_media(pb::GetMediaRequest {
             media_id: id.clone(),
+            ..Default::default()
         })
         .await;
     assert_not_found("GetMedia", get);
@@ -156,6 +157,7 @@ async fn two_tenants_with_the_same_tree_and_bytes_never_meet() {
         .media
         .get_media(pb::GetMediaRequest {
             media_id: uuid::Uuid::now_v7().to_string(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -407,6 +409,7 @@ async fn each_tenant_renders_and_caches_its_own_renditions_of_shared_bytes() {
         .media
         .get_media(pb::GetMediaRequest {
             media_id: b_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -324,6 +324,7 @@ async fn mutual_tls_maps_client_certificates_to_principals() {
     let seen = audit
         .get_media(pb::GetMediaRequest {
             media_id: media.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -35,6 +35,7 @@ async fn fifty_mib_round_trip_is_byte_identical_with_both_hashes() {
             .client
             .get_media(GetMediaRequest {
                 media_id: media.id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -524,6 +524,7 @@ pub async fn read(
             media_id: id.to_string(),
             read_offset: offset,
             read_limit: limit,
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -570,6 +571,7 @@ pub async fn get_media(client: &mut MediaServiceClient<Channel>, id: &str) -> pb
     client
         .get_media(pb::GetMediaRequest {
             media_id: id.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
