@@ -10,7 +10,7 @@ use crate::{
     domain::{FolderId, MediaId, MediaQuery, UploadSpec},
     error::{Error, Result},
     fetch::Fetcher,
-    library::{GC_GRACE, Reanalysis},
+    library::{DELETE_FOLDER, EAGER_RENDITIONS, GC_GRACE, Reanalysis},
 };
 
 /// Reanalysis of media: a list of ids, a folder (recursively or not), or
@@ -67,6 +67,8 @@ impl Registry {
         handlers.insert(SCRUB, Arc::new(Scrub));
         handlers.insert(PROBE, Arc::new(Probe));
         handlers.insert(IMPORT, Arc::new(Import { fetcher }));
+        handlers.insert(EAGER_RENDITIONS, Arc::new(EagerRenditions));
+        handlers.insert(DELETE_FOLDER, Arc::new(DeleteFolder));
         Self { handlers }
     }
 
@@ -264,6 +266,46 @@ impl Handler for Import {
             "source_url": source,
             "deduplicated": stored.deduplicated,
         }))
+    }
+}
+
+/// The presets an upload's commit queued for its image.
+#[derive(Debug)]
+struct EagerRenditions;
+
+#[derive(serde::Deserialize)]
+struct EagerTarget {
+    media_id: MediaId,
+    presets: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl Handler for EagerRenditions {
+    async fn run(&self, ctx: &JobContext) -> Result<serde_json::Value> {
+        let target: EagerTarget = serde_json::from_value(ctx.job.payload.clone())
+            .map_err(|e| Error::invalid("payload", format!("malformed eager renditions: {e}")))?;
+        let made = ctx
+            .library
+            .render_presets(ctx.job.tenant, target.media_id, &target.presets)
+            .await?;
+        Ok(json!({ "renditions": made }))
+    }
+}
+
+/// The media and folders of a deleted folder's subtree.
+#[derive(Debug)]
+struct DeleteFolder;
+
+#[async_trait::async_trait]
+impl Handler for DeleteFolder {
+    async fn run(&self, ctx: &JobContext) -> Result<serde_json::Value> {
+        let id: FolderId = ctx.param("folder_id")?;
+        ctx.report(0, "deleting the folder's media");
+        let (media, blobs) = ctx
+            .library
+            .finish_folder_deletion(ctx.job.tenant, id)
+            .await?;
+        Ok(json!({ "deleted_media_count": media, "removed_blob_count": blobs }))
     }
 }
 

@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::upload::{UploadOutcome, blocking};
 use crate::{
     blob::{BlobStore, StagedBlob, inline::take_in_memory},
-    domain::{ContentHash, Media, MediaId, SlotPolicy, UploadId},
+    domain::{ContentHash, Media, MediaId, NewJob, SlotPolicy, UploadId},
     error::{Error, Reason, Result},
     repo::{BlobClaim, Repo},
 };
@@ -51,6 +51,8 @@ pub(super) struct CommitJob {
     media: Media,
     /// What happens to the media in the slot this one takes.
     policy: SlotPolicy,
+    /// A job queued in the same commit (the eager renditions of an image).
+    follow_up: Option<NewJob>,
     /// The resumable upload this finishes, if any.
     upload: Option<UploadId>,
     reply: oneshot::Sender<Result<UploadOutcome>>,
@@ -62,6 +64,7 @@ impl CommitJob {
         staged: Box<dyn StagedBlob>,
         media: Media,
         policy: SlotPolicy,
+        follow_up: Option<NewJob>,
         upload: Option<UploadId>,
     ) -> (Self, oneshot::Receiver<Result<UploadOutcome>>) {
         let (reply, rx) = oneshot::channel();
@@ -70,6 +73,7 @@ impl CommitJob {
                 staged,
                 media,
                 policy,
+                follow_up,
                 upload,
                 reply,
             },
@@ -320,6 +324,10 @@ async fn commit_batch(
         {
             return Err(Retry::Each(jobs, e));
         }
+    }
+    let follow_ups: Vec<NewJob> = jobs.iter().filter_map(|j| j.follow_up.clone()).collect();
+    if let Err(e) = tx.insert_jobs(&follow_ups).await {
+        return Err(Retry::Each(jobs, e));
     }
 
     // Then the bytes: new blobs are made durable and named, once for the

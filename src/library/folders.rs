@@ -9,11 +9,15 @@ use std::{
 use super::Library;
 use crate::{
     domain::{
-        Folder, FolderDeletion, FolderId, FolderName, FolderPath, MAX_FOLDER_DEPTH, Principal,
-        TenantId,
+        Folder, FolderDeletion, FolderId, FolderName, FolderPath, Job, MAX_FOLDER_DEPTH, NewJob,
+        Principal, TenantId,
     },
     error::{Error, Reason, Resource, Result},
 };
+
+/// The job kind that deletes a folder's media after the folder left the
+/// namespace.
+pub const DELETE_FOLDER: &str = "delete_folder";
 
 /// Most folders one tree response holds; a larger subtree must be asked
 /// for level by level (`max_depth`) or branch by branch.
@@ -378,6 +382,44 @@ impl Library {
             media,
             blobs,
         })
+    }
+
+    /// Deletes a folder and everything in it, the media in the background:
+    /// the subtree leaves the namespace at once, and a job queued in the
+    /// same transaction deletes its media and folders (batch by batch, on
+    /// any replica, resumed after a crash). Returns the folders that left
+    /// and the job.
+    pub async fn delete_folder_later(
+        &self,
+        tenant: TenantId,
+        id: FolderId,
+        force: bool,
+        by: &str,
+    ) -> Result<(u64, Job)> {
+        let mut tx = self.inner.repo.begin().await?;
+        let (_, folders) = tx.begin_folder_deletion(tenant, id, force).await?;
+        let payload = serde_json::json!({ "folder_id": id.to_string() });
+        let job = NewJob::new(tenant, DELETE_FOLDER, payload, by);
+        let job = tx
+            .insert_jobs(std::slice::from_ref(&job))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Database(sea_orm::DbErr::RecordNotInserted))?;
+        tx.commit().await?;
+        self.folders_changed(tenant);
+        self.job_wakeup().notify_one();
+        Ok((folders, job))
+    }
+
+    /// Finishes the deletion of folder `id` (a job's work): its media,
+    /// batch by batch, then its folders. Returns the media and blobs
+    /// removed; nothing if it was finished already.
+    pub async fn finish_folder_deletion(
+        &self,
+        tenant: TenantId,
+        id: FolderId,
+    ) -> Result<(u64, u64)> {
+        self.empty_subtree(tenant, &FolderPath::tombstone(id)).await
     }
 
     /// Deletes a tombstoned subtree's media batch by batch, then its

@@ -26,11 +26,13 @@ mod urls;
 
 use std::sync::Arc;
 
-pub use self::renditions::{OpenedRendition, RenditionRequest, RenditionSettings};
+pub use self::renditions::{
+    EAGER_RENDITIONS, OpenedRendition, RenditionRequest, RenditionSettings,
+};
 pub use self::{
     access::{BOOTSTRAP_KEY_NAME, KEY_CACHE_TTL},
     catalog::BatchDeletion,
-    folders::MAX_TREE_NODES,
+    folders::{DELETE_FOLDER, MAX_TREE_NODES},
     integrity::{GC_GRACE, GcReport, ScrubReport},
     jobs::{JobSignals, WATCH_POLL},
     reanalyze::Reanalysis,

@@ -18,11 +18,16 @@ use md5::Digest as _;
 use super::{Library, upload::blocking};
 use crate::{
     blob::BlobReader,
-    domain::{ContentHash, Md5Digest, Media, MediaId, MediaType, Rendition, TenantId, now_micros},
+    domain::{
+        ContentHash, Md5Digest, Media, MediaId, MediaType, NewJob, Rendition, TenantId, now_micros,
+    },
     error::{Error, Reason, Resource, Result},
     render::{self, Bounds, RenderError, RenditionSpec},
     repo::BlobClaim,
 };
+
+/// The job kind that makes a new image's eager presets.
+pub const EAGER_RENDITIONS: &str = "eager_renditions";
 
 /// Largest source a rendition is made from: sources are read whole.
 const MAX_SOURCE_BYTES: u64 = 256 * 1024 * 1024;
@@ -182,34 +187,64 @@ impl Library {
         self.inner.renders.load(Ordering::Relaxed)
     }
 
-    /// Makes the eager presets of a new image in the background; a
-    /// failure only costs the rendition, made on demand later.
-    pub(super) fn render_eagerly(&self, media: &Media) {
+    /// The job that makes the eager presets of a new image, if it is one
+    /// and the server has eager presets: queued in the upload's own
+    /// commit, so it survives a crash and any replica may run it.
+    pub(super) fn eager_job(&self, media: &Media) -> Option<NewJob> {
         let settings = &self.inner.limits.renditions;
         if media.media_type != MediaType::Image || settings.eager.is_empty() {
-            return;
+            return None;
         }
-        let specs: Vec<RenditionSpec> = settings
-            .eager
+        let payload = serde_json::json!({
+            "media_id": media.id.to_string(),
+            "presets": settings.eager,
+        });
+        let mut job = NewJob::new(media.tenant, EAGER_RENDITIONS, payload, &media.created_by);
+        // Behind work clients asked for; a lost rendition is made on demand.
+        job.priority = -10;
+        Some(job)
+    }
+
+    /// Makes the named presets of media `id` (an eager renditions job);
+    /// returns how many were made or found made. Presets the server no
+    /// longer has are skipped; a media deleted meanwhile makes none.
+    pub async fn render_presets(
+        &self,
+        tenant: TenantId,
+        id: MediaId,
+        presets: &[String],
+    ) -> Result<u64> {
+        let Some(media) = self.inner.repo.get_media(tenant, id).await? else {
+            return Ok(0);
+        };
+        let settings = &self.inner.limits.renditions;
+        let specs: Vec<RenditionSpec> = presets
             .iter()
             .filter_map(|name| settings.presets.get(name).map(|s| s.normalized()))
             .collect();
-        let this = self.clone();
-        let media = media.clone();
-        tokio::spawn(async move {
-            // One image's presets at a time, so a burst of image uploads
-            // leaves the other slots to their analyses and to renditions
-            // clients are waiting for.
-            let Ok(_turn) = this.inner.eager_turn.acquire().await else {
-                return;
-            };
-            // `make_rendition` skips those already cached.
-            for spec in specs {
-                if let Err(e) = this.make_rendition(&media, spec).await {
+        // One image's presets at a time, so a burst of image uploads
+        // leaves the other slots to their analyses and to renditions
+        // clients are waiting for.
+        let _turn = self
+            .inner
+            .eager_turn
+            .acquire()
+            .await
+            .map_err(|_| Error::shutting_down("the server is shutting down"))?;
+        let mut made = 0;
+        // `make_rendition` skips those already cached.
+        for spec in specs {
+            match self.make_rendition(&media, spec).await {
+                Ok(_) => made += 1,
+                // Not an image after all, too large, undecodable: the
+                // rendition is refused on demand too; nothing to retry.
+                Err(e @ Error::FailedPrecondition { .. }) => {
                     tracing::debug!(media = %media.id, error = %e, "no eager rendition");
                 }
+                Err(e) => return Err(e),
             }
-        });
+        }
+        Ok(made)
     }
 
     /// Validates a request against the configured presets and limits.

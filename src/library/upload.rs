@@ -204,7 +204,9 @@ impl Library {
             slot: spec.slot,
             code: spec.code,
         };
-        let (job, reply) = CommitJob::new(staged, media, policy, upload);
+        let follow_up = self.eager_job(&media);
+        let queued = follow_up.is_some();
+        let (job, reply) = CommitJob::new(staged, media, policy, follow_up, upload);
         self.inner
             .commits
             .submit(job, receiving)
@@ -214,7 +216,9 @@ impl Library {
         self.folders_changed(outcome.media.tenant);
         self.release_replaced(outcome.media.tenant, &outcome.replaced)
             .await;
-        self.render_eagerly(&outcome.media);
+        if queued {
+            self.job_wakeup().notify_one();
+        }
         // A shared blob already has its MD5, or had it queued by the upload
         // that stored it (and again at start-up if that was lost).
         if outcome.media.md5.is_none() && !outcome.shared {

@@ -17,7 +17,7 @@ use sea_orm::{
     sea_query::Expr,
 };
 
-use super::{Repo, entity::job};
+use super::{Repo, WriteTx, entity::job};
 use crate::{
     domain::{
         Job, JobFilter, JobId, JobQuery, JobSortField, JobStatus, NewJob, Range64, TenantId,
@@ -72,18 +72,12 @@ impl Repo {
         let made: Vec<Job> = jobs.iter().map(|j| new_job(j, now)).collect();
         let rows: Vec<job::ActiveModel> = made.iter().map(to_row).collect();
         let tx = self.write.begin().await?;
-        for part in rows.chunks(INSERT_CHUNK) {
-            if let Err(e) = job::Entity::insert_many(part.to_vec())
-                .exec_without_returning(&tx)
-                .await
-            {
-                drop(tx);
-                return Err(self.unicity_conflict(jobs, e).await);
-            }
-        }
-        if tx.get_database_backend() == DatabaseBackend::Postgres {
-            tx.execute_unprepared(&format!("NOTIFY {JOBS_CHANNEL}"))
-                .await?;
+        if let Err(e) = insert_rows(&tx, &rows).await {
+            drop(tx);
+            return Err(match e {
+                Error::Database(e) => self.unicity_conflict(jobs, e).await,
+                e => e,
+            });
         }
         tx.commit().await?;
         Ok(made)
@@ -550,6 +544,36 @@ impl Repo {
             .map(to_job)
             .transpose()?
             .ok_or_else(|| Error::not_found(Resource::Job, id.to_string()))
+    }
+}
+
+/// Inserts job rows and, on PostgreSQL, wakes the workers of every
+/// replica once `db`'s transaction commits.
+async fn insert_rows(db: &impl ConnectionTrait, rows: &[job::ActiveModel]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    for part in rows.chunks(INSERT_CHUNK) {
+        job::Entity::insert_many(part.to_vec())
+            .exec_without_returning(db)
+            .await?;
+    }
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        db.execute_unprepared(&format!("NOTIFY {JOBS_CHANNEL}"))
+            .await?;
+    }
+    Ok(())
+}
+
+impl WriteTx {
+    /// Enqueues jobs in this transaction: they exist if and only if it
+    /// commits (an upload's eager renditions).
+    pub async fn insert_jobs(&mut self, jobs: &[NewJob]) -> Result<Vec<Job>> {
+        let now = now_micros();
+        let made: Vec<Job> = jobs.iter().map(|j| new_job(j, now)).collect();
+        let rows: Vec<job::ActiveModel> = made.iter().map(to_row).collect();
+        insert_rows(&self.tx, &rows).await?;
+        Ok(made)
     }
 }
 

@@ -230,10 +230,22 @@ impl pb::folder_service_server::FolderService for FolderApi {
         &self,
         request: Request<pb::DeleteFolderRequest>,
     ) -> Result<Response<pb::DeleteFolderResponse>, Status> {
-        let tenant = tenant_of(&request)?;
+        let principal = super::principal_of(&request)?;
+        let tenant = principal.tenant;
         let req = request.get_ref();
         let id = FolderId::parse("folder_id", &req.folder_id)?;
         record_folder_id(&id);
+        if req.in_background {
+            let (folders, job) = self
+                .library
+                .delete_folder_later(tenant, id, req.force, &principal.name)
+                .await?;
+            return Ok(Response::new(pb::DeleteFolderResponse {
+                deleted_folder_count: folders,
+                job: Some(super::jobs::job_to_pb(job)),
+                ..Default::default()
+            }));
+        }
         let done = self.library.delete_folder(tenant, id, req.force).await?;
         tracing::info!(
             folders = done.folders,
@@ -245,6 +257,7 @@ impl pb::folder_service_server::FolderService for FolderApi {
             deleted_folder_count: done.folders,
             deleted_media_count: done.media,
             removed_blob_count: done.blobs,
+            job: None,
         }))
     }
 }

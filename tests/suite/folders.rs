@@ -96,6 +96,7 @@ async fn delete(
     f.delete_folder(DeleteFolderRequest {
         folder_id: id.into(),
         force,
+        ..Default::default()
     })
     .await
     .map(|r| r.into_inner())

@@ -1046,3 +1046,69 @@ async fn jobs_need_their_scopes_and_stay_in_their_tenant() {
         .into_inner();
     assert!(listed.jobs.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_deleted_in_the_background_leaves_at_once_and_its_job_deletes_the_media() {
+    let s = busy_server().await;
+    let mut folders = pb::folder_service_client::FolderServiceClient::new(channel(s.addr).await);
+    let mk = |name: &str, parent: &str| pb::CreateFolderRequest {
+        name: name.into(),
+        parent_folder_id: parent.into(),
+        ..Default::default()
+    };
+    let top = folders
+        .create_folder(mk("archive", ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .folder
+        .unwrap();
+    let sub = folders
+        .create_folder(mk("2020", &top.id))
+        .await
+        .unwrap()
+        .into_inner()
+        .folder
+        .unwrap();
+    let mut client = s.client.clone();
+    for (i, parent) in [&top.id, &sub.id, &sub.id].iter().enumerate() {
+        let d = content(&format!("old-{i}"), 100_000);
+        let mut h = header(&format!("{i}.bin"), d.len());
+        h.parent_folder_id = parent.to_string();
+        upload(&mut client, h, &d).await.unwrap();
+    }
+    let kept = content("kept", 10);
+    upload(&mut client, header("kept.bin", kept.len()), &kept)
+        .await
+        .unwrap();
+    let answer = folders
+        .delete_folder(pb::DeleteFolderRequest {
+            folder_id: top.id.clone(),
+            in_background: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.deleted_folder_count, 2);
+    let job = answer.job.unwrap();
+    assert_eq!(job.kind, "delete_folder");
+    // Gone for every call at once.
+    let err = folders
+        .get_folder(pb::GetFolderRequest {
+            lookup: Some(pb::get_folder_request::Lookup::FolderId(sub.id.clone())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let mut jobs = jobs_client(&s).await;
+    let seen = watch_to_end(&mut jobs, &job.id).await;
+    let end = seen.last().unwrap();
+    assert_eq!(status(end), pb::JobStatus::Succeeded, "{end:?}");
+    assert_eq!(number(&end.result, "deleted_media_count"), 3.0);
+    assert_eq!(number(&end.result, "removed_blob_count"), 3.0);
+    let left = list_all(&mut client).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].filename, "kept.bin");
+    assert_storage_sound(&s).await;
+}

@@ -444,6 +444,38 @@ async fn eager_presets_are_made_at_upload() {
     }
     assert_eq!(listed.len(), 1, "no eager thumbnail");
     assert_eq!(listed[0].key, "256x0-scale-down-jpeg-q80");
+    // They were made by a job the upload's commit queued, which any
+    // replica could have run and which a crash would not have lost.
+    let mut jobs =
+        mediastore::pb::v1::job_service_client::JobServiceClient::new(channel(s.addr).await);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let job = loop {
+        let page = jobs
+            .list_jobs(mediastore::pb::v1::ListJobsRequest {
+                filter: Some(mediastore::pb::v1::JobFilter {
+                    kinds: vec!["eager_renditions".into()],
+                    statuses: vec![mediastore::pb::v1::JobStatus::Succeeded as i32],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(job) = page.jobs.into_iter().next() {
+            break job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no eager renditions job ended"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(job.priority, -10);
+    assert!(
+        job.payload.unwrap().fields["media_id"].kind
+            == Some(prost_types::value::Kind::StringValue(m.id.clone()))
+    );
     assert_eq!((listed[0].width, listed[0].height), (256, 128));
     let renders = s.library.renders();
     let req = GetRenditionRequest {

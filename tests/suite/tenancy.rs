@@ -286,6 +286,7 @@ async fn two_tenants_with_the_same_tree_and_bytes_never_meet() {
         .delete_folder(pb::DeleteFolderRequest {
             folder_id: fid.clone(),
             force: true,
+            ..Default::default()
         })
         .await;
     assert_not_found("DeleteFolder", deleted);
@@ -345,6 +346,7 @@ async fn two_tenants_with_the_same_tree_and_bytes_never_meet() {
         .delete_folder(pb::DeleteFolderRequest {
             folder_id: b_folder.id.clone(),
             force: true,
+            ..Default::default()
         })
         .await
         .unwrap();
