@@ -147,6 +147,9 @@ struct Shared {
     held: Mutex<HashSet<JobId>>,
     /// To the finisher.
     ended: mpsc::UnboundedSender<Finished>,
+    /// Ends sent to the finisher and not recorded yet: stopping waits for
+    /// them, so that it never gives back a job whose end is on its way.
+    unrecorded: std::sync::atomic::AtomicUsize,
     /// Running attempts' tasks, aborted if stopping outlasts its grace.
     running: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -166,6 +169,7 @@ impl Workers {
             owner: owner.clone(),
             held: Mutex::default(),
             ended,
+            unrecorded: Default::default(),
             running: Mutex::default(),
         });
         let mut tasks = Vec::new();
@@ -203,9 +207,15 @@ impl Workers {
                 task.abort();
             }
         }
-        // Let the finisher record what ended.
-        for _ in 0..100 {
-            if self.shared.ended.is_closed() || self.finisher_idle() {
+        // Let the finisher record what ended: a job given back with its
+        // end still on the way would run again.
+        for _ in 0..500 {
+            if self
+                .shared
+                .unrecorded
+                .load(std::sync::atomic::Ordering::Acquire)
+                == 0
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -228,12 +238,14 @@ impl Workers {
             task.abort();
         }
     }
+}
 
-    fn finisher_idle(&self) -> bool {
-        // The finisher removes a job from `held` once its end is recorded;
-        // jobs held but not running are ends in flight or claims never
-        // started.
-        lock(&self.shared.held).is_empty()
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -295,7 +307,10 @@ async fn claimer(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         }
         let got_any = !ahead.is_empty();
         while let Some(permit) = permits.pop() {
-            let Some(job) = ahead.pop_front() else {
+            // Skipping those taken from this process while they waited.
+            let Some(job) = std::iter::from_fn(|| ahead.pop_front())
+                .find(|j| lock(&shared.held).contains(&j.id))
+            else {
                 break;
             };
             library.job_changed(job.id);
@@ -350,22 +365,23 @@ async fn run_one(shared: Arc<Shared>, job: Job, permit: tokio::sync::OwnedSemaph
         Arc::clone(&signals),
         Arc::clone(&reported),
     );
-    let ticker = tokio::spawn(tick(
+    let ticker = AbortOnDrop(tokio::spawn(tick(
         Arc::clone(&shared),
         id,
         attempt,
         Arc::clone(&signals),
         Arc::clone(&reported),
-    ));
+    )));
     let outcome = match shared.registry.get(&job.kind) {
         None => Err(Error::invalid(
             "kind",
             format!("this server has no handler for jobs of kind {:?}", job.kind),
         )),
         Some(handler) => {
-            // Its own task, so that a panic fails the job, not the worker.
-            let run = tokio::spawn(async move { handler.run(&ctx).await });
-            run.await.unwrap_or_else(|e| {
+            // Its own task, so that a panic fails the job, not the worker;
+            // stopped with this one if stopping the pool aborts it.
+            let mut run = AbortOnDrop(tokio::spawn(async move { handler.run(&ctx).await }));
+            (&mut run.0).await.unwrap_or_else(|e| {
                 Err(Error::io(
                     "running a job",
                     std::io::Error::other(format!("the handler stopped abnormally: {e}")),
@@ -373,7 +389,7 @@ async fn run_one(shared: Arc<Shared>, job: Job, permit: tokio::sync::OwnedSemaph
             })
         }
     };
-    ticker.abort();
+    drop(ticker);
     library.job_ended(id);
     let lost = signals.lost.load(std::sync::atomic::Ordering::Acquire);
     let outcome = match outcome {
@@ -400,6 +416,9 @@ async fn run_one(shared: Arc<Shared>, job: Job, permit: tokio::sync::OwnedSemaph
                 let r = lock(&reported);
                 r.fresh.then(|| r.message.clone())
             };
+            shared
+                .unrecorded
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             let _ = shared.ended.send(Finished {
                 id,
                 attempt,
@@ -501,6 +520,9 @@ async fn finisher(shared: Arc<Shared>, mut ended: mpsc::UnboundedReceiver<Finish
             held.remove(&f.id);
         }
         drop(held);
+        shared
+            .unrecorded
+            .fetch_sub(batch.len(), std::sync::atomic::Ordering::AcqRel);
         for f in batch.drain(..) {
             shared.library.job_changed(f.id);
         }
@@ -520,24 +542,33 @@ async fn heartbeat(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             _ = every.tick() => {}
         }
         let now = now_micros();
+        // Taken before the renewal: every job in it was claimed (and
+        // committed) before, so the renewal's answer misses it only if the
+        // job was taken from this process (or just ended).
+        let before: Vec<JobId> = lock(&shared.held).iter().copied().collect();
         match repo
             .renew_leases(&shared.owner, now + micros(shared.settings.lease))
             .await
         {
-            Ok(held) => {
-                let held: std::collections::HashMap<JobId, bool> = held.into_iter().collect();
-                for id in lock(&shared.held).iter() {
-                    let Some(signals) = shared.library.job_signals(*id) else {
-                        continue;
-                    };
-                    match held.get(id) {
-                        Some(true) => signals
+            Ok(renewed) => {
+                let renewed: std::collections::HashMap<JobId, bool> = renewed.into_iter().collect();
+                for id in before {
+                    let signals = shared.library.job_signals(id);
+                    match (renewed.get(&id), signals) {
+                        (Some(true), Some(signals)) => signals
                             .cancel
                             .store(true, std::sync::atomic::Ordering::Release),
-                        Some(false) => {}
-                        None => signals
-                            .lost
-                            .store(true, std::sync::atomic::Ordering::Release),
+                        (Some(_), _) => {}
+                        (None, signals) => {
+                            // Lost: a running handler stops at its next
+                            // checkpoint; one claimed ahead never starts.
+                            if let Some(signals) = signals {
+                                signals
+                                    .lost
+                                    .store(true, std::sync::atomic::Ordering::Release);
+                            }
+                            lock(&shared.held).remove(&id);
+                        }
                     }
                 }
             }

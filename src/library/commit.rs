@@ -259,6 +259,17 @@ async fn commit_batch(
         Ok(tx) => tx,
         Err(e) => return Err(Retry::Each(jobs, e)),
     };
+    // Slots move to their new media and codes are checked in this
+    // transaction, so a reader of a slot sees the old media or the new.
+    // First: a displaced media's row is locked before any blob row, the
+    // order every writer keeps (see `repo`), so this never deadlocks.
+    let mut replaced = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        match take_names(&mut tx, &job.media, job.policy).await {
+            Ok(r) => replaced.push(r),
+            Err(e) => return Err(Retry::Each(jobs, e)),
+        }
+    }
     // Jobs are sorted by hash: one claim per distinct blob.
     let mut claims: Vec<BlobClaim<'_>> = Vec::with_capacity(jobs.len());
     for job in &jobs {
@@ -304,15 +315,6 @@ async fn commit_batch(
         // A second upload of the same bytes by the same tenant in this
         // batch finds the first.
         own.push(!held.insert((job.media.tenant, job.media.blob)));
-    }
-    // Slots move to their new media and codes are checked in this
-    // transaction, so a reader of a slot sees the old media or the new.
-    let mut replaced = Vec::with_capacity(jobs.len());
-    for job in &jobs {
-        match take_names(&mut tx, &job.media, job.policy).await {
-            Ok(r) => replaced.push(r),
-            Err(e) => return Err(Retry::Each(jobs, e)),
-        }
     }
     let rows: Vec<&Media> = jobs.iter().map(|j| &j.media).collect();
     if let Err(e) = tx.insert_media(&rows).await {

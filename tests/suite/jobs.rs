@@ -1112,3 +1112,34 @@ async fn a_folder_deleted_in_the_background_leaves_at_once_and_its_job_deletes_t
     assert_eq!(left[0].filename, "kept.bin");
     assert_storage_sound(&s).await;
 }
+
+/// On PostgreSQL an enqueue by any process wakes every server's idle
+/// workers through LISTEN/NOTIFY: with a poll of an hour, the job still
+/// runs. (SQLite has no notifications between processes; its servers
+/// poll, which the two-process test covers.)
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enqueue_elsewhere_wakes_idle_workers_on_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db_url, _db) = test_database(dir.path()).await;
+    if !db_url.starts_with("postgres") {
+        return;
+    }
+    let repo = Repo::connect(&db_url).await.unwrap();
+    let port = free_port();
+    let _server = start_process(dir.path(), &db_url, port, &["--job-poll-ms", "3600000"]);
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut jobs = JobServiceClient::new(channel(addr).await);
+    // Up, and its claimer asleep on its first empty claim.
+    jobs.list_jobs(pb::ListJobsRequest::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let job = repo
+        .insert_jobs(&[probe(json!({}))])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let end = watch_to_end(&mut jobs, &job.id.to_string()).await;
+    assert_eq!(status(end.last().unwrap()), pb::JobStatus::Succeeded);
+}
