@@ -95,7 +95,7 @@ pub enum SlotPolicy {
 }
 
 /// How a read names its media.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MediaRef {
     /// By id.
     Id(MediaId),

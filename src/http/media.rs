@@ -18,12 +18,16 @@ use super::{
 use crate::{
     blob,
     error::Error,
-    library::{Served, UrlAccess, UrlRefusal, UrlRequest, unix_now},
+    library::{Served, UrlAccess, UrlMedia, UrlRefusal, UrlRequest, unix_now},
 };
 
 /// How long anyone may cache an answer addressed by content (a year, the
 /// longest RFC 9111 lets a cache rely on).
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// An answer for a slot's or code's URL, whose media changes when the slot
+/// is filled again: anyone may keep it, but must ask again (a cheap 304
+/// while the ETag holds) before each use.
+const REVALIDATE: &str = "public, no-cache";
 
 /// Answers a GET or HEAD of a media URL.
 pub(super) async fn get(
@@ -106,9 +110,19 @@ async fn answer(
         }
         _ => Body::empty(),
     };
-    Ok(respond(
-        &served, &etag, modified, decision, body, access, now,
-    ))
+    let cache = match access {
+        UrlAccess::Public if matches!(request.media, UrlMedia::Named { .. }) => {
+            REVALIDATE.to_string()
+        }
+        UrlAccess::Public => IMMUTABLE.to_string(),
+        // Only its bearer, and no longer than the signature lasts (a
+        // slot's signed URL likewise revalidates).
+        UrlAccess::Signed { expires_at } => match request.media {
+            UrlMedia::Named { .. } => "private, no-cache".to_string(),
+            UrlMedia::Id(_) => format!("private, max-age={}", expires_at.saturating_sub(now)),
+        },
+    };
+    Ok(respond(&served, &etag, modified, decision, body, &cache))
 }
 
 /// The answer for `rep` given `decision`, with `body` (empty for HEAD
@@ -119,15 +133,8 @@ fn respond(
     modified: SystemTime,
     decision: Decision,
     body: Body,
-    access: UrlAccess,
-    now: u64,
+    cache: &str,
 ) -> Response {
-    let cache = match access {
-        UrlAccess::Public => IMMUTABLE.to_string(),
-        UrlAccess::Signed { expires_at } => {
-            format!("private, max-age={}", expires_at.saturating_sub(now))
-        }
-    };
     let mut builder = Response::builder()
         .header(header::ETAG, etag)
         .header(

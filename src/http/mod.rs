@@ -65,8 +65,10 @@ struct Http {
 /// is 404.
 pub fn router(library: Library, cors: Cors) -> Router {
     Router::new()
+        // `{*key}`: a slot's or code's key has segments of its own
+        // (`s/{tenant}/{resource}/{key}`); the library reads the path.
         .route(
-            "/image/{size}/{key}",
+            "/image/{size}/{*key}",
             get(media::get).options(media::preflight),
         )
         .layer(axum::middleware::from_fn(span))

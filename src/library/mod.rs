@@ -40,7 +40,10 @@ pub use self::{
     served::{SERVED_TTL, Served},
     upload::{UploadOutcome, UploadPart},
     url_keys::{GENERATED_KEY_ID, MIN_SECRET_CHARS, UrlKeys},
-    urls::{BaseUrl, Delivery, MediaUrl, UrlAccess, UrlRefusal, UrlRequest, UrlTarget, unix_now},
+    urls::{
+        BaseUrl, Delivery, MediaUrl, UrlAccess, UrlMedia, UrlRefusal, UrlRequest, UrlTarget,
+        unix_now,
+    },
 };
 use crate::{
     blob::{BlobReader, BlobStore},

@@ -21,7 +21,7 @@ use std::{
 
 use bytes::Bytes;
 
-use super::{Library, RenditionRequest, UrlAccess, UrlRefusal, UrlRequest, UrlTarget};
+use super::{Library, RenditionRequest, UrlAccess, UrlMedia, UrlRefusal, UrlRequest, UrlTarget};
 use crate::{
     blob::BlobReader,
     domain::{ContentHash, MediaId, TenantId},
@@ -87,19 +87,19 @@ pub(super) struct ServedCache {
 
 #[derive(Debug, Default)]
 struct Entries {
-    map: HashMap<(MediaId, String), (Instant, u64, std::sync::Arc<Served>)>,
+    map: HashMap<(UrlMedia, String), (Instant, u64, std::sync::Arc<Served>)>,
     bytes: usize,
 }
 
 impl ServedCache {
-    fn get(&self, key: &(MediaId, String)) -> Option<std::sync::Arc<Served>> {
+    fn get(&self, key: &(UrlMedia, String)) -> Option<std::sync::Arc<Served>> {
         let generation = self.generation.load(Ordering::Acquire);
         let entries = self.entries.lock().ok()?;
         let (at, g, served) = entries.map.get(key)?;
         (*g == generation && at.elapsed() < SERVED_TTL).then(|| std::sync::Arc::clone(served))
     }
 
-    fn put(&self, key: (MediaId, String), generation: u64, served: std::sync::Arc<Served>) {
+    fn put(&self, key: (UrlMedia, String), generation: u64, served: std::sync::Arc<Served>) {
         let size = served.bytes.as_ref().map_or(0, Bytes::len);
         if let Ok(mut entries) = self.entries.lock() {
             if entries.map.len() >= MAX_ENTRIES || entries.bytes + size > MAX_BYTES {
@@ -147,7 +147,7 @@ impl Library {
                 (Some(wanted.clone()), spec.key())
             }
         };
-        let key = (request.media, key);
+        let key = (request.media.clone(), key);
         let served = match self.inner.served.get(&key) {
             Some(served) => served,
             None => {
@@ -174,7 +174,12 @@ impl Library {
         request: &UrlRequest,
         rendition: Option<RenditionRequest>,
     ) -> Result<Served> {
-        let id = request.media;
+        let id = match &request.media {
+            UrlMedia::Id(id) => *id,
+            // What the slot or code holds now; the cache forgets it at any
+            // upload here, within its lifetime elsewhere.
+            UrlMedia::Named { tenant, by } => self.media_id_by(*tenant, by).await?,
+        };
         let tenant = self
             .inner
             .repo

@@ -16,6 +16,14 @@
 //!   out, except that `0x0` with no option at all is the original;
 //! - `/image/{preset}/{id}.{ext}`: a preset's rendition.
 //!
+//! Instead of `{id}.{ext}`, a URL may name what a tenant's slot or code
+//! holds, whatever media that is when it is fetched (an avatar's URL that
+//! survives a new avatar): `s/{tenant}/{resource}` (a slot with an empty
+//! key), `s/{tenant}/{resource}/{key}`, `c/{tenant}/{code}`, each part
+//! percent-encoded (`/` too). The tenant is in the path because slots and
+//! codes are a tenant's names; it says no more than a signed URL's media
+//! id would.
+//!
 //! A signed URL adds `exp` (Unix seconds), `kid` (the key's id) and
 //! `sig` (base64url HMAC-SHA256), `sig` last. The MAC covers the path and
 //! every parameter before `sig` exactly as sent, so no part of the URL
@@ -23,9 +31,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
 use super::{Library, RenditionRequest, url_keys::UrlKeys};
 use crate::{
-    domain::{Media, MediaId, MediaType, TenantId},
+    domain::{Media, MediaId, MediaRef, MediaType, Slot, TenantId, parse_code},
     error::{Error, Reason, Result},
     render::{Fit, OutputFormat, RenditionSpec},
 };
@@ -36,6 +46,124 @@ const IMAGE_PREFIX: &str = "/image/";
 const DEFAULT_QUALITY: u8 = 80;
 /// Longest extension a key may carry.
 const MAX_EXTENSION_CHARS: usize = 10;
+/// What a slot's or code's path segment escapes: all but unreserved
+/// characters, so `/` in a resource stays inside its segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// How a URL names its media.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UrlMedia {
+    /// By id.
+    Id(MediaId),
+    /// By what a tenant's slot or code holds when the URL is fetched.
+    Named {
+        /// Whose slot or code.
+        tenant: TenantId,
+        /// Which.
+        by: MediaRef,
+    },
+}
+
+impl std::fmt::Display for UrlMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => id.fmt(f),
+            Self::Named {
+                by: MediaRef::Id(id),
+                ..
+            } => id.fmt(f),
+            Self::Named {
+                by: MediaRef::Slot(slot),
+                ..
+            } => write!(f, "slot {slot}"),
+            Self::Named {
+                by: MediaRef::Code(code),
+                ..
+            } => write!(f, "code {code:?}"),
+        }
+    }
+}
+
+impl UrlMedia {
+    /// The key part of a URL's path naming this media (`ext`, for an id).
+    fn key(&self, ext: Option<&str>) -> String {
+        let enc = |s: &str| utf8_percent_encode(s, SEGMENT).to_string();
+        match self {
+            Self::Id(id)
+            | Self::Named {
+                by: MediaRef::Id(id),
+                ..
+            } => match ext {
+                Some(ext) => format!("{id}.{ext}"),
+                None => id.to_string(),
+            },
+            Self::Named {
+                tenant,
+                by: MediaRef::Slot(slot),
+            } if slot.key.is_empty() => {
+                format!("s/{tenant}/{}", enc(&slot.resource))
+            }
+            Self::Named {
+                tenant,
+                by: MediaRef::Slot(slot),
+            } => {
+                format!("s/{tenant}/{}/{}", enc(&slot.resource), enc(&slot.key))
+            }
+            Self::Named {
+                tenant,
+                by: MediaRef::Code(code),
+            } => format!("c/{tenant}/{}", enc(code)),
+        }
+    }
+
+    /// Reads a key part of a path; `None` for anything else.
+    fn parse(key: &str) -> Option<Self> {
+        let dec = |s: &str| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        };
+        let tenant = |s: &str| uuid::Uuid::try_parse(s).ok().map(TenantId);
+        if let Some(named) = key.strip_prefix("s/") {
+            let parts: Vec<&str> = named.split('/').collect();
+            let (t, resource, slot_key) = match parts.as_slice() {
+                [t, r] => (*t, dec(r)?, String::new()),
+                [t, r, k] => (*t, dec(r)?, dec(k)?),
+                _ => return None,
+            };
+            let slot = Slot::parse("slot", &resource, &slot_key).ok()?;
+            return Some(Self::Named {
+                tenant: tenant(t)?,
+                by: MediaRef::Slot(slot),
+            });
+        }
+        if let Some(named) = key.strip_prefix("c/") {
+            let (t, code) = named.split_once('/')?;
+            let code = parse_code("code", &dec(code)?).ok()?;
+            return Some(Self::Named {
+                tenant: tenant(t)?,
+                by: MediaRef::Code(code),
+            });
+        }
+        let id = match key.split_once('.') {
+            Some((id, ext))
+                if !ext.is_empty()
+                    && ext.len() <= MAX_EXTENSION_CHARS
+                    && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                id
+            }
+            Some(_) => return None,
+            None => key,
+        };
+        uuid::Uuid::try_parse(id).ok().map(|u| Self::Id(MediaId(u)))
+    }
+}
 
 /// The URL the HTTP listener is reached at, without a trailing `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +237,7 @@ pub struct MediaUrl {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UrlRequest {
     /// The media.
-    pub media: MediaId,
+    pub media: UrlMedia,
     /// Its original or a rendition.
     pub target: UrlTarget,
     /// The signature, when the URL carries one.
@@ -179,20 +307,7 @@ impl UrlRequest {
             .strip_prefix(IMAGE_PREFIX)
             .ok_or(UrlRefusal::NotFound)?;
         let (size, key) = rest.split_once('/').ok_or(UrlRefusal::NotFound)?;
-        let id = match key.split_once('.') {
-            Some((id, ext))
-                if !ext.is_empty()
-                    && ext.len() <= MAX_EXTENSION_CHARS
-                    && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-            {
-                id
-            }
-            Some(_) => return Err(UrlRefusal::NotFound),
-            None => key,
-        };
-        let media = uuid::Uuid::try_parse(id)
-            .map(MediaId)
-            .map_err(|_| UrlRefusal::NotFound)?;
+        let media = UrlMedia::parse(key).ok_or(UrlRefusal::NotFound)?;
 
         let params: Vec<(&str, &str)> = query
             .unwrap_or_default()
@@ -301,12 +416,9 @@ fn message(path: &str, query: &str) -> String {
     }
 }
 
-/// The path and query (without signature) of `target` of media `id`.
-fn path_and_query(id: MediaId, target: &UrlTarget, ext: Option<&str>) -> (String, String) {
-    let key = match ext {
-        Some(ext) => format!("{id}.{ext}"),
-        None => id.to_string(),
-    };
+/// The path and query (without signature) of `target` of `media`.
+fn path_and_query(media: &UrlMedia, target: &UrlTarget, ext: Option<&str>) -> (String, String) {
+    let key = media.key(ext);
     match target {
         UrlTarget::Original => (format!("{IMAGE_PREFIX}0x0/{key}"), String::new()),
         UrlTarget::Rendition(RenditionRequest::Preset(name)) => {
@@ -366,11 +478,14 @@ impl Library {
     /// A URL of `target` of media `id` of `tenant`: unsigned when the
     /// media is public (itself or by a folder) and `always_sign` is not
     /// set, else signed for `ttl` (the server's default when `None`).
-    /// Renditions are checked as GetRendition checks them.
+    /// Renditions are checked as GetRendition checks them. With `by`, the
+    /// URL names the media by that slot or code (`id` is what it holds
+    /// now) and serves whatever it holds when fetched.
     pub async fn media_url(
         &self,
         tenant: TenantId,
         id: MediaId,
+        by: Option<MediaRef>,
         target: UrlTarget,
         ttl: Option<Duration>,
         always_sign: bool,
@@ -416,7 +531,11 @@ impl Library {
         }
         let public = !always_sign && self.inner.repo.public_media_owner(id).await? == Some(tenant);
         let expires_at = (!public).then(|| unix_now() + ttl.unwrap_or(delivery.ttl).as_secs());
-        self.url_for(base, &media, &target, expires_at)
+        let named = match by {
+            Some(by) => UrlMedia::Named { tenant, by },
+            None => UrlMedia::Id(id),
+        };
+        self.url_for(base, &media, &named, &target, expires_at)
     }
 
     /// `Media.url`: when the server has a base URL, the original's URL,
@@ -431,17 +550,24 @@ impl Library {
             let now = unix_now();
             now - now % step + delivery.ttl.as_secs()
         });
-        self.url_for(base, media, &UrlTarget::Original, expires_at)
-            .ok()
-            .map(|u| u.url)
+        self.url_for(
+            base,
+            media,
+            &UrlMedia::Id(media.id),
+            &UrlTarget::Original,
+            expires_at,
+        )
+        .ok()
+        .map(|u| u.url)
     }
 
-    /// The URL of `target` of `media` under `base`, signed until
-    /// `expires_at` (Unix seconds) when given.
+    /// The URL of `target` of `media`, named as `named`, under `base`,
+    /// signed until `expires_at` (Unix seconds) when given.
     fn url_for(
         &self,
         base: &BaseUrl,
         media: &Media,
+        named: &UrlMedia,
         target: &UrlTarget,
         expires_at: Option<u64>,
     ) -> Result<MediaUrl> {
@@ -458,7 +584,7 @@ impl Library {
                 .get(name)
                 .map(|spec| extension_of(spec.format).to_string()),
         };
-        let (path, query) = path_and_query(media.id, target, ext.as_deref());
+        let (path, query) = path_and_query(named, target, ext.as_deref());
         let Some(expires_at) = expires_at else {
             return Ok(MediaUrl {
                 url: format!("{}{}", base.0, message(&path, &query)),
@@ -538,15 +664,28 @@ mod tests {
             spec(100, 50, Fit::Cover, OutputFormat::Webp, 80),
             spec(10, 10, Fit::ScaleDown, OutputFormat::Jpeg, 55),
         ] {
-            let (path, query) = path_and_query(id, &target, Some("jpg"));
+            let (path, query) = path_and_query(&UrlMedia::Id(id), &target, Some("jpg"));
             let read = parse(&path, Some(&query));
-            assert_eq!(read.media, id);
+            assert_eq!(read.media, UrlMedia::Id(id));
             assert_eq!(read.target, target, "{path}?{query}");
             assert_eq!(read.signature, None);
         }
+        // Slots and codes, escaped within their segments.
+        let tenant = TenantId(uuid::Uuid::try_parse(ID).unwrap());
+        for by in [
+            MediaRef::Slot(Slot::parse("s", "user/42", "avatar").unwrap()),
+            MediaRef::Slot(Slot::parse("s", "page home?", "").unwrap()),
+            MediaRef::Slot(Slot::parse("s", "ü/é", "a%b&c").unwrap()),
+            MediaRef::Code(parse_code("c", "SKU#7/x").unwrap()),
+        ] {
+            let named = UrlMedia::Named { tenant, by };
+            let (path, query) = path_and_query(&named, &UrlTarget::Original, Some("jpg"));
+            assert!(!path.contains('?') && !path.contains('#'), "{path}");
+            assert_eq!(parse(&path, Some(&query)).media, named, "{path}");
+        }
         assert_eq!(
             path_and_query(
-                id,
+                &UrlMedia::Id(id),
                 &spec(256, 0, Fit::Contain, OutputFormat::Jpeg, 80),
                 None
             ),

@@ -12,7 +12,7 @@ use super::{
     reader_media, tenant_of, upload,
 };
 use crate::{
-    domain::{FolderId, MediaId, PageCursor},
+    domain::{FolderId, MediaId, MediaRef, PageCursor},
     error::{Error, Resource},
     fetch::Fetcher,
     jobs::kinds::{self, ReanalyzeTarget},
@@ -252,10 +252,21 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::GetMediaUrlRequest>,
     ) -> Result<Response<pb::GetMediaUrlResponse>, Status> {
-        let tenant = tenant_of(&request)?;
+        let r = request.get_ref();
+        let (tenant, id) = reader_media(
+            &self.library,
+            &request,
+            &r.media_id,
+            r.slot.as_ref(),
+            &r.code,
+        )
+        .await?;
         let req = request.into_inner();
-        let id = MediaId::parse("media_id", &req.media_id)?;
-        record_media_id(&id);
+        let by = match (&req.slot, req.code.is_empty()) {
+            (Some(s), _) => Some(MediaRef::Slot(convert::slot("slot", s)?)),
+            (None, false) => Some(MediaRef::Code(req.code.clone())),
+            (None, true) => None,
+        };
         let fields = convert::RenditionFields {
             preset: &req.preset,
             width: req.width,
@@ -273,7 +284,7 @@ impl pb::media_service_server::MediaService for MediaApi {
             .then(|| std::time::Duration::from_secs(req.expires_in_seconds.into()));
         let made = self
             .library
-            .media_url(tenant, id, target, ttl, req.always_sign)
+            .media_url(tenant, id, by, target, ttl, req.always_sign)
             .await?;
         Ok(Response::new(pb::GetMediaUrlResponse {
             url: made.url,

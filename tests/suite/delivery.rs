@@ -650,3 +650,106 @@ async fn a_preset_url_is_served_whatever_sizes_are_allowed() {
         400
     );
 }
+
+/// A URL may name a slot or a code instead of a media: it serves whatever
+/// media the slot holds when fetched, so an avatar's URL survives a new
+/// avatar; unsigned only while that media is public.
+#[tokio::test(flavor = "multi_thread")]
+async fn urls_by_slot_and_code_follow_what_they_hold() {
+    let mut s = spawn().await;
+    let avatar = |n: &str| content(&format!("avatar {n}"), 5000);
+    let into_slot = |n: &str, public: bool, code: &str| {
+        let data = avatar(n);
+        pb::UploadHeader {
+            slot: Some(pb::MediaSlot {
+                resource: "user/42".into(),
+                key: "avatar".into(),
+            }),
+            public,
+            code: code.into(),
+            ..header(&format!("{n}.bin"), data.len())
+        }
+    };
+    let first = upload(&mut s.client, into_slot("one", true, ""), &avatar("one"))
+        .await
+        .unwrap()
+        .media
+        .unwrap();
+    let by_slot = pb::GetMediaUrlRequest {
+        slot: Some(pb::MediaSlot {
+            resource: "user/42".into(),
+            key: "avatar".into(),
+        }),
+        ..Default::default()
+    };
+    let made = url(&mut s, by_slot.clone()).await;
+    assert!(!made.signed, "the media in the slot is public");
+    let tenant = mediastore::domain::TenantId::DEFAULT;
+    assert!(
+        made.url
+            .ends_with(&format!("/image/0x0/s/{tenant}/user%2F42/avatar")),
+        "{}",
+        made.url
+    );
+    let got = http_get(&made.url, &[]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, avatar("one"));
+    // What it serves changes: caches keep it but ask again each time.
+    assert_eq!(got.header("cache-control"), "public, no-cache");
+    let etag = got.header("etag").to_string();
+    let again = http_get(&made.url, &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status, 304);
+    // A new avatar: the same URL serves it.
+    upload(&mut s.client, into_slot("two", true, ""), &avatar("two"))
+        .await
+        .unwrap();
+    let got = http_get(&made.url, &[("if-none-match", &etag)]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, avatar("two"));
+    assert_eq!(url(&mut s, by_slot.clone()).await.url, made.url);
+    let base = format!("http://{}", s.http.unwrap());
+    let gone = http_get(&format!("{base}/image/0x0/{}", first.id), &[]).await;
+    assert_eq!(gone.status, 404);
+    // A private one: its unsigned URL answers nothing, a signed one (by
+    // code here) serves it.
+    upload(
+        &mut s.client,
+        into_slot("three", false, "AV-42"),
+        &avatar("three"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(http_get(&made.url, &[]).await.status, 404);
+    let signed = url(
+        &mut s,
+        pb::GetMediaUrlRequest {
+            code: "AV-42".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(signed.signed);
+    assert!(
+        signed
+            .url
+            .contains(&format!("/image/0x0/c/{tenant}/AV-42?exp=")),
+        "{}",
+        signed.url
+    );
+    let got = http_get(&signed.url, &[]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, avatar("three"));
+    // An empty slot's URL, and a slot of another tenant, answer 404.
+    for path in [
+        format!("/image/0x0/s/{tenant}/user%2F43/avatar"),
+        format!("/image/0x0/s/{}/user%2F42/avatar", uuid::Uuid::now_v7()),
+        format!("/image/0x0/c/{tenant}/nope"),
+        format!("/image/0x0/s/{tenant}/%20bad"),
+    ] {
+        assert_eq!(
+            http_get(&format!("{base}{path}"), &[]).await.status,
+            404,
+            "{path}"
+        );
+    }
+}
