@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{
     convert, download, jobs, page_token, principal_of,
     query::{self, MEDIA_FIELDS},
-    reader_media, tenant_of, upload,
+    reader_media, record_media_id, tenant_of, upload,
 };
 use crate::{
     domain::{FolderId, MediaId, MediaRef, PageCursor},
@@ -101,11 +101,6 @@ fn reanalyze_target(req: &pb::ReanalyzeMediaRequest) -> crate::error::Result<Rea
             .transpose()?,
         recursive: req.recursive,
     })
-}
-
-/// Records the media id on the current RPC's span.
-pub(super) fn record_media_id(id: &MediaId) {
-    tracing::Span::current().record("media_id", tracing::field::display(id));
 }
 
 #[tonic::async_trait]

@@ -55,6 +55,11 @@ pub async fn reader_tenant<T>(
     }
 }
 
+/// Records the media id on the current RPC's span.
+pub(crate) fn record_media_id(id: &crate::domain::MediaId) {
+    tracing::Span::current().record("media_id", tracing::field::display(id));
+}
+
 /// The tenant and id of the media a read names: by `media_id`, or by
 /// `slot` or `code` (exactly one). Slots and codes are a tenant's names:
 /// a caller without credentials uses ids.
@@ -82,7 +87,7 @@ pub async fn reader_media<T>(
         (None, false) => MediaRef::Code(parse_code("code", code)?),
         (None, true) => {
             let id = MediaId::parse("media_id", media_id)?;
-            media::record_media_id(&id);
+            record_media_id(&id);
             return Ok((reader_tenant(library, req, id).await?, id));
         }
     };
@@ -95,6 +100,6 @@ pub async fn reader_media<T>(
         .into());
     }
     let id = library.media_id_by(principal.tenant, &by).await?;
-    media::record_media_id(&id);
+    record_media_id(&id);
     Ok((principal.tenant, id))
 }

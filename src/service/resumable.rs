@@ -3,7 +3,7 @@
 use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, media::record_media_id, principal_of, tenant_of, upload::stream_error};
+use super::{convert, principal_of, record_media_id, tenant_of, upload::stream_error};
 use crate::{
     domain::{TenantId, UploadId, UploadSession, now_micros},
     error::{Error, Result},

@@ -4,7 +4,7 @@
 use futures_util::StreamExt;
 use tonic::{Code, Status, Streaming};
 
-use super::{convert, media::record_media_id};
+use super::{convert, record_media_id};
 use crate::{
     domain::Principal,
     error::{Error, Reason, Result},
