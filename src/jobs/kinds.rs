@@ -85,9 +85,11 @@ impl Registry {
     }
 }
 
-/// Every kind this server runs, sorted: what `ListJobs` accepts.
+/// Every kind this server runs, sorted: what `ListJobs` accepts. Read
+/// from a registry without an import client: the names are all it needs,
+/// and building a client loads the TLS roots.
 pub fn known_kinds() -> Vec<&'static str> {
-    Registry::default().kinds()
+    Registry::new(None).kinds()
 }
 
 /// What a reanalysis job is asked to walk.
