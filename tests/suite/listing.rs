@@ -1097,8 +1097,16 @@ async fn walk_checked(
             break;
         }
         req.page_token = page.next_page_token;
-        // Let the other client change things between pages.
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        // Let the other client change something between pages: wait for
+        // its next change (however slow a loaded machine makes it), up to
+        // a bound that only a stuck server reaches.
+        let seen = ops.load(Ordering::SeqCst);
+        for _ in 0..1000 {
+            if ops.load(Ordering::SeqCst) > seen {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     assert!(
         ops.load(Ordering::SeqCst) > ops_before,
