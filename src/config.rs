@@ -391,6 +391,73 @@ pub struct Config {
     /// public roots.
     #[arg(global = true, long, env = "MEDIASTORE_IMPORT_CA_FILE")]
     pub import_ca_file: Option<PathBuf>,
+    /// An S3-compatible bucket (AWS S3, MinIO, Ceph RGW, Garage, R2) to
+    /// keep blobs in instead of the data directory, so that several
+    /// replicas share them (with `--database-url` on PostgreSQL). Small
+    /// blobs still live in the database; the data directory keeps only a
+    /// local spool of bytes being received.
+    #[arg(global = true, long, env = "MEDIASTORE_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// The S3 service's URL, `http(s)://host[:port]`; default
+    /// `https://s3.<region>.amazonaws.com`.
+    #[arg(global = true, long, env = "MEDIASTORE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// The region requests are signed for (`garage` for Garage).
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_S3_REGION",
+        default_value = "us-east-1"
+    )]
+    pub s3_region: String,
+    /// Prefix of every key the server writes (`mediastore/`, say), to
+    /// share a bucket.
+    #[arg(global = true, long, env = "MEDIASTORE_S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
+    /// Path-style addressing (`endpoint/bucket/key`): default true with
+    /// `--s3-endpoint` (MinIO, Garage, Ceph), false for AWS.
+    #[arg(global = true, long, env = "MEDIASTORE_S3_PATH_STYLE")]
+    pub s3_path_style: Option<bool>,
+    /// Access key id (else `AWS_ACCESS_KEY_ID`).
+    #[arg(global = true, long, env = "MEDIASTORE_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Secret access key (else `--s3-secret-access-key-file`, else
+    /// `AWS_SECRET_ACCESS_KEY`).
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
+    /// A file holding the secret access key (a mounted Kubernetes
+    /// Secret, say).
+    #[arg(global = true, long, env = "MEDIASTORE_S3_SECRET_ACCESS_KEY_FILE")]
+    pub s3_secret_access_key_file: Option<PathBuf>,
+    /// Part size of multipart uploads (at least 5MiB): parts in flight
+    /// times this bounds an upload's memory.
+    #[arg(global = true, long, env = "MEDIASTORE_S3_PART_SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub s3_part_size: u64,
+    /// Parts (or objects of a batch) sent at once per upload.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_S3_CONCURRENCY",
+        default_value_t = 4
+    )]
+    pub s3_concurrency: usize,
+    /// Seconds one S3 request may take.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_S3_TIMEOUT_SECS",
+        default_value_t = 120
+    )]
+    pub s3_timeout_secs: u64,
+    /// CA certificates (PEM) trusted for an https S3 endpoint besides the
+    /// public roots.
+    #[arg(global = true, long, env = "MEDIASTORE_S3_CA_FILE")]
+    pub s3_ca_file: Option<PathBuf>,
     /// Seconds that in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(
         global = true,
@@ -496,6 +563,12 @@ pub struct Config {
     /// CDNs (`/image/{width}x{height}/{media_id}`); off unless set.
     #[arg(global = true, long, env = "MEDIASTORE_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// Address of the metrics listener: `GET /metrics` in Prometheus'
+    /// text format (calls, bytes, blob store timings, rendition cache,
+    /// upload sessions, job queue, database pools). Its own port, so the
+    /// media port never shows it; off unless set.
+    #[arg(global = true, long, env = "MEDIASTORE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// The URL clients reach the HTTP listener at, e.g.
     /// `https://media.example.com` (a proxy or CDN in front strips any
     /// path it adds). With it, media carry a `url` and GetMediaUrl works.
@@ -599,6 +672,55 @@ impl Config {
         })
     }
 
+    /// Where the S3 blob store is, when `--s3-bucket` is set.
+    pub fn s3_settings(&self) -> Result<Option<crate::blob::s3::S3Settings>, String> {
+        let Some(bucket) = &self.s3_bucket else {
+            return Ok(None);
+        };
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let access_key = self
+            .s3_access_key_id
+            .clone()
+            .or_else(|| env("AWS_ACCESS_KEY_ID"))
+            .ok_or("--s3-bucket needs --s3-access-key-id (or AWS_ACCESS_KEY_ID)")?;
+        let secret_key = match (&self.s3_secret_access_key, &self.s3_secret_access_key_file) {
+            (Some(k), _) => k.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("--s3-secret-access-key-file {}: {e}", path.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => env("AWS_SECRET_ACCESS_KEY").ok_or(
+                "--s3-bucket needs --s3-secret-access-key, --s3-secret-access-key-file or \
+                 AWS_SECRET_ACCESS_KEY",
+            )?,
+        };
+        let extra_roots = match &self.s3_ca_file {
+            None => Vec::new(),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("--s3-ca-file {}: {e}", path.display()))?;
+                crate::server::tls::pem_certs(&pem)
+                    .map_err(|e| format!("--s3-ca-file {}: {e}", path.display()))?
+            }
+        };
+        Ok(Some(crate::blob::s3::S3Settings {
+            endpoint: self
+                .s3_endpoint
+                .clone()
+                .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.s3_region)),
+            region: self.s3_region.clone(),
+            bucket: bucket.clone(),
+            prefix: self.s3_prefix.clone(),
+            path_style: self.s3_path_style.unwrap_or(self.s3_endpoint.is_some()),
+            access_key,
+            secret_key,
+            part_size: usize::try_from(self.s3_part_size).map_err(|e| e.to_string())?,
+            concurrency: self.s3_concurrency,
+            timeout: Duration::from_secs(self.s3_timeout_secs),
+            extra_roots,
+        }))
+    }
+
     /// How long in-flight requests get after a shutdown signal.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
@@ -606,6 +728,19 @@ impl Config {
 
     /// Checks values that clap cannot, with messages that say what to fix.
     pub fn validate(&self) -> Result<(), String> {
+        if self.s3_bucket.is_some() {
+            if self.s3_part_size < crate::blob::s3::MIN_PART_SIZE as u64
+                || self.s3_part_size > 5 << 30
+            {
+                return Err(format!(
+                    "--s3-part-size {} is out of range; S3 takes 5MiB to 5GiB",
+                    self.s3_part_size
+                ));
+            }
+            if self.s3_concurrency == 0 {
+                return Err("--s3-concurrency must be at least 1".into());
+            }
+        }
         if self.max_message_size < 64 * 1024 || self.max_message_size > 1 << 30 {
             return Err(format!(
                 "--max-message-size {} is out of range; use 64KiB to 1GiB",

@@ -10,6 +10,9 @@
 //! - [`config`]: flags and `MEDIASTORE_*` environment variables.
 //! - [`cli`]: the `tenants` and `keys` administration subcommands.
 //! - [`telemetry`]: logging setup.
+//! - [`metrics`]: what the server counts for operators (calls, bytes,
+//!   blob store timings, rendition cache, queue depth), scraped by
+//!   Prometheus at `--metrics-listen`.
 //! - [`server`]: the tonic server (services, health, reflection, shutdown).
 //! - [`auth`]: who is calling (API keys) and what each RPC needs (the
 //!   scope table); the principal every operation acts for.
@@ -36,7 +39,8 @@
 //! - [`blob`]: content-addressed blob storage (local directory), with the
 //!   files of resumable uploads and a quarantine for corrupt blobs; small
 //!   blobs skip it and live inline in the database (`blob::inline`); a
-//!   blob's bytes as a bounded stream of chunks (`blob::stream`).
+//!   blob's bytes as a bounded stream of chunks (`blob::stream`); every
+//!   store timed for the metrics (`blob::metered`).
 //! - [`fetch`]: downloads for imports from a URL, refusing internal
 //!   addresses (the request forgery guard) on every redirect hop.
 //! - [`error`]: the error type and its single mapping to `tonic::Status`.
@@ -57,6 +61,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod jobs;
 pub mod library;
+pub mod metrics;
 pub mod pb;
 pub mod render;
 pub mod repo;

@@ -137,13 +137,27 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     tracing::info!(
         listen = %listener.local_addr()?,
         http_listen = ?config.http_listen,
+        metrics_listen = ?metrics.as_ref().map(|l| l.local_addr()).transpose()?,
         data_dir = %config.data_dir.display(),
         "mediastore serving"
     );
-    server::run_with_http(listener, http, &config, library, server::shutdown_signal()).await
+    let listeners = server::Listeners {
+        grpc: listener,
+        http,
+        metrics,
+    };
+    server::run_listeners(listeners, &config, library, server::shutdown_signal()).await
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

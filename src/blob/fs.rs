@@ -93,6 +93,21 @@ impl FsBlobStore {
         })
     }
 
+    /// Only the staging area of a store in `dir` (`dir/tmp`): for a store
+    /// that keeps its blobs elsewhere ([`super::s3`]) and spools incoming
+    /// bytes on local disk. Only `stage`, `clean_staging` and
+    /// `remove_stale_staging` apply to it.
+    pub fn staging_only(dir: &Path) -> io::Result<Self> {
+        let staging = dir.join("tmp");
+        fs::create_dir_all(&staging)?;
+        Ok(Self {
+            blobs: dir.join("blobs"),
+            staging,
+            uploads: dir.join("uploads"),
+            quarantine: dir.join("quarantine"),
+        })
+    }
+
     /// A staged file: unnamed if the file system allows, else named.
     fn create_staged(&self) -> io::Result<(File, Option<PathBuf>)> {
         match OpenOptions::new()

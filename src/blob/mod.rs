@@ -21,6 +21,8 @@
 
 pub mod fs;
 pub mod inline;
+pub mod metered;
+pub mod s3;
 pub mod stream;
 
 use std::{any::Any, fmt, io, time::SystemTime};

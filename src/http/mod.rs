@@ -13,14 +13,24 @@
 pub mod disposition;
 mod media;
 pub mod preconditions;
+pub mod scrape;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use axum::{Router, extract::Request, middleware::Next, response::Response, routing::get};
+use axum::{
+    Router,
+    extract::{Request, State},
+    middleware::Next,
+    response::Response,
+    routing::get,
+};
 use tokio::net::TcpListener;
 use tracing::Instrument as _;
 
-use crate::library::Library;
+use crate::{
+    library::Library,
+    metrics::{CountedBody, HttpLabels, Metrics},
+};
 
 /// Which origins may read answers from scripts (CORS).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +74,7 @@ struct Http {
 /// The routes: media URLs (GET, HEAD and CORS preflights); anything else
 /// is 404.
 pub fn router(library: Library, cors: Cors) -> Router {
+    let metrics = Arc::clone(library.metrics());
     Router::new()
         // `{*key}`: a slot's or code's key has segments of its own
         // (`s/{tenant}/{resource}/{key}`); the library reads the path.
@@ -72,7 +83,23 @@ pub fn router(library: Library, cors: Cors) -> Router {
             get(media::get).options(media::preflight),
         )
         .layer(axum::middleware::from_fn(span))
+        .layer(axum::middleware::from_fn_with_state(metrics, count))
         .with_state(Http { library, cors })
+}
+
+/// Counts each response by status, and its body's bytes as they are
+/// sent (a download cut short counts what left).
+async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    metrics
+        .http
+        .responses
+        .get_or_create(&HttpLabels {
+            code: response.status().as_u16(),
+        })
+        .inc();
+    let sent = metrics.http.sent_bytes.clone();
+    response.map(|body| axum::body::Body::new(CountedBody::new(body, sent)))
 }
 
 /// Runs each request in an `http` span, the gRPC `rpc` span's sibling, so

@@ -152,6 +152,17 @@ struct Inner {
     served: served::ServedCache,
     /// What this process's job workers and API calls share.
     jobs: jobs::JobBoard,
+    /// What this server counts for operators; the blob store above is
+    /// timed into it already.
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// How long a scrape waits for the database's counts.
+const SAMPLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A count as a gauge's value.
+fn gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl Library {
@@ -159,6 +170,11 @@ impl Library {
     /// and cleans up what a crash may have left: staged files and blobs
     /// whose last reference was dropped just before the crash.
     pub async fn start(repo: Repo, blobs: Arc<dyn BlobStore>, limits: Limits) -> Result<Self> {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let blobs: Arc<dyn BlobStore> = Arc::new(crate::blob::metered::Metered::new(
+            blobs,
+            Arc::clone(&metrics),
+        ));
         let store = Arc::clone(&blobs);
         let removed = tokio::task::spawn_blocking(move || store.clean_staging())
             .await
@@ -188,6 +204,7 @@ impl Library {
                 quotas: Default::default(),
                 served: Default::default(),
                 jobs: Default::default(),
+                metrics,
             }),
         };
         library.recover().await?;
@@ -278,6 +295,53 @@ impl Library {
             .public_media_owner(id)
             .await?
             .ok_or_else(|| Error::not_found(Resource::Media, id.to_string()))
+    }
+
+    /// What this server counts for operators.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Reads into the metrics' gauges what the database holds (upload
+    /// sessions, the job queue) and this process's pool use. A database
+    /// that does not answer within `SAMPLE_TIMEOUT` leaves the gauges as
+    /// they were and counts a sample error: a scrape must not hang.
+    pub async fn sample_metrics(&self) {
+        let sampled = &self.inner.metrics.sampled;
+        let now = crate::domain::now_micros();
+        let read = tokio::time::timeout(SAMPLE_TIMEOUT, self.inner.repo.queue_stats(now)).await;
+        match read {
+            Ok(Ok(q)) => {
+                sampled.upload_sessions.set(gauge(q.upload_sessions));
+                sampled.jobs_queued.set(gauge(q.jobs_queued));
+                sampled.jobs_running.set(gauge(q.jobs_running));
+                let waited = q.oldest_due.map_or(0, |due| now.saturating_sub(due).max(0));
+                sampled.jobs_oldest_wait_seconds.set(waited as f64 / 1e6);
+            }
+            Ok(Err(e)) => {
+                sampled.sample_errors.inc();
+                tracing::warn!(error = %e, "metrics: reading the queue's state failed");
+            }
+            Err(_) => {
+                sampled.sample_errors.inc();
+                tracing::warn!("metrics: the database did not answer in time");
+            }
+        }
+        for p in self.inner.repo.pool_stats() {
+            let labels = crate::metrics::PoolLabels { pool: p.pool };
+            sampled
+                .db_connections
+                .get_or_create(&labels)
+                .set(i64::from(p.size));
+            sampled
+                .db_idle_connections
+                .get_or_create(&labels)
+                .set(i64::from(p.idle));
+            sampled
+                .db_max_connections
+                .get_or_create(&labels)
+                .set(i64::from(p.max));
+        }
     }
 
     /// Checks that the database answers and the blob store can be written.

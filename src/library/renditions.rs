@@ -123,6 +123,7 @@ impl Library {
         {
             match self.open_blob(&r.blob, r.size).await? {
                 Some(reader) => {
+                    self.inner.metrics.rendition_hits.inc();
                     return Ok(OpenedRendition {
                         rendition: r,
                         cached: true,
@@ -135,6 +136,7 @@ impl Library {
                 None => self.forget_rendition(tenant, &r).await?,
             }
         }
+        self.inner.metrics.rendition_misses.inc();
         // A delete racing this request removes the source's bytes and its
         // renditions: that is the media being gone, not a loss.
         let rendition = match self.make_rendition(&media, spec).await {

@@ -26,6 +26,7 @@ mod media_rows;
 mod query;
 mod renditions;
 mod slots;
+mod stats;
 mod uploads;
 
 use std::{str::FromStr, time::Duration};
@@ -47,6 +48,7 @@ pub use self::{
     media_rows::Removed,
     query::FolderScope,
     slots::{code_taken, slot_taken},
+    stats::{PoolStats, QueueStats},
 };
 use self::{
     entity::{blob, folder, media, media_tag, tenant},

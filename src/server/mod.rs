@@ -4,9 +4,11 @@
 //! Two layers sit between hyper and the services, each mending an answer
 //! tonic gets wrong for this service's clients: [`reset`] makes a client's
 //! reset of an upload stream an error instead of its clean end, and
-//! [`deadline`] answers an expired deadline `DEADLINE_EXCEEDED`.
+//! [`deadline`] answers an expired deadline `DEADLINE_EXCEEDED`. Outside
+//! them all, [`observe`] counts every call for the metrics.
 
 pub mod deadline;
+pub mod observe;
 pub mod reset;
 pub mod tls;
 
@@ -17,7 +19,7 @@ use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
     auth::{self, AuthLayer, Authenticator},
-    blob::{BlobStore, fs::FsBlobStore},
+    blob::{BlobStore, fs::FsBlobStore, s3::S3BlobStore},
     config::Config,
     error::{Error, Result},
     library::{BaseUrl, Delivery, Library, Limits, UrlKeys},
@@ -47,12 +49,21 @@ pub async fn open_library(config: &Config) -> Result<Library> {
         )
     })?;
     let repo = Repo::connect(&config.database_url()).await?;
-    let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(&config.data_dir).map_err(|e| {
-        Error::io(
-            format!("opening the blob store in {}", config.data_dir.display()),
-            e,
-        )
-    })?);
+    let blobs: Arc<dyn BlobStore> = match config
+        .s3_settings()
+        .map_err(|e| Error::invalid("s3_bucket", e))?
+    {
+        Some(s3) => Arc::new(
+            S3BlobStore::open(&s3, &config.data_dir, tokio::runtime::Handle::current())
+                .map_err(|e| Error::io(format!("opening the S3 blob store {}", s3.bucket), e))?,
+        ),
+        None => Arc::new(FsBlobStore::open(&config.data_dir).map_err(|e| {
+            Error::io(
+                format!("opening the blob store in {}", config.data_dir.display()),
+                e,
+            )
+        })?),
+    };
     Library::start(
         repo,
         blobs,
@@ -211,6 +222,40 @@ pub async fn run_with_http(
     library: Library,
     shutdown: impl Future<Output = ()>,
 ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let listeners = Listeners {
+        grpc: listener,
+        http,
+        metrics: None,
+    };
+    run_listeners(listeners, config, library, shutdown).await
+}
+
+/// The sockets a server serves on, bound by the caller (tests bind port 0
+/// and read the address back).
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC.
+    pub grpc: TcpListener,
+    /// The HTTP edge (`--http-listen`), if on.
+    pub http: Option<TcpListener>,
+    /// The metrics listener (`--metrics-listen`), if on.
+    pub metrics: Option<TcpListener>,
+}
+
+/// [`run`] on every listener given: the HTTP edge and the metrics
+/// listener start and stop with the gRPC server, under the same grace
+/// period.
+pub async fn run_listeners(
+    listeners: Listeners,
+    config: &Config,
+    library: Library,
+    shutdown: impl Future<Output = ()>,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let Listeners {
+        grpc: listener,
+        http,
+        metrics,
+    } = listeners;
     let max_message = usize::try_from(config.max_message_size)?;
     let unruled = auth::rules::rpcs_without_rule();
     if !unruled.is_empty() {
@@ -258,21 +303,33 @@ pub async fn run_with_http(
         library.clone(),
         std::time::Duration::from_secs(config.health_check_secs),
     ));
-    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http_task = http.map(|listener| {
+    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
+    let stopped_http = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mut http_tasks = Vec::new();
+    if let Some(listener) = http {
         let router = crate::http::router(
             library.clone(),
             crate::http::Cors::parse(config.http_cors_origins.as_deref()),
         );
-        tokio::spawn(crate::http::serve(
+        http_tasks.push(tokio::spawn(crate::http::serve(
             listener,
             router,
-            async {
-                let _ = http_stopped.await;
-            },
+            stopped_http(http_stopped.clone()),
             config.shutdown_grace(),
-        ))
-    });
+        )));
+    }
+    if let Some(listener) = metrics {
+        http_tasks.push(tokio::spawn(crate::http::serve(
+            listener,
+            crate::http::scrape::router(library.clone()),
+            stopped_http(http_stopped.clone()),
+            config.shutdown_grace(),
+        )));
+    }
+    let observed = Arc::clone(library.metrics());
+    let known = Arc::new(observe::KnownRpcs::served());
     let folders = FolderServiceServer::new(FolderApi::new(library.clone()));
     let bindings = BindingServiceServer::new(BindingApi::new(library.clone()));
     let admin = AdminServiceServer::new(AdminApi::new(library.clone()));
@@ -301,6 +358,9 @@ pub async fn run_with_http(
         .max_concurrent_streams(
             (config.max_concurrent_streams > 0).then_some(config.max_concurrent_streams),
         )
+        .layer(tower_layer::layer_fn(move |inner| {
+            observe::Observe::new(inner, Arc::clone(&observed), Arc::clone(&known))
+        }))
         .layer(tower_layer::layer_fn(move |inner| {
             deadline::Deadline::new(inner, request_timeout)
         }))
@@ -353,7 +413,7 @@ pub async fn run_with_http(
     tokio::select! {
         res = &mut server => {
             stop_watchers();
-            if let Some(task) = &http_task {
+            for task in &http_tasks {
                 task.abort();
             }
             workers.stop(Duration::ZERO).await;
@@ -368,7 +428,7 @@ pub async fn run_with_http(
     stop_watchers();
     set_health(&health, false).await;
     let _ = stop_tx.send(());
-    let _ = http_stop.send(());
+    let _ = http_stop.send(true);
     // Running jobs get the same grace as requests, at the same time; what
     // is left is given back to the queue for another worker.
     let (served, ()) = tokio::join!(
@@ -379,8 +439,8 @@ pub async fn run_with_http(
         Ok(res) => res?,
         Err(_) => tracing::warn!("grace period over; abandoning the requests still running"),
     }
-    if let Some(task) = http_task {
-        // It stops within the same grace period on its own.
+    for task in http_tasks {
+        // Each stops within the same grace period on its own.
         task.await??;
     }
     Ok(())

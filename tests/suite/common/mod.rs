@@ -6,6 +6,8 @@
 //! dropped afterwards), so tests never share rows; otherwise it uses SQLite
 //! in its data directory.
 
+pub mod garage;
+
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -201,6 +203,14 @@ impl TestServer {
             None => None,
         };
         let http_addr = config.http_listen;
+        let metrics = match config.metrics_listen {
+            Some(_) => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                config.metrics_listen = Some(listener.local_addr().unwrap());
+                Some(listener)
+            }
+            None => None,
+        };
         let library = server::open_library(&config).await.unwrap();
         server::bootstrap_admin_key(&config, &library)
             .await
@@ -211,7 +221,12 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let cfg = config.clone();
         let task = tokio::spawn(async move {
-            server::run_with_http(listener, http, &cfg, library, async {
+            let listeners = server::Listeners {
+                grpc: listener,
+                http,
+                metrics,
+            };
+            server::run_listeners(listeners, &cfg, library, async {
                 let _ = stopped.await;
             })
             .await

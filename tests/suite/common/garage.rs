@@ -1,0 +1,251 @@
+//! Garage, a real S3-compatible distributed object store, started by the
+//! tests on loopback: one node for the blob-store suite, three for the
+//! cluster test.
+//!
+//! The binary comes from `MEDIASTORE_GARAGE_BIN`, else the cache `.ci/run`
+//! installs it into (`/var/cache/mediastore-tools/garage-2.5.0`). Without
+//! it the Garage tests skip, unless `MEDIASTORE_REQUIRE_GARAGE=1` (set by
+//! `.ci/run`, which installs it) makes a missing binary a failure.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use mediastore::blob::s3::S3Settings;
+use tempfile::TempDir;
+
+use super::free_port;
+
+/// Where `.ci/run` installs Garage.
+const CACHED: &str = "/var/cache/mediastore-tools/garage-2.5.0/bin/garage";
+/// The test key, imported into every node (Garage key ids are `GK` and 24
+/// hex digits; secrets 64).
+pub const KEY_ID: &str = "GK00000000000000000000abcd";
+/// Its secret.
+pub const SECRET: &str = "00000000000000000000000000000000000000000000000000000000000000ab";
+/// The bucket every test uses.
+pub const BUCKET: &str = "mediastore-test";
+
+/// The Garage binary, if there is one.
+pub fn binary() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("MEDIASTORE_GARAGE_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    let cached = PathBuf::from(CACHED);
+    if cached.exists() {
+        return Some(cached);
+    }
+    assert!(
+        std::env::var("MEDIASTORE_REQUIRE_GARAGE").is_err(),
+        "MEDIASTORE_REQUIRE_GARAGE is set but Garage is not installed (see .ci/run)"
+    );
+    None
+}
+
+/// One Garage node.
+pub struct Node {
+    dir: TempDir,
+    bin: PathBuf,
+    child: Option<Child>,
+    /// Its S3 API port.
+    pub s3_port: u16,
+    /// Its RPC port.
+    pub rpc_port: u16,
+}
+
+impl Node {
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("garage.toml")
+    }
+
+    /// Runs a `garage` command against this node; panics if it fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.bin)
+            .arg("-c")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .expect("run garage");
+        assert!(
+            out.status.success(),
+            "garage {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts (or restarts) the node's server.
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        let child = Command::new(&self.bin)
+            .arg("-c")
+            .arg(self.config())
+            .arg("server")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start garage");
+        self.child = Some(child);
+        wait_for_port(self.rpc_port);
+        wait_for_port(self.s3_port);
+    }
+
+    /// Kills the node's server (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `id@addr`, as `node connect` takes it.
+    fn full_id(&self) -> String {
+        self.cli(&["node", "id", "-q"]).trim().to_string()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("garage did not listen on port {port}");
+}
+
+/// A Garage cluster of one or more nodes on loopback, with the test key
+/// and bucket.
+pub struct Garage {
+    /// Its nodes; the first is the one clients use.
+    pub nodes: Vec<Node>,
+}
+
+impl Garage {
+    /// One node (replication factor 1); `None` without the binary.
+    pub fn single() -> Option<Self> {
+        Self::cluster(1)
+    }
+
+    /// `n` nodes, each in a zone of its own, every object on `n` of them.
+    pub fn cluster(n: usize) -> Option<Self> {
+        let bin = binary()?;
+        let secret: String = (0..32).map(|i| format!("{:02x}", i * 7 + 3)).collect();
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            let dir = tempfile::tempdir().unwrap();
+            let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
+            write_config(dir.path(), n, &secret, s3_port, rpc_port, admin_port);
+            let mut node = Node {
+                dir,
+                bin: bin.clone(),
+                child: None,
+                s3_port,
+                rpc_port,
+            };
+            node.start();
+            nodes.push(node);
+        }
+        let first = nodes[0].full_id();
+        for node in &nodes[1..] {
+            node.cli(&["node", "connect", &first]);
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            let id = node.full_id();
+            let id = id.split('@').next().unwrap().to_string();
+            nodes[0].cli(&["layout", "assign", "-z", &format!("dc{i}"), "-c", "1G", &id]);
+        }
+        nodes[0].cli(&["layout", "apply", "--version", "1"]);
+        let garage = Self { nodes };
+        garage.retry(&["key", "import", "--yes", "-n", "test", KEY_ID, SECRET]);
+        garage.retry(&["bucket", "create", BUCKET]);
+        garage.retry(&[
+            "bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", KEY_ID,
+        ]);
+        Some(garage)
+    }
+
+    /// A command on the first node, retried while the new layout spreads.
+    fn retry(&self, args: &[&str]) {
+        for _ in 0..100 {
+            let out = Command::new(&self.nodes[0].bin)
+                .arg("-c")
+                .arg(self.nodes[0].config())
+                .args(args)
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.nodes[0].cli(args);
+    }
+
+    /// Settings of a store on node `i`, under `prefix`.
+    pub fn settings_on(&self, i: usize, prefix: &str) -> S3Settings {
+        S3Settings {
+            endpoint: format!("http://127.0.0.1:{}", self.nodes[i].s3_port),
+            region: "garage".into(),
+            bucket: BUCKET.into(),
+            prefix: prefix.into(),
+            path_style: true,
+            access_key: KEY_ID.into(),
+            secret_key: SECRET.into(),
+            part_size: mediastore::blob::s3::MIN_PART_SIZE,
+            concurrency: 4,
+            timeout: Duration::from_secs(30),
+            extra_roots: Vec::new(),
+        }
+    }
+
+    /// Settings of a store on the first node.
+    pub fn settings(&self, prefix: &str) -> S3Settings {
+        self.settings_on(0, prefix)
+    }
+
+    /// Points a server's configuration at this store.
+    pub fn configure(&self, c: &mut mediastore::config::Config, prefix: &str) {
+        let s = self.settings(prefix);
+        c.s3_bucket = Some(s.bucket);
+        c.s3_endpoint = Some(s.endpoint);
+        c.s3_region = s.region;
+        c.s3_prefix = s.prefix;
+        c.s3_access_key_id = Some(s.access_key);
+        c.s3_secret_access_key = Some(s.secret_key);
+        c.s3_part_size = s.part_size as u64;
+    }
+}
+
+fn write_config(dir: &Path, replicas: usize, secret: &str, s3: u16, rpc: u16, admin: u16) {
+    let d = dir.display();
+    let text = format!(
+        r#"metadata_dir = "{d}/meta"
+data_dir = "{d}/data"
+db_engine = "sqlite"
+replication_factor = {replicas}
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "{secret}"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin}"
+admin_token = "test-admin-token"
+"#
+    );
+    std::fs::write(dir.join("garage.toml"), text).unwrap();
+}
