@@ -23,7 +23,7 @@ async fn jobs_client(s: &TestServer) -> Jobs {
 }
 
 /// A probe job for the default tenant.
-fn probe(payload: serde_json::Value) -> NewJob {
+pub(super) fn probe(payload: serde_json::Value) -> NewJob {
     NewJob::new(TenantId::DEFAULT, kinds::PROBE, payload, "test")
 }
 
@@ -104,7 +104,7 @@ fn number(s: &Option<prost_types::Struct>, name: &str) -> f64 {
 }
 
 /// Waits until every job of `ids` ended, reading the repository.
-async fn all_ended(repo: &Repo, ids: &[JobId]) -> Vec<mediastore::domain::Job> {
+pub(super) async fn all_ended(repo: &Repo, ids: &[JobId]) -> Vec<mediastore::domain::Job> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let mut jobs = Vec::new();

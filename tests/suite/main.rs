@@ -29,6 +29,7 @@ mod migrations;
 mod quota;
 mod races;
 mod renditions;
+mod replicas;
 mod resumable;
 mod s3;
 mod server;

@@ -135,3 +135,73 @@ async fn the_server_keeps_its_blobs_in_the_bucket() {
         "{gc:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_three_node_cluster_serves_through_a_node_outage_and_loses_nothing() {
+    let Some(mut garage) = tokio::task::block_in_place(|| Garage::cluster(3)) else {
+        return;
+    };
+    let mut s = TestServer::spawn_with(|c| garage.configure(c, "cluster/")).await;
+    let mut stored_media = Vec::new();
+    let put = async |s: &mut TestServer, name: &str| {
+        let data = content(name, 6 * MIB + name.len());
+        let m = upload(&mut s.client, header(name, data.len()), &data)
+            .await
+            .unwrap()
+            .media
+            .unwrap();
+        (m.id, data)
+    };
+    for name in ["before-1", "before-2"] {
+        stored_media.push(put(&mut s, name).await);
+    }
+    // One of the three nodes (not the one the server talks to) goes down:
+    // writes and reads still reach two copies.
+    tokio::task::block_in_place(|| garage.nodes[2].kill());
+    for name in ["during-1", "during-2", "during-3"] {
+        stored_media.push(put(&mut s, name).await);
+    }
+    for (id, data) in &stored_media {
+        let (_, back) = read(&mut s.client, id, 0, 0).await.unwrap();
+        assert_eq!(&back, data, "{id} while a node is down");
+    }
+    // It returns; the service goes on, and everything acknowledged reads
+    // back whole.
+    tokio::task::block_in_place(|| garage.nodes[2].start());
+    for name in ["after-1", "after-2"] {
+        stored_media.push(put(&mut s, name).await);
+    }
+    for (id, data) in &stored_media {
+        let (_, back) = read(&mut s.client, id, 0, 0).await.unwrap();
+        assert_eq!(&back, data, "{id} after the node returned");
+    }
+    let report = scrub(&s).await;
+    let last = report.last().unwrap();
+    assert!(last.missing_blake3.is_empty() && last.corrupt_blake3.is_empty());
+    assert_eq!(last.blobs_checked, stored_media.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_follows_the_bucket_and_recovers_by_itself() {
+    use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
+
+    use super::server::wait_for_media_status;
+
+    let Some(mut garage) = tokio::task::block_in_place(Garage::single) else {
+        return;
+    };
+    let s = TestServer::spawn_with(|c| {
+        garage.configure(c, "health/");
+        c.health_check_secs = 1;
+    })
+    .await;
+    let mut health = HealthClient::new(raw_channel(s.addr).await);
+    wait_for_media_status(&mut health, ServingStatus::Serving).await;
+    // The object store goes away: NOT_SERVING, so a load balancer sends
+    // this replica nothing it would fail.
+    tokio::task::block_in_place(|| garage.nodes[0].kill());
+    wait_for_media_status(&mut health, ServingStatus::NotServing).await;
+    // It comes back: SERVING again, with nobody's help.
+    tokio::task::block_in_place(|| garage.nodes[0].start());
+    wait_for_media_status(&mut health, ServingStatus::Serving).await;
+}

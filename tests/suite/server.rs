@@ -143,7 +143,7 @@ async fn health_follows_the_blob_store() {
 }
 
 /// Polls the media service's health for up to 5 s until it is `want`.
-async fn wait_for_media_status(
+pub(super) async fn wait_for_media_status(
     health: &mut HealthClient<tonic::transport::Channel>,
     want: ServingStatus,
 ) {

@@ -213,6 +213,23 @@ impl Garage {
         self.settings_on(0, prefix)
     }
 
+    /// The flags that point a server process at this store.
+    pub fn flags(&self, prefix: &str) -> Vec<String> {
+        let s = self.settings(prefix);
+        [
+            ("--s3-bucket", s.bucket),
+            ("--s3-endpoint", s.endpoint),
+            ("--s3-region", s.region),
+            ("--s3-prefix", s.prefix),
+            ("--s3-access-key-id", s.access_key),
+            ("--s3-secret-access-key", s.secret_key),
+            ("--s3-part-size", s.part_size.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(k, v)| [k.to_string(), v])
+        .collect()
+    }
+
     /// Points a server's configuration at this store.
     pub fn configure(&self, c: &mut mediastore::config::Config, prefix: &str) {
         let s = self.settings(prefix);
