@@ -27,11 +27,16 @@
 //! unfinished multipart upload (a replica killed while sending) is
 //! aborted by garbage collection once older than its grace period.
 //!
+//! Reads are ranged GETs; a sequential read (a download) keeps a few GETs
+//! in flight ahead of it ([`reader`]).
+//!
 //! The trait is blocking: each call runs the async client on the runtime
 //! (`Handle::block_on`) from the blocking pool, where the library calls
 //! the store.
 
 pub mod client;
+pub mod garage;
+mod reader;
 pub mod sign;
 mod upload;
 pub mod xml;
@@ -596,11 +601,7 @@ impl BlobStore for S3BlobStore {
         let s = &self.shared;
         let key = s.blob_key(hash);
         let len = s.block(s.head(&key))?;
-        Ok(Box::new(S3Reader {
-            shared: Arc::clone(s),
-            key,
-            len,
-        }))
+        Ok(Box::new(reader::S3Reader::new(Arc::clone(s), key, len)))
     }
 
     fn exists(&self, hash: &ContentHash) -> io::Result<bool> {
@@ -721,49 +722,5 @@ impl StagedBlob for Spooled {
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
-    }
-}
-
-/// One stored blob, read by ranged GETs.
-#[derive(Debug)]
-struct S3Reader {
-    shared: Arc<Shared>,
-    key: String,
-    len: u64,
-}
-
-impl BlobReader for S3Reader {
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        if offset >= self.len {
-            return Ok(0);
-        }
-        let n = usize::try_from(self.len - offset)
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
-        let s = &self.shared;
-        let bytes = s.block(s.get_range(&self.key, offset, n))?;
-        buf[..bytes.len()].copy_from_slice(&bytes);
-        Ok(bytes.len())
-    }
-
-    fn read_bytes(&self, offset: u64, len: usize) -> io::Result<Bytes> {
-        super::range_in(offset, len, usize::try_from(self.len).unwrap_or(usize::MAX))?;
-        let s = &self.shared;
-        let bytes = s.block(s.get_range(&self.key, offset, len))?;
-        if bytes.len() != len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{} answered {} bytes at {offset}, not {len}",
-                    self.key,
-                    bytes.len()
-                ),
-            ));
-        }
-        Ok(bytes)
     }
 }

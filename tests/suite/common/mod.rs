@@ -6,7 +6,7 @@
 //! dropped afterwards), so tests never share rows; otherwise it uses SQLite
 //! in its data directory.
 
-pub mod garage;
+pub use mediastore::blob::s3::garage;
 
 use std::{
     net::SocketAddr,

@@ -1,11 +1,16 @@
-//! Garage, a real S3-compatible distributed object store, started by the
-//! tests on loopback: one node for the blob-store suite, three for the
-//! cluster test.
+//! Garage, a real S3-compatible distributed object store, started on
+//! loopback by the tests (one node for the blob-store suite, three for the
+//! cluster test) and by the S3 benchmark.
 //!
 //! The binary comes from `MEDIASTORE_GARAGE_BIN`, else the cache `.ci/run`
 //! installs it into (`/var/cache/mediastore-tools/garage-2.5.0`). Without
 //! it the Garage tests skip, unless `MEDIASTORE_REQUIRE_GARAGE=1` (set by
 //! `.ci/run`, which installs it) makes a missing binary a failure.
+//!
+//! Not part of the server: compiled in for the test suite and the
+//! benchmark, which is why it lives in the library. A harness panics on
+//! what goes wrong (a test fails with the message), hence the `unwrap`s.
+#![allow(clippy::unwrap_used)]
 
 use std::{
     path::{Path, PathBuf},
@@ -13,10 +18,9 @@ use std::{
     time::Duration,
 };
 
-use mediastore::blob::s3::S3Settings;
 use tempfile::TempDir;
 
-use super::free_port;
+use super::S3Settings;
 
 /// Where `.ci/run` installs Garage.
 const CACHED: &str = "/var/cache/mediastore-tools/garage-2.5.0/bin/garage";
@@ -45,6 +49,7 @@ pub fn binary() -> Option<PathBuf> {
 }
 
 /// One Garage node.
+#[derive(Debug)]
 pub struct Node {
     dir: TempDir,
     bin: PathBuf,
@@ -113,8 +118,10 @@ impl Drop for Node {
     }
 }
 
+/// Waits up to 30 s (a loaded machine starts it slowly) for `port` to
+/// accept connections.
 fn wait_for_port(port: u16) {
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return;
         }
@@ -125,6 +132,7 @@ fn wait_for_port(port: u16) {
 
 /// A Garage cluster of one or more nodes on loopback, with the test key
 /// and bucket.
+#[derive(Debug)]
 pub struct Garage {
     /// Its nodes; the first is the one clients use.
     pub nodes: Vec<Node>,
@@ -174,9 +182,10 @@ impl Garage {
         Some(garage)
     }
 
-    /// A command on the first node, retried while the new layout spreads.
+    /// A command on the first node, retried (for up to 30 s) while the new
+    /// layout spreads.
     fn retry(&self, args: &[&str]) {
-        for _ in 0..100 {
+        for _ in 0..300 {
             let out = Command::new(&self.nodes[0].bin)
                 .arg("-c")
                 .arg(self.nodes[0].config())
@@ -201,7 +210,7 @@ impl Garage {
             path_style: true,
             access_key: KEY_ID.into(),
             secret_key: SECRET.into(),
-            part_size: mediastore::blob::s3::MIN_PART_SIZE,
+            part_size: super::MIN_PART_SIZE,
             concurrency: 4,
             timeout: Duration::from_secs(30),
             extra_roots: Vec::new(),
@@ -231,7 +240,7 @@ impl Garage {
     }
 
     /// Points a server's configuration at this store.
-    pub fn configure(&self, c: &mut mediastore::config::Config, prefix: &str) {
+    pub fn configure(&self, c: &mut crate::config::Config, prefix: &str) {
         let s = self.settings(prefix);
         c.s3_bucket = Some(s.bucket);
         c.s3_endpoint = Some(s.endpoint);
@@ -265,4 +274,12 @@ admin_token = "test-admin-token"
 "#
     );
     std::fs::write(dir.join("garage.toml"), text).unwrap();
+}
+
+/// A port free at the time of asking.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
 }
