@@ -5,7 +5,7 @@
 
 use std::{collections::HashSet, net::SocketAddr};
 
-use mediastore::{domain::JobStatus, pb::v1 as pb, repo::Repo};
+use mediastore::{domain::JobStatus, repo::Repo};
 use serde_json::json;
 
 use super::{
@@ -50,23 +50,7 @@ async fn two_replicas_share_uploads_renditions_and_jobs() {
     assert_eq!(part, &big[big.len() - 100..]);
 
     // Rendered by one; the other finds it cached (rows and bytes shared).
-    let jpeg = encoded(image::ImageFormat::Jpeg, 1200, 900);
-    let photo = upload(&mut b, header("photo.jpg", jpeg.len()), &jpeg)
-        .await
-        .unwrap()
-        .media
-        .unwrap();
-    let req = pb::GetRenditionRequest {
-        media_id: photo.id.clone(),
-        width: 600,
-        ..Default::default()
-    };
-    let (r, cached, bytes) = rendition(&mut a, req.clone()).await.unwrap();
-    assert!(!cached);
-    assert_eq!((r.width, r.height), (600, 450));
-    let (_, cached, again) = rendition(&mut b, req).await.unwrap();
-    assert!(cached, "the other replica made it again");
-    assert_eq!(again, bytes);
+    rendered_then_cached(&mut a, &mut b, 1200, 900).await;
 
     // A resumable upload started on one and finished on the other.
     let data = content("resumed across replicas", 9 * MIB + 77);

@@ -65,23 +65,8 @@ async fn the_server_keeps_its_blobs_in_the_bucket() {
     assert_eq!(part, &big[5 * MIB - 7..5 * MIB + 93]);
 
     // A rendition is made from the bucket's bytes and cached there.
-    let jpeg = encoded(image::ImageFormat::Jpeg, 1600, 1200);
-    let photo = upload(&mut s.client, header("photo.jpg", jpeg.len()), &jpeg)
-        .await
-        .unwrap()
-        .media
-        .unwrap();
-    let req = pb::GetRenditionRequest {
-        media_id: photo.id.clone(),
-        width: 800,
-        ..Default::default()
-    };
-    let (r, cached, bytes) = rendition(&mut s.client, req.clone()).await.unwrap();
-    assert!(!cached);
-    assert_eq!((r.width, r.height), (800, 600));
-    let (_, cached, again) = rendition(&mut s.client, req).await.unwrap();
-    assert!(cached);
-    assert_eq!(again, bytes);
+    let mut again = s.client.clone();
+    let photo = rendered_then_cached(&mut s.client, &mut again, 1600, 1200).await;
 
     // A resumable upload in pieces, its segments joined in the bucket.
     let mut up = uploads(s.addr).await;

@@ -401,13 +401,15 @@ pub async fn raw_channel(addr: SocketAddr) -> tonic::transport::Channel {
         .unwrap()
         .initial_stream_window_size(16 * MIB as u32)
         .initial_connection_window_size(16 * MIB as u32);
-    for _ in 0..200 {
+    // A minute: a server process started on a loaded machine (the whole
+    // suite beside it, a store to reach) may take tens of seconds.
+    for _ in 0..1200 {
         if let Ok(ch) = endpoint.connect().await {
             return ch;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("server at {addr} did not accept connections");
+    panic!("server at {addr} did not accept connections within a minute");
 }
 
 /// Regular files below `dir` (recursively).
@@ -565,6 +567,36 @@ pub async fn rendition(
     Ok((first.rendition.expect("a rendition"), first.cached, bytes))
 }
 
+/// Uploads a `width` x `height` JPEG through `first` and asks `first`
+/// for a rendition at half the width (made now), then `second` (found
+/// cached, the same bytes): the rendition cache seen from two clients,
+/// or two replicas. Returns the photo.
+pub async fn rendered_then_cached(
+    first: &mut MediaServiceClient<Channel>,
+    second: &mut MediaServiceClient<Channel>,
+    width: u32,
+    height: u32,
+) -> pb::Media {
+    let jpeg = encoded(image::ImageFormat::Jpeg, width, height);
+    let photo = upload(first, header("photo.jpg", jpeg.len()), &jpeg)
+        .await
+        .unwrap()
+        .media
+        .unwrap();
+    let req = pb::GetRenditionRequest {
+        media_id: photo.id.clone(),
+        width: width / 2,
+        ..Default::default()
+    };
+    let (r, cached, bytes) = rendition(first, req.clone()).await.unwrap();
+    assert!(!cached, "a new rendition was found cached");
+    assert_eq!((r.width, r.height), (width / 2, height / 2));
+    let (_, cached, again) = rendition(second, req).await.unwrap();
+    assert!(cached, "the rendition was made again");
+    assert_eq!(again, bytes);
+    photo
+}
+
 /// The first page (50) of the media `filter` selects.
 pub async fn list_filtered(
     client: &mut MediaServiceClient<Channel>,
@@ -703,7 +735,7 @@ pub fn start_process(
     port: u16,
     extra: &[&str],
 ) -> ServerProcess {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mediastore"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mediastore"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(dir)
@@ -718,10 +750,25 @@ pub fn start_process(
         .args(extra)
         .env("MEDIASTORE_BOOTSTRAP_KEY", TEST_KEY)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start the mediastore binary");
+    forward_stderr(&mut child, port);
     ServerProcess(child)
+}
+
+/// Copies the child's standard error to the test's, line by line and
+/// marked with its port, so that the harness shows it with the test's
+/// output when the test fails (why a server did not start, say).
+fn forward_stderr(child: &mut std::process::Child, port: u16) {
+    use std::io::BufRead;
+    if let Some(err) = child.stderr.take() {
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[server :{port}] {line}");
+            }
+        });
+    }
 }
 
 /// A port free at the time of asking.
