@@ -22,20 +22,11 @@ impl Metered {
     pub fn new(inner: Arc<dyn BlobStore>, metrics: Arc<Metrics>) -> Self {
         Self { inner, metrics }
     }
-
-    /// Runs `f` as operation `op`: its time, and whether it failed. A
-    /// `NotFound` answer is not a failure where `absent_ok` says so (a
-    /// lookup of a blob that is not there is a normal answer).
-    fn timed<T>(
-        &self,
-        op: &'static str,
-        absent_ok: bool,
-        f: impl FnOnce() -> io::Result<T>,
-    ) -> io::Result<T> {
-        timed(&self.metrics, op, absent_ok, f)
-    }
 }
 
+/// Runs `f` as operation `op` into `metrics`: its time, and whether it
+/// failed. A `NotFound` answer is not a failure where `absent_ok` says so
+/// (a lookup of a blob that is not there is a normal answer).
 fn timed<T>(
     metrics: &Metrics,
     op: &'static str,
@@ -54,22 +45,26 @@ fn timed<T>(
 
 impl BlobStore for Metered {
     fn stage(&self) -> io::Result<Box<dyn StagedBlob>> {
-        self.timed("stage", false, || self.inner.stage())
+        timed(&self.metrics, "stage", false, || self.inner.stage())
     }
 
     fn publish(&self, batch: Vec<(Box<dyn StagedBlob>, ContentHash)>) -> io::Result<()> {
-        self.timed("publish", false, || self.inner.publish(batch))
+        timed(&self.metrics, "publish", false, || {
+            self.inner.publish(batch)
+        })
     }
 
     fn barrier_as_published(
         &self,
         batch: Vec<(Box<dyn StagedBlob>, ContentHash)>,
     ) -> io::Result<Vec<Box<dyn StagedBlob>>> {
-        self.timed("publish", false, || self.inner.barrier_as_published(batch))
+        timed(&self.metrics, "publish", false, || {
+            self.inner.barrier_as_published(batch)
+        })
     }
 
     fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>> {
-        let reader = self.timed("open", true, || self.inner.open(hash))?;
+        let reader = timed(&self.metrics, "open", true, || self.inner.open(hash))?;
         Ok(Box::new(MeteredReader {
             inner: reader,
             metrics: Arc::clone(&self.metrics),
@@ -77,49 +72,63 @@ impl BlobStore for Metered {
     }
 
     fn exists(&self, hash: &ContentHash) -> io::Result<bool> {
-        self.timed("exists", false, || self.inner.exists(hash))
+        timed(&self.metrics, "exists", false, || self.inner.exists(hash))
     }
 
     fn delete(&self, hash: &ContentHash) -> io::Result<()> {
-        self.timed("delete", false, || self.inner.delete(hash))
+        timed(&self.metrics, "delete", false, || self.inner.delete(hash))
     }
 
     fn clean_staging(&self) -> io::Result<usize> {
-        self.timed("clean_staging", false, || self.inner.clean_staging())
+        timed(&self.metrics, "clean_staging", false, || {
+            self.inner.clean_staging()
+        })
     }
 
     fn create_upload(&self, id: &str) -> io::Result<()> {
-        self.timed("create_upload", false, || self.inner.create_upload(id))
+        timed(&self.metrics, "create_upload", false, || {
+            self.inner.create_upload(id)
+        })
     }
 
     fn open_upload(&self, id: &str, held: u64) -> io::Result<Box<dyn UploadFile>> {
-        self.timed("open_upload", true, || self.inner.open_upload(id, held))
+        timed(&self.metrics, "open_upload", true, || {
+            self.inner.open_upload(id, held)
+        })
     }
 
     fn remove_upload(&self, id: &str) -> io::Result<()> {
-        self.timed("remove_upload", false, || self.inner.remove_upload(id))
+        timed(&self.metrics, "remove_upload", false, || {
+            self.inner.remove_upload(id)
+        })
     }
 
     fn upload_files(&self) -> io::Result<Vec<(String, std::time::SystemTime)>> {
-        self.timed("list", false, || self.inner.upload_files())
+        timed(&self.metrics, "list", false, || self.inner.upload_files())
     }
 
     fn list_shard(&self, shard: u8) -> io::Result<Vec<StoredBlob>> {
-        self.timed("list", false, || self.inner.list_shard(shard))
+        timed(&self.metrics, "list", false, || {
+            self.inner.list_shard(shard)
+        })
     }
 
     fn quarantine(&self, hash: &ContentHash) -> io::Result<()> {
-        self.timed("quarantine", false, || self.inner.quarantine(hash))
+        timed(&self.metrics, "quarantine", false, || {
+            self.inner.quarantine(hash)
+        })
     }
 
     fn remove_stale_staging(&self, before: std::time::SystemTime) -> io::Result<usize> {
-        self.timed("clean_staging", false, || {
+        timed(&self.metrics, "clean_staging", false, || {
             self.inner.remove_stale_staging(before)
         })
     }
 
     fn health_check(&self) -> io::Result<()> {
-        self.timed("health_check", false, || self.inner.health_check())
+        timed(&self.metrics, "health_check", false, || {
+            self.inner.health_check()
+        })
     }
 }
 

@@ -122,15 +122,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::ReadMediaRequest>,
     ) -> Result<Response<Self::ReadMediaStream>, Status> {
-        let r = request.get_ref();
-        let (tenant, id) = reader_media(
-            &self.library,
-            &request,
-            &r.media_id,
-            r.slot.as_ref(),
-            &r.code,
-        )
-        .await?;
+        let (tenant, id) = reader_media(&self.library, &request).await?;
         let req = request.into_inner();
         let opened = self
             .library
@@ -149,15 +141,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::GetRenditionRequest>,
     ) -> Result<Response<Self::GetRenditionStream>, Status> {
-        let r = request.get_ref();
-        let (tenant, id) = reader_media(
-            &self.library,
-            &request,
-            &r.media_id,
-            r.slot.as_ref(),
-            &r.code,
-        )
-        .await?;
+        let (tenant, id) = reader_media(&self.library, &request).await?;
         let req = request.into_inner();
         let wanted = convert::rendition_request(&req)?;
         let opened = self.library.rendition(tenant, id, wanted).await?;
@@ -247,15 +231,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::GetMediaUrlRequest>,
     ) -> Result<Response<pb::GetMediaUrlResponse>, Status> {
-        let r = request.get_ref();
-        let (tenant, id) = reader_media(
-            &self.library,
-            &request,
-            &r.media_id,
-            r.slot.as_ref(),
-            &r.code,
-        )
-        .await?;
+        let (tenant, id) = reader_media(&self.library, &request).await?;
         let req = request.into_inner();
         let by = match (&req.slot, req.code.is_empty()) {
             (Some(s), _) => Some(MediaRef::Slot(convert::slot("slot", s)?)),
@@ -312,15 +288,7 @@ impl pb::media_service_server::MediaService for MediaApi {
         &self,
         request: Request<pb::GetMediaRequest>,
     ) -> Result<Response<pb::GetMediaResponse>, Status> {
-        let r = request.get_ref();
-        let (tenant, id) = reader_media(
-            &self.library,
-            &request,
-            &r.media_id,
-            r.slot.as_ref(),
-            &r.code,
-        )
-        .await?;
+        let (tenant, id) = reader_media(&self.library, &request).await?;
         let media = self.library.get(tenant, id).await?;
         let renditions = self.library.renditions_of(&media).await?;
         let mut media = convert::media_out(&self.library, media);

@@ -60,17 +60,46 @@ pub(crate) fn record_media_id(id: &crate::domain::MediaId) {
     tracing::Span::current().record("media_id", tracing::field::display(id));
 }
 
+/// A read request that names one media by `media_id`, `slot` or `code`.
+pub trait NamesMedia {
+    fn media_id(&self) -> &str;
+    fn slot(&self) -> Option<&crate::pb::v1::MediaSlot>;
+    fn code(&self) -> &str;
+}
+
+macro_rules! names_media {
+    ($($t:ty),*) => {$(
+        impl NamesMedia for $t {
+            fn media_id(&self) -> &str {
+                &self.media_id
+            }
+            fn slot(&self) -> Option<&crate::pb::v1::MediaSlot> {
+                self.slot.as_ref()
+            }
+            fn code(&self) -> &str {
+                &self.code
+            }
+        }
+    )*};
+}
+
+names_media!(
+    crate::pb::v1::ReadMediaRequest,
+    crate::pb::v1::GetRenditionRequest,
+    crate::pb::v1::GetMediaUrlRequest,
+    crate::pb::v1::GetMediaRequest
+);
+
 /// The tenant and id of the media a read names: by `media_id`, or by
 /// `slot` or `code` (exactly one). Slots and codes are a tenant's names:
 /// a caller without credentials uses ids.
-pub async fn reader_media<T>(
+pub async fn reader_media<T: NamesMedia>(
     library: &crate::library::Library,
     req: &Request<T>,
-    media_id: &str,
-    slot: Option<&crate::pb::v1::MediaSlot>,
-    code: &str,
 ) -> Result<(TenantId, crate::domain::MediaId), Status> {
     use crate::domain::{MediaId, MediaRef, parse_code};
+    let r = req.get_ref();
+    let (media_id, slot, code) = (r.media_id(), r.slot(), r.code());
     let named = usize::from(!media_id.is_empty())
         + usize::from(slot.is_some())
         + usize::from(!code.is_empty());
