@@ -6,9 +6,12 @@
 //! from `MEDIASTORE_GARAGE_BIN` or `.ci/run`'s cache). Measures:
 //!
 //! - (a) a 1 GiB upload through the service into Garage (UploadMedia, 1 MiB
-//!   chunks; the server spools it, then sends it as a multipart upload)
+//!   chunks; the server sends it on as a multipart upload to a temporary
+//!   key while it arrives, then copies it to its name in the bucket)
 //!   against the same bytes put straight into Garage by a multipart client
 //!   (8 MiB parts, 4 in flight, from memory);
+//! - (a') the same upload through the service on the local directory, to
+//!   show what the object store costs the service;
 //! - (b) the server's peak RSS (VmHWM) during (a);
 //! - (c) downloading it through the service (ReadMedia) against ranged GETs
 //!   of the object straight from Garage (8 MiB ranges, 4 in flight);
@@ -43,9 +46,20 @@ const PART: usize = 8 * MIB;
 const IN_FLIGHT: usize = 4;
 const SMALL: usize = 4096;
 
-/// One round's figures: upload seconds (direct, service), download
-/// seconds (direct, service), 4 KiB uploads a second (local, S3).
-type Round = (f64, f64, f64, f64, f64, f64);
+/// One round's figures.
+struct Round {
+    /// Upload seconds: Garage direct, the service on Garage, the service
+    /// on the local directory.
+    up_direct: f64,
+    up_service: f64,
+    up_local: f64,
+    /// Download seconds: Garage direct, the service.
+    down_direct: f64,
+    down_service: f64,
+    /// 4 KiB uploads a second: local directory, Garage.
+    small_local: f64,
+    small_s3: f64,
+}
 
 #[derive(Debug, Parser)]
 #[command(about = "mediastore S3 benchmark (Garage)")]
@@ -177,6 +191,30 @@ async fn service_put(addr: SocketAddr, chunks: Vec<Bytes>, name: &str) -> (f64, 
     (start.elapsed().as_secs_f64(), media.id)
 }
 
+/// Waits until the server has finished its background work on media `id`
+/// (the MD5 digest, which reads the bytes back), so that it does not take
+/// the CPU from the next measurement.
+async fn settled(addr: SocketAddr, id: &str) {
+    let mut client = connect(addr).await;
+    for _ in 0..1200 {
+        let media = client
+            .get_media(pb::GetMediaRequest {
+                media_id: id.to_string(),
+                ..Default::default()
+            })
+            .await
+            .expect("GetMedia")
+            .into_inner()
+            .media
+            .expect("a media");
+        if !media.md5.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("media {id} has no MD5 after two minutes");
+}
+
 /// Reads media `id` whole through the service; seconds taken.
 async fn service_get(addr: SocketAddr, id: &str, len: usize) -> f64 {
     let mut client = connect(addr).await;
@@ -258,7 +296,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         args.size_mib, args.rounds
     );
 
-    let (mut up, mut down, mut small) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut up, mut up_local, mut down, mut small) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut figures: Vec<Round> = Vec::new();
     for round in 0..args.rounds {
         let chunks = chunks(b"s3 bench", args.size_mib, round as u8);
@@ -277,19 +316,32 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         let key = format!("direct/{round}");
         let t_direct = direct_put(&direct, &key, &parts).await;
         drop(parts);
+        let (t_local, local_id) =
+            service_put(local_addr, chunks.clone(), &format!("big-{round}.bin")).await;
+        settled(local_addr, &local_id).await;
         let (t_service, id) = service_put(s3_addr, chunks, &format!("big-{round}.bin")).await;
+        settled(s3_addr, &id).await;
         up.push(t_direct / t_service);
+        up_local.push(t_local / t_service);
         let g_direct = direct_get(&direct, &key, len).await;
         let g_service = service_get(s3_addr, &id, len).await;
         down.push(g_direct / g_service);
         let r_local = small_rate(local_addr, args.clients, args.small_count, round).await;
         let r_s3 = small_rate(s3_addr, args.clients, args.small_count, round).await;
         small.push(r_s3 / r_local);
-        figures.push((t_direct, t_service, g_direct, g_service, r_local, r_s3));
+        figures.push(Round {
+            up_direct: t_direct,
+            up_service: t_service,
+            up_local: t_local,
+            down_direct: g_direct,
+            down_service: g_service,
+            small_local: r_local,
+            small_s3: r_s3,
+        });
         println!(
-            "round {round}: upload {:.2} s direct, {:.2} s service; download {:.2} s direct, \
-             {:.2} s service; 4 KiB uploads/s {r_local:.0} local, {r_s3:.0} S3",
-            t_direct, t_service, g_direct, g_service
+            "round {round}: upload {t_direct:.2} s direct, {t_service:.2} s service, {t_local:.2} s \
+             service on the local directory; download {g_direct:.2} s direct, {g_service:.2} s \
+             service; 4 KiB uploads/s {r_local:.0} local, {r_s3:.0} S3"
         );
     }
     let rss = peak_rss_kib(s3_proc.0.id()) as f64 / 1024.0;
@@ -302,22 +354,28 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     println!("|---|---|---|---|---|");
     println!(
         "| (a) 1 GiB upload into Garage | {:.0} MiB/s | {:.0} MiB/s (multipart, 8 MiB x 4) | {} | ≥ 0.8 |",
-        mib_s(med(|f| f.1)),
-        mib_s(med(|f| f.0)),
+        mib_s(med(|f| f.up_service)),
+        mib_s(med(|f| f.up_direct)),
         spread(&up, 2)
+    );
+    println!(
+        "| (a') the same upload into the local directory | {:.0} MiB/s (Garage) | {:.0} MiB/s (local directory) | {} | |",
+        mib_s(med(|f| f.up_service)),
+        mib_s(med(|f| f.up_local)),
+        spread(&up_local, 2)
     );
     println!("| (b) server peak RSS during (a)-(d) | {rss:.1} MiB | | | < 100 MiB |");
     println!(
         "| (c) 1 GiB download | {:.0} MiB/s | {:.0} MiB/s (ranged GETs, 8 MiB x 4) | {} | |",
-        mib_s(med(|f| f.3)),
-        mib_s(med(|f| f.2)),
+        mib_s(med(|f| f.down_service)),
+        mib_s(med(|f| f.down_direct)),
         spread(&down, 2)
     );
     println!(
         "| (d) 4 KiB uploads/s, {} clients | {:.0} (S3) | {:.0} (local directory) | {} | ≈ 1 |",
         args.clients,
-        med(|f| f.5),
-        med(|f| f.4),
+        med(|f| f.small_s3),
+        med(|f| f.small_local),
         spread(&small, 2)
     );
     Ok(())

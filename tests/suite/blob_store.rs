@@ -8,7 +8,7 @@ use std::{
 };
 
 use mediastore::{
-    blob::{BlobStore, fs::FsBlobStore, read_exact_at, s3::S3BlobStore},
+    blob::{BlobStore, StagedBlob, fs::FsBlobStore, read_exact_at, s3::S3BlobStore},
     domain::ContentHash,
 };
 
@@ -275,4 +275,141 @@ async fn health_checks_leave_nothing_and_stale_staging_goes() {
         );
     })
     .await;
+}
+
+/// Garage's store sends a blob larger than a part on while it is being
+/// written (a multipart upload under a temporary key), completes it when
+/// the upload ends (where reads find it), and copies it to its name when
+/// published. Whatever becomes of that transfer (published, dropped, or
+/// aborted underneath by another replica's garbage collection) nothing is
+/// left in the bucket, and a broken one fails the upload.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_blobs_are_sent_while_written_and_leave_nothing_behind() {
+    let Some(garage) = tokio::task::block_in_place(Garage::single) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let part = garage.settings("ahead/").part_size;
+    let open = |prefix: &str| {
+        Arc::new(
+            S3BlobStore::open(
+                &garage.settings(prefix),
+                dir.path(),
+                tokio::runtime::Handle::current(),
+            )
+            .unwrap(),
+        )
+    };
+    let store = open("ahead/");
+    // A store whose prefix lies inside the first one's temporary objects:
+    // what it publishes stands for a temporary object a killed replica
+    // left behind.
+    let inside = open("ahead/staging/");
+    tokio::task::spawn_blocking(move || {
+        let write = |staged: &mut Box<dyn StagedBlob>, data: &[u8]| {
+            data.chunks(1 << 20)
+                .try_for_each(|piece| staged.write(piece))
+        };
+        let gone = |store: &S3BlobStore| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while store.leftovers().unwrap() != 0 {
+                assert!(std::time::Instant::now() < deadline, "a transfer stayed");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        let cut = 2 * part + 1;
+
+        // Sent while written: the multipart upload is under way before the
+        // upload ends; then the object is complete and read in place.
+        let data = content("sent ahead", 3 * part + 12_345);
+        let mut staged = store.stage().unwrap();
+        write(&mut staged, &data[..cut]).unwrap();
+        assert_eq!(store.leftovers().unwrap(), 1, "nothing was sent ahead");
+        write(&mut staged, &data[cut..]).unwrap();
+        staged.sync().unwrap();
+        assert_eq!(staged.len(), data.len() as u64);
+        let mut middle = vec![0; 1000];
+        read_exact_at(
+            |b, at| staged.read_at(b, at),
+            &mut middle,
+            part as u64 - 500,
+        )
+        .unwrap();
+        assert_eq!(middle, &data[part - 500..part + 500]);
+        let hash = hash_of(&data);
+        store.publish(vec![(staged, hash)]).unwrap();
+        assert_eq!(read_all(store.as_ref(), &hash), data);
+        assert_eq!(store.leftovers().unwrap(), 0);
+
+        // Exactly one part stays local (one PUT); exactly three parts end
+        // on a whole last part; publishing without a sync finishes too.
+        for len in [part, 3 * part] {
+            let data = content("on a part", len);
+            let mut staged = store.stage().unwrap();
+            write(&mut staged, &data).unwrap();
+            let hash = hash_of(&data);
+            store.publish(vec![(staged, hash)]).unwrap();
+            assert_eq!(read_all(store.as_ref(), &hash), data);
+            assert_eq!(store.leftovers().unwrap(), 0);
+        }
+
+        // Dropped unpublished (a failed upload, or bytes already stored),
+        // while sending and once complete: nothing stays.
+        let mut staged = store.stage().unwrap();
+        write(&mut staged, &content("dropped", cut)).unwrap();
+        assert_eq!(store.leftovers().unwrap(), 1);
+        drop(staged);
+        gone(&store);
+        let mut staged = store.stage().unwrap();
+        write(&mut staged, &content("dropped complete", cut)).unwrap();
+        staged.sync().unwrap();
+        assert_eq!(store.leftovers().unwrap(), 1);
+        drop(staged);
+        gone(&store);
+
+        // Begun before the grace period's start but still receiving parts
+        // (a large file over a slow link): garbage collection leaves it.
+        let data = content("slow", 4 * part + 5);
+        let mut staged = store.stage().unwrap();
+        write(&mut staged, &data[..part + 1]).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let since = SystemTime::now();
+        std::thread::sleep(Duration::from_millis(1500));
+        write(&mut staged, &data[part + 1..3 * part + 1]).unwrap();
+        // The parts are sent in the background; let them land.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(store.remove_stale_staging(since).unwrap(), 0);
+        write(&mut staged, &data[3 * part + 1..]).unwrap();
+        let hash = hash_of(&data);
+        store.publish(vec![(staged, hash)]).unwrap();
+        assert_eq!(read_all(store.as_ref(), &hash), data);
+        assert_eq!(store.leftovers().unwrap(), 0);
+
+        // Aborted underneath, as garbage collection does to an upload that
+        // received no part for its grace period: the upload fails (its
+        // client sends it again), and nothing is stored or left.
+        let data = content("aborted underneath", 4 * part + 99);
+        let mut staged = store.stage().unwrap();
+        write(&mut staged, &data[..cut]).unwrap();
+        let far = SystemTime::now() + Duration::from_secs(3600);
+        assert_eq!(store.remove_stale_staging(far).unwrap(), 1);
+        let failed = write(&mut staged, &data[cut..]).and_then(|()| staged.sync());
+        assert!(failed.is_err(), "an aborted transfer was acknowledged");
+        assert!(staged.read_at(&mut [0; 10], 0).is_err());
+        let hash = hash_of(&data);
+        assert!(store.publish(vec![(staged, hash)]).is_err());
+        assert!(!store.exists(&hash).unwrap());
+        gone(&store);
+
+        // A temporary object left behind goes with garbage collection once
+        // older than the grace period, and not before.
+        put(inside.as_ref(), &content("left behind", 1000));
+        assert_eq!(store.leftovers().unwrap(), 1);
+        let past = SystemTime::now() - Duration::from_secs(3600);
+        assert_eq!(store.remove_stale_staging(past).unwrap(), 0);
+        assert_eq!(store.remove_stale_staging(far).unwrap(), 1);
+        assert_eq!(store.leftovers().unwrap(), 0);
+    })
+    .await
+    .unwrap();
 }

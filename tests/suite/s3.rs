@@ -68,6 +68,28 @@ async fn the_server_keeps_its_blobs_in_the_bucket() {
     let mut again = s.client.clone();
     let photo = rendered_then_cached(&mut s.client, &mut again, 1600, 1200).await;
 
+    // A photo larger than a part is analysed where it was sent while it
+    // arrived (the bucket's temporary object) and renders from its name.
+    let mut padded = encoded(image::ImageFormat::Jpeg, 1200, 900);
+    padded.resize(padded.len() + 6 * MIB, 0);
+    let large = upload(&mut s.client, header("large.jpg", padded.len()), &padded)
+        .await
+        .unwrap()
+        .media
+        .unwrap();
+    assert_eq!((large.width, large.height), (1200, 900));
+    let (r, _, _) = rendition(
+        &mut s.client,
+        pb::GetRenditionRequest {
+            media_id: large.id.clone(),
+            width: 300,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.width, r.height), (300, 225));
+
     // A resumable upload in pieces, its segments joined in the bucket.
     let mut up = uploads(s.addr).await;
     let data = content("resumable", 11 * MIB + 5);
@@ -100,10 +122,14 @@ async fn the_server_keeps_its_blobs_in_the_bucket() {
         .unwrap();
     let left = stored(&garage, "server/").await;
     assert!(!left.contains(&blake3_hex(&big)), "{left:?}");
-    // What is left is the photo and the resumed upload (the rendition,
+    // What is left is the photos and the resumed upload (the renditions,
     // under 64 KiB, lives in the database), and no upload segments: a GC
     // finds nothing more to remove.
-    let mut want = vec![photo.blake3.clone(), blake3_hex(&data)];
+    let mut want = vec![
+        photo.blake3.clone(),
+        large.blake3.clone(),
+        blake3_hex(&data),
+    ];
     want.sort();
     assert_eq!(left, want);
     let gc = admin(&s)

@@ -11,21 +11,23 @@
 //!   and finish it.
 //! - `quarantine/<64 hex>.<unix time>`: blobs a scrub found corrupt.
 //! - `health/<uuid>`: the readiness probe's object, removed at once.
+//! - `staging/<uuid>`: an upload sent ahead while it arrived, until it
+//!   is copied to its name ([`spool`]).
 //!
-//! Writing: an upload's bytes are spooled to a local staging file (the
-//! name is known only at the end, and analysis reads them before they are
-//! named); `publish` then sends each to its content-addressed key, one PUT
-//! or a multipart upload of `part_size` parts, `concurrency` at a time,
-//! read from the spool (memory stays bounded by parts in flight). The
-//! bytes cross the network once, to their final name: no temporary object
-//! to copy. A finished resumable upload is joined inside the store from
-//! its segments (`UploadPartCopy`), without the bytes coming back through
-//! the server. S3 acknowledges a PUT once the object is durable, which is
-//! the barrier the database commit waits for.
+//! Writing: the content-addressed name is known only at the end, so an
+//! upload larger than a part is sent on while it arrives, as a multipart
+//! upload under a temporary key; it is completed when the upload ends
+//! (analysis reads it there), and `publish` copies it to its name inside
+//! the store. One of at most a part is spooled to a local file and sent
+//! by one PUT ([`spool`]). A finished resumable upload is joined inside
+//! the store from its segments (`UploadPartCopy`), without the bytes
+//! coming back through the server. S3 acknowledges an object once it is
+//! durable, which is the barrier the database commit waits for.
 //!
 //! Leftovers: the local spool is cleaned as the local store's is; an
-//! unfinished multipart upload (a replica killed while sending) is
-//! aborted by garbage collection once older than its grace period.
+//! unfinished multipart upload or a temporary object (a replica killed
+//! while sending) is removed by garbage collection once older than its
+//! grace period.
 //!
 //! Reads are ranged GETs; a sequential read (a download) keeps a few GETs
 //! in flight ahead of it ([`reader`]).
@@ -38,6 +40,7 @@ pub mod client;
 pub mod garage;
 mod reader;
 pub mod sign;
+mod spool;
 mod upload;
 pub mod xml;
 
@@ -331,6 +334,43 @@ impl Shared {
         }
     }
 
+    /// What unfinished transfers left under the prefix: multipart
+    /// uploads (key, id, start) and temporary objects (key, size, last
+    /// change) of uploads sent ahead ([`spool`]).
+    async fn leftovers(
+        &self,
+    ) -> io::Result<(
+        Vec<(String, String, SystemTime)>,
+        Vec<(String, u64, SystemTime)>,
+    )> {
+        let uploads = self.multipart_uploads().await?;
+        let temporary = self.list(&format!("{}staging/", self.prefix)).await?;
+        Ok((uploads, temporary))
+    }
+
+    /// When the latest part of multipart upload `id` of `key` arrived
+    /// (`None` before the first).
+    async fn last_part_at(&self, key: &str, id: &str) -> io::Result<Option<SystemTime>> {
+        let mut latest = None;
+        let mut marker: Option<String> = None;
+        loop {
+            let mut call = Call::on(key).query("uploadId", id);
+            if let Some(m) = &marker {
+                call = call.query("part-number-marker", m.clone());
+            }
+            let a = self.client.send(Method::GET, &call).await?;
+            let doc = String::from_utf8_lossy(&a.body);
+            for part in xml::blocks(&doc, "Part") {
+                let at = xml::first(part, "LastModified").and_then(|t| sign::parse_iso8601(&t));
+                latest = latest.max(at);
+            }
+            marker = xml::first(&doc, "NextPartNumberMarker");
+            if xml::first(&doc, "IsTruncated").as_deref() != Some("true") || marker.is_none() {
+                return Ok(latest);
+            }
+        }
+    }
+
     /// `x-amz-copy-source` of `key`.
     fn copy_source(&self, key: &str) -> String {
         format!("/{}/{}", self.client.bucket(), sign::uri_encode(key, false))
@@ -542,17 +582,23 @@ impl S3BlobStore {
         })
     }
 
+    /// How many unfinished multipart uploads and temporary objects are
+    /// under the prefix now: those of transfers in progress, and any a
+    /// killed process left (which garbage collection removes once older
+    /// than its grace period).
+    pub fn leftovers(&self) -> io::Result<usize> {
+        let s = &self.shared;
+        let (uploads, temporary) = s.block(s.leftovers())?;
+        Ok(uploads.len() + temporary.len())
+    }
+
     /// Sends one staged blob to its name.
     async fn publish_one(&self, staged: Box<dyn StagedBlob>, hash: ContentHash) -> io::Result<()> {
         let s = &self.shared;
         let key = s.blob_key(&hash);
         let any: Box<dyn Any + Send> = staged.into_any();
-        let any = match any.downcast::<Spooled>() {
-            Ok(spooled) => {
-                let len = spooled.len();
-                let read = |at: u64, n: usize| super::read_new(|b, o| spooled.read_at(b, o), at, n);
-                return s.upload_from(&key, len, &read).await;
-            }
+        let any = match any.downcast::<spool::Spooled>() {
+            Ok(spooled) => return spooled.publish(&key).await,
             Err(other) => other,
         };
         match any.downcast::<upload::Finished>() {
@@ -567,9 +613,10 @@ impl S3BlobStore {
 
 impl BlobStore for S3BlobStore {
     fn stage(&self) -> io::Result<Box<dyn StagedBlob>> {
-        Ok(Box::new(Spooled {
-            inner: self.spool.stage()?,
-        }))
+        Ok(Box::new(spool::Spooled::new(
+            self.spool.stage()?,
+            Arc::clone(&self.shared),
+        )))
     }
 
     fn publish(&self, batch: Vec<(Box<dyn StagedBlob>, ContentHash)>) -> io::Result<()> {
@@ -676,9 +723,21 @@ impl BlobStore for S3BlobStore {
     fn remove_stale_staging(&self, before: SystemTime) -> io::Result<usize> {
         let mut removed = self.spool.remove_stale_staging(before)?;
         let s = &self.shared;
-        for (key, id, started) in s.block(s.multipart_uploads())? {
-            if started < before {
+        let (uploads, temporary) = s.block(s.leftovers())?;
+        for (key, id, started) in uploads {
+            // An upload still receiving parts is not stale however long
+            // ago it began (a large file over a slow link).
+            if started < before
+                && s.block(s.last_part_at(&key, &id))?
+                    .is_none_or(|t| t < before)
+            {
                 s.block(s.abort_multipart(&key, &id))?;
+                removed += 1;
+            }
+        }
+        for (key, _, changed) in temporary {
+            if changed < before {
+                s.block(s.delete(&key))?;
                 removed += 1;
             }
         }
@@ -692,35 +751,5 @@ impl BlobStore for S3BlobStore {
             s.put(&key, Bytes::from_static(b"ok")).await?;
             s.delete(&key).await
         })
-    }
-}
-
-/// Bytes spooled locally until `publish` sends them.
-#[derive(Debug)]
-struct Spooled {
-    inner: Box<dyn StagedBlob>,
-}
-
-impl StagedBlob for Spooled {
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.inner.write(data)
-    }
-
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        // The spool need not survive a crash: nothing is acknowledged
-        // until the object store holds the bytes.
-        Ok(())
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
-        self
     }
 }
