@@ -24,10 +24,11 @@
 //! coming back through the server. S3 acknowledges an object once it is
 //! durable, which is the barrier the database commit waits for.
 //!
-//! Leftovers: the local spool is cleaned as the local store's is; an
-//! unfinished multipart upload or a temporary object (a replica killed
-//! while sending) is removed by garbage collection once older than its
-//! grace period.
+//! Leftovers (a replica killed while sending): the local spool is cleaned
+//! as the local store's is; garbage collection aborts a multipart upload
+//! that has received no part for its grace period (one still receiving
+//! parts is an upload in progress, however long ago it began) and deletes
+//! a temporary object older than that.
 //!
 //! Reads are ranged GETs; a sequential read (a download) keeps a few GETs
 //! in flight ahead of it ([`reader`]).
