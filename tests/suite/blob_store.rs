@@ -363,6 +363,8 @@ async fn large_blobs_are_sent_while_written_and_leave_nothing_behind() {
         let mut staged = store.stage().unwrap();
         write(&mut staged, &content("dropped complete", cut)).unwrap();
         staged.sync().unwrap();
+        assert!(staged.write(b"late").is_err(), "a write after the end");
+        assert_eq!(staged.len(), cut as u64);
         assert_eq!(store.leftovers().unwrap(), 1);
         drop(staged);
         gone(&store);

@@ -102,29 +102,32 @@ impl Spooled {
     /// Appends `data`, sending every part it completes.
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
         let part = self.shared.part_size as u64;
+        let mut first = None;
         if matches!(self.state, State::Local) {
             if self.local.len() + data.len() as u64 <= part {
                 return self.local.write(data);
             }
-            // Past one part: from here on the bytes go to the store.
+            // Past one part: from here on the bytes go to the store,
+            // those spooled so far first.
+            let held = usize::try_from(self.local.len()).map_err(io::Error::other)?;
+            first = Some(read_new(|b, o| self.local.read_at(b, o), 0, held)?);
             let key = format!("{}staging/{}", self.shared.prefix, uuid::Uuid::now_v7());
             let id = self.shared.block(self.shared.create_multipart(&key))?;
-            let held = usize::try_from(self.local.len()).map_err(io::Error::other)?;
-            let first = read_new(|b, o| self.local.read_at(b, o), 0, held)?;
-            let mut ahead = Ahead {
+            self.state = State::Sending(Ahead {
                 key,
                 id,
                 buf: BytesMut::new(),
                 parts: Vec::new(),
                 settled: 0,
                 spare: Vec::new(),
-            };
-            ahead.push(&self.shared, &first)?;
-            self.state = State::Sending(ahead);
+            });
         }
         let State::Sending(ahead) = &mut self.state else {
             return Err(self.unwritable());
         };
+        if let Some(first) = first {
+            ahead.push(&self.shared, &first)?;
+        }
         ahead.push(&self.shared, data)
     }
 
@@ -333,11 +336,13 @@ impl Drop for Spooled {
 impl StagedBlob for Spooled {
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
         if let Err(e) = self.append(data) {
-            if let State::Sending(ahead) = std::mem::replace(&mut self.state, State::Done(None)) {
+            // The upload is broken while it is being written; a write
+            // after its end (a caller's mistake) leaves it as it was.
+            if matches!(self.state, State::Local | State::Sending(_))
+                && let State::Sending(ahead) =
+                    std::mem::replace(&mut self.state, State::Done(Some(e.to_string())))
+            {
                 ahead.abort(&self.shared);
-            }
-            if matches!(self.state, State::Done(None)) {
-                self.state = State::Done(Some(e.to_string()));
             }
             return Err(e);
         }
