@@ -12,7 +12,7 @@
 //!   (8 MiB parts, 4 in flight, from memory);
 //! - (a') the same upload through the service on the local directory, to
 //!   show what the object store costs the service;
-//! - (b) the server's peak RSS (VmHWM) during (a);
+//! - (b) the server's peak RSS (VmHWM) over the whole run;
 //! - (c) downloading it through the service (ReadMedia) against ranged GETs
 //!   of the object straight from Garage (8 MiB ranges, 4 in flight);
 //! - (d) 4 KiB uploads a second from 32 clients with Garage as the blob
