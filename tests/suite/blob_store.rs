@@ -371,17 +371,18 @@ async fn large_blobs_are_sent_while_written_and_leave_nothing_behind() {
 
         // Begun before the grace period's start but still receiving parts
         // (a large file over a slow link): garbage collection leaves it.
-        let data = content("slow", 4 * part + 5);
+        let data = content("slow", 7 * part + 5);
         let mut staged = store.stage().unwrap();
         write(&mut staged, &data[..part + 1]).unwrap();
         std::thread::sleep(Duration::from_millis(1500));
         let since = SystemTime::now();
         std::thread::sleep(Duration::from_millis(1500));
-        write(&mut staged, &data[part + 1..3 * part + 1]).unwrap();
-        // The parts are sent in the background; let them land.
-        std::thread::sleep(Duration::from_millis(1500));
+        // Parts 2 to 6: sending the sixth waits until fewer than four are
+        // in flight, so part 2, sent after `since`, has landed when this
+        // returns (however slow the machine).
+        write(&mut staged, &data[part + 1..6 * part + 1]).unwrap();
         assert_eq!(store.remove_stale_staging(since).unwrap(), 0);
-        write(&mut staged, &data[3 * part + 1..]).unwrap();
+        write(&mut staged, &data[6 * part + 1..]).unwrap();
         let hash = hash_of(&data);
         store.publish(vec![(staged, hash)]).unwrap();
         assert_eq!(read_all(store.as_ref(), &hash), data);
