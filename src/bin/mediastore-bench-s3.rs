@@ -191,30 +191,6 @@ async fn service_put(addr: SocketAddr, chunks: Vec<Bytes>, name: &str) -> (f64, 
     (start.elapsed().as_secs_f64(), media.id)
 }
 
-/// Waits until the server has finished its background work on media `id`
-/// (the MD5 digest, which reads the bytes back), so that it does not take
-/// the CPU from the next measurement.
-async fn settled(addr: SocketAddr, id: &str) {
-    let mut client = connect(addr).await;
-    for _ in 0..1200 {
-        let media = client
-            .get_media(pb::GetMediaRequest {
-                media_id: id.to_string(),
-                ..Default::default()
-            })
-            .await
-            .expect("GetMedia")
-            .into_inner()
-            .media
-            .expect("a media");
-        if !media.md5.is_empty() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("media {id} has no MD5 after two minutes");
-}
-
 /// Reads media `id` whole through the service; seconds taken.
 async fn service_get(addr: SocketAddr, id: &str, len: usize) -> f64 {
     let mut client = connect(addr).await;
@@ -318,9 +294,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         drop(parts);
         let (t_local, local_id) =
             service_put(local_addr, chunks.clone(), &format!("big-{round}.bin")).await;
-        settled(local_addr, &local_id).await;
+        // Each server's background MD5 digest reads the upload back: let it
+        // finish before the next measurement, so that it takes no CPU from it.
+        md5_done(&mut connect(local_addr).await, &local_id).await;
         let (t_service, id) = service_put(s3_addr, chunks, &format!("big-{round}.bin")).await;
-        settled(s3_addr, &id).await;
+        md5_done(&mut connect(s3_addr).await, &id).await;
         up.push(t_direct / t_service);
         up_local.push(t_local / t_service);
         let g_direct = direct_get(&direct, &key, len).await;

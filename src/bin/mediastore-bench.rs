@@ -309,27 +309,6 @@ async fn small_figures(
     f
 }
 
-/// Waits until the background MD5 of media `id` is recorded (a 1 GiB
-/// file takes the digest thread about 2 s).
-async fn md5_done(client: &mut MediaServiceClient<Channel>, id: &str) {
-    for _ in 0..600 {
-        let media = client
-            .get_media(pb::GetMediaRequest {
-                media_id: id.to_string(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|e| panic!("get media: {e}"))
-            .into_inner()
-            .media;
-        if media.is_some_and(|m| !m.md5.is_empty()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the MD5 of media {id} was not recorded within a minute");
-}
-
 /// Runs `count` 4 KiB uploads from `clients` concurrent connections;
 /// returns how many ran and how long they took.
 async fn small_uploads(addr: SocketAddr, clients: usize, count: usize) -> (usize, f64) {

@@ -160,3 +160,24 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// Waits until the background MD5 of media `id` is recorded (a 1 GiB
+/// file takes the digest thread about 2 s).
+pub async fn md5_done(client: &mut MediaServiceClient<Channel>, id: &str) {
+    for _ in 0..600 {
+        let media = client
+            .get_media(pb::GetMediaRequest {
+                media_id: id.to_string(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("get media: {e}"))
+            .into_inner()
+            .media;
+        if media.is_some_and(|m| !m.md5.is_empty()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the MD5 of media {id} was not recorded within a minute");
+}
