@@ -416,28 +416,6 @@ impl Shared {
         .await
     }
 
-    /// Sends `len` bytes read by `read_at` to `key`: one PUT, or a
-    /// multipart upload of `part_size` parts read as they are sent.
-    async fn upload_from(
-        &self,
-        key: &str,
-        len: u64,
-        read_at: &(dyn Fn(u64, usize) -> io::Result<Bytes> + Sync),
-    ) -> io::Result<()> {
-        let part = self.part_size_for(len) as u64;
-        if len <= part {
-            let body = read_at(0, usize::try_from(len).map_err(io::Error::other)?)?;
-            return self.put(key, body).await;
-        }
-        self.multipart(key, len.div_ceil(part), |id, n| async move {
-            let at = (n - 1) * part;
-            let size = usize::try_from((len - at).min(part)).map_err(io::Error::other)?;
-            let body = read_at(at, size)?;
-            self.upload_part(key, &id, n, body).await
-        })
-        .await
-    }
-
     /// One multipart upload to `key` of `count` parts, `part(id, n)`
     /// sending part `n` (from 1), `concurrency` at a time. An upload that
     /// fails is aborted (or left to garbage collection if even that fails).
@@ -464,13 +442,6 @@ impl Shared {
             return Err(e);
         }
         Ok(())
-    }
-
-    /// The part size for an object of `len` bytes: the configured one, or
-    /// larger where S3's 10,000 parts would not hold it.
-    fn part_size_for(&self, len: u64) -> usize {
-        let least = usize::try_from(len.div_ceil(MAX_PARTS)).unwrap_or(usize::MAX);
-        self.part_size.max(least)
     }
 }
 

@@ -161,8 +161,10 @@ impl Spooled {
         let shared = Arc::clone(&self.shared);
         match std::mem::replace(&mut self.state, State::Done(None)) {
             State::Local => {
-                let read = |at: u64, n: usize| read_new(|b, o| self.local.read_at(b, o), at, n);
-                shared.upload_from(key, self.len, &read).await
+                // At most one part: one PUT.
+                let len = usize::try_from(self.len).map_err(io::Error::other)?;
+                let body = read_new(|b, o| self.local.read_at(b, o), 0, len)?;
+                shared.put(key, body).await
             }
             State::Sent { key: temp, .. } => {
                 let copied = shared.copy(&temp, key, self.len).await;
