@@ -511,21 +511,17 @@ fn admin_command(dir: &std::path::Path, db_url: &str, args: &[&str]) -> Vec<serd
 async fn the_first_start_writes_one_admin_key_and_the_command_line_manages_keys() {
     let dir = tempfile::tempdir().unwrap();
     let (db_url, _db) = test_database(dir.path()).await;
-    let port = free_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let start = |log: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mediastore"))
-            .args(["--listen", &addr.to_string(), "--database-url", &db_url])
-            .args(["--log", "warn"])
+    let start = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mediastore"));
+        command
+            .args(["--database-url", &db_url])
             .arg("--data-dir")
             .arg(dir.path())
-            .env_remove("MEDIASTORE_BOOTSTRAP_KEY")
-            .stdout(std::fs::File::create(dir.path().join(log)).unwrap())
-            .spawn()
-            .map(ServerProcess)
-            .unwrap()
+            .env_remove("MEDIASTORE_BOOTSTRAP_KEY");
+        ServerProcess::spawn(command)
     };
-    let first = start("first.log");
+    let first = start();
+    let addr = first.addr;
     let mut health = tonic_health::pb::health_client::HealthClient::new(raw_channel(addr).await);
     health
         .check(tonic_health::pb::HealthCheckRequest::default())
@@ -541,7 +537,7 @@ async fn the_first_start_writes_one_admin_key_and_the_command_line_manages_keys(
         std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let printed = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
+    let printed = first.output();
     assert_eq!(printed.matches(&key).count(), 1, "{printed}");
     let mut media = MediaServiceClient::new(channel_with(addr, Bearer::key(&key)).await);
     list_all(&mut media).await;
@@ -608,18 +604,15 @@ async fn the_first_start_writes_one_admin_key_and_the_command_line_manages_keys(
     drop(first);
 
     // A second start makes no other key.
-    let _second = start("second.log");
+    let second = start();
+    let addr = second.addr;
     let mut health = tonic_health::pb::health_client::HealthClient::new(raw_channel(addr).await);
     health
         .check(tonic_health::pb::HealthCheckRequest::default())
         .await
         .unwrap();
     assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), key);
-    assert!(
-        !std::fs::read_to_string(dir.path().join("second.log"))
-            .unwrap()
-            .contains("msk_")
-    );
+    assert!(!second.output().contains("msk_"), "{}", second.output());
     let keys = admin_command(dir.path(), &db_url, &["keys", "list"]);
     assert_eq!(keys.len(), 2, "{keys:?}");
     let mut media = MediaServiceClient::new(channel_with(addr, Bearer::key(&key)).await);

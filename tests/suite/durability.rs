@@ -51,10 +51,8 @@ async fn sigkill_during_small_uploads_loses_nothing_acknowledged() {
 async fn kill_during_uploads(len: fn(usize, usize) -> usize, acks: usize) {
     let dir = tempfile::tempdir().unwrap();
     let (db_url, _db) = test_database(dir.path()).await;
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut server = start_process(dir.path(), &db_url, port, &[]);
-    let client = connect(addr).await;
+    let mut server = start_process(dir.path(), &db_url, &[]);
+    let client = connect(server.addr).await;
 
     // hash -> size of every upload whose bytes were all sent, and the ids
     // of every acknowledged upload.
@@ -105,8 +103,8 @@ async fn kill_during_uploads(len: fn(usize, usize) -> usize, acks: usize) {
         acked.lock().unwrap().len() >= acks
     })
     .await;
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
     for t in tasks {
         t.await.unwrap();
     }
@@ -118,8 +116,8 @@ async fn kill_during_uploads(len: fn(usize, usize) -> usize, acks: usize) {
     std::fs::write(dir.path().join("tmp").join("leftover.part"), b"partial").unwrap();
     let staged_before = count_files(&dir.path().join("tmp"));
 
-    let _server = start_process(dir.path(), &db_url, port, &[]);
-    let mut client = connect(addr).await;
+    let server = start_process(dir.path(), &db_url, &[]);
+    let mut client = connect(server.addr).await;
     let listed = list_all(&mut client).await;
     assert_eq!(
         count_files(&dir.path().join("tmp")),

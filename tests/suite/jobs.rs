@@ -287,11 +287,9 @@ async fn a_failing_job_is_retried_with_backoff_until_it_succeeds_or_runs_out() {
 async fn a_job_whose_server_was_sigkilled_runs_again_once_its_lease_expires() {
     let dir = tempfile::tempdir().unwrap();
     let (db_url, _db) = test_database(dir.path()).await;
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let flags = ["--job-lease-secs", "2", "--job-poll-ms", "100"];
-    let mut server = start_process(dir.path(), &db_url, port, &flags);
-    let mut jobs = JobServiceClient::new(channel(addr).await);
+    let mut server = start_process(dir.path(), &db_url, &flags);
+    let mut jobs = JobServiceClient::new(channel(server.addr).await);
     // The test enqueues through the database the server shares.
     let repo = Repo::connect(&db_url).await.unwrap();
     let job = repo
@@ -311,15 +309,15 @@ async fn a_job_whose_server_was_sigkilled_runs_again_once_its_lease_expires() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
     let held = repo.get_job(TenantId::DEFAULT, job.id).await.unwrap();
     assert_eq!(held.status, JobStatus::Running);
     assert_eq!(held.attempts, 1);
     let first_worker = held.lease_owner.clone().unwrap();
 
-    let _server = start_process(dir.path(), &db_url, port, &flags);
-    let mut jobs = JobServiceClient::new(channel(addr).await);
+    let server = start_process(dir.path(), &db_url, &flags);
+    let mut jobs = JobServiceClient::new(channel(server.addr).await);
     let seen = watch_to_end(&mut jobs, &id).await;
     let end = seen.last().unwrap();
     assert_eq!(status(end), pb::JobStatus::Succeeded, "{end:?}");
@@ -736,16 +734,15 @@ async fn two_server_processes_share_one_queue_and_run_each_job_once() {
     let (db_url, _db) = test_database(dir.path()).await;
     // The schema first, so the two servers do not race to make it.
     let repo = Repo::connect(&db_url).await.unwrap();
-    let ports = [free_port(), free_port()];
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let flags = ["--job-workers", "4", "--job-poll-ms", "100"];
-    let _servers: Vec<ServerProcess> = (0..2)
-        .map(|i| start_process(dirs[i].path(), &db_url, ports[i], &flags))
+    let servers: Vec<ServerProcess> = dirs
+        .iter()
+        .map(|d| start_process(d.path(), &db_url, &flags))
         .collect();
-    for port in ports {
+    for server in &servers {
         // Both are up before the jobs arrive.
-        let addr = format!("127.0.0.1:{port}").parse().unwrap();
-        JobServiceClient::new(channel(addr).await)
+        JobServiceClient::new(channel(server.addr).await)
             .list_jobs(pb::ListJobsRequest::default())
             .await
             .unwrap();
@@ -1125,10 +1122,8 @@ async fn an_enqueue_elsewhere_wakes_idle_workers_on_postgresql() {
         return;
     }
     let repo = Repo::connect(&db_url).await.unwrap();
-    let port = free_port();
-    let _server = start_process(dir.path(), &db_url, port, &["--job-poll-ms", "3600000"]);
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut jobs = JobServiceClient::new(channel(addr).await);
+    let server = start_process(dir.path(), &db_url, &["--job-poll-ms", "3600000"]);
+    let mut jobs = JobServiceClient::new(channel(server.addr).await);
     // Up, and its claimer asleep on its first empty claim.
     jobs.list_jobs(pb::ListJobsRequest::default())
         .await

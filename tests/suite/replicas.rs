@@ -22,18 +22,14 @@ async fn two_replicas_share_uploads_renditions_and_jobs() {
     let (db_url, _db) = test_database(dir.path()).await;
     // The schema first, so the two servers do not race to make it.
     let repo = Repo::connect(&db_url).await.unwrap();
-    let ports = [free_port(), free_port()];
     let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let mut flags = garage.flags("replicas/");
     flags.extend(["--job-workers", "4", "--job-poll-ms", "100"].map(String::from));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let _servers: Vec<ServerProcess> = (0..2)
-        .map(|i| start_process(spools[i].path(), &db_url, ports[i], &flags))
+    let servers: Vec<ServerProcess> = (0..2)
+        .map(|i| start_process(spools[i].path(), &db_url, &flags))
         .collect();
-    let addrs: Vec<SocketAddr> = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
-        .collect();
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
     let mut a = connect(addrs[0]).await;
     let mut b = connect(addrs[1]).await;
 

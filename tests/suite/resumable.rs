@@ -445,12 +445,10 @@ async fn three_hundred_mib_in_seven_mib_pieces_over_five_streams_is_byte_identic
 async fn an_upload_survives_sigkill_of_the_server_and_resumes_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (db_url, _db) = test_database(dir.path()).await;
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // A short hold: on PostgreSQL the killed server's hold must lapse.
     let flags = ["--upload-hold-secs", "1"];
-    let mut server = start_process(dir.path(), &db_url, port, &flags);
-    let mut c = uploads_when_up(addr).await;
+    let mut server = start_process(dir.path(), &db_url, &flags);
+    let mut c = uploads(server.addr).await;
     let data = content("killed", 6 * MIB + 7);
     let up = start_upload(&mut c, header("killed.bin", data.len())).await;
 
@@ -465,13 +463,13 @@ async fn an_upload_survives_sigkill_of_the_server_and_resumes_after_restart() {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
     drop(tx);
     let _ = call.await;
 
-    let _server = start_process(dir.path(), &db_url, port, &flags);
-    let mut c = uploads_when_up(addr).await;
+    let server = start_process(dir.path(), &db_url, &flags);
+    let mut c = uploads(server.addr).await;
     let q = query_upload(&mut c, &up.id).await.unwrap();
     assert_eq!(q.state, UploadState::Active as i32);
     let held = q.committed_size as usize;
@@ -489,16 +487,5 @@ async fn an_upload_survives_sigkill_of_the_server_and_resumes_after_restart() {
             Err(e) => panic!("resuming after the restart failed: {e}"),
         }
     }
-    check_media(addr, &done.unwrap(), &data).await;
-}
-
-/// A client once the server answers.
-async fn uploads_when_up(addr: SocketAddr) -> Uploads {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return uploads(addr).await;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not start");
+    check_media(server.addr, &done.unwrap(), &data).await;
 }

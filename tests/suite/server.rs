@@ -220,19 +220,10 @@ async fn flags_work_before_and_after_the_subcommand() {
         assert_eq!(report["blobs_checked"], 0, "{args:?}");
     }
 
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _server = ServerProcess(
-        std::process::Command::new(env!("CARGO_BIN_EXE_mediastore"))
-            .arg("serve")
-            .args(["--listen", &listen])
-            .args(flags)
-            .args(["--log", "warn"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let channel = mediastore::server::connect_when_up(listen.parse().unwrap())
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mediastore"));
+    command.arg("serve").args(flags);
+    let server = ServerProcess::spawn(command);
+    let channel = mediastore::server::connect_when_up(server.addr)
         .await
         .unwrap();
     let status = HealthClient::new(channel)

@@ -25,8 +25,7 @@ use tonic::{
 };
 
 use crate::common::{
-    Bearer, Channel, TEST_KEY, TestServer, free_port, header, reason, start_process, test_database,
-    upload,
+    Bearer, Channel, TEST_KEY, TestServer, header, reason, start_process, test_database, upload,
 };
 
 /// A certificate authority made for one test.
@@ -476,11 +475,9 @@ async fn sighup_reloads_the_certificates_of_the_real_binary() {
     let pair = first.server();
     let cert = put(dir, "server.pem", &pair.cert);
     let key = put(dir, "server.key", &pair.key);
-    let port = free_port();
     let process = start_process(
         data.path(),
         &url,
-        port,
         &[
             "--tls-cert",
             cert.to_str().unwrap(),
@@ -491,7 +488,7 @@ async fn sighup_reloads_the_certificates_of_the_real_binary() {
             "0",
         ],
     );
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = process.addr;
     eventually(|| async {
         list_over(addr, &first.pem, None, Bearer::key(TEST_KEY))
             .await
@@ -504,7 +501,7 @@ async fn sighup_reloads_the_certificates_of_the_real_binary() {
     put(dir, "server.key", &renewed.key);
     put(dir, "server.pem", &renewed.cert);
     let sent = std::process::Command::new("kill")
-        .args(["-HUP", &process.0.id().to_string()])
+        .args(["-HUP", &process.child.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());

@@ -7,6 +7,9 @@
 //! in its data directory.
 
 pub use mediastore::blob::s3::garage;
+pub use process::{ServerProcess, start_process};
+
+mod process;
 
 use std::{
     net::SocketAddr,
@@ -716,68 +719,6 @@ pub async fn seed_rows(s: &TestServer, rows: &[mediastore::domain::Media]) {
             .unwrap();
         tx.commit().await.unwrap();
     }
-}
-
-/// Kills the child process when dropped, so a failing test leaves no server.
-pub struct ServerProcess(pub std::process::Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the real `mediastore` binary on `port` with `extra` flags.
-pub fn start_process(
-    dir: &std::path::Path,
-    db_url: &str,
-    port: u16,
-    extra: &[&str],
-) -> ServerProcess {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mediastore"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "--database-url",
-            db_url,
-            "--log",
-            "warn",
-            "--allowed-types",
-            "*",
-        ])
-        .args(extra)
-        .env("MEDIASTORE_BOOTSTRAP_KEY", TEST_KEY)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the mediastore binary");
-    forward_stderr(&mut child, port);
-    ServerProcess(child)
-}
-
-/// Copies the child's standard error to the test's, line by line and
-/// marked with its port, so that the harness shows it with the test's
-/// output when the test fails (why a server did not start, say).
-fn forward_stderr(child: &mut std::process::Child, port: u16) {
-    use std::io::BufRead;
-    if let Some(err) = child.stderr.take() {
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-                eprintln!("[server :{port}] {line}");
-            }
-        });
-    }
-}
-
-/// A port free at the time of asking.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // Resumable uploads.
