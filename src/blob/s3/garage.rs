@@ -61,6 +61,30 @@ pub struct Node {
 }
 
 impl Node {
+    /// A new node of a cluster of `replicas`, started. Garage needs its
+    /// ports in its configuration, so they are picked here; a node that
+    /// stops because one was taken meanwhile starts again on others.
+    fn new(bin: &Path, replicas: usize, secret: &str) -> Self {
+        let mut why = String::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let [s3_port, rpc_port, admin_port] = free_ports();
+            write_config(dir.path(), replicas, secret, s3_port, rpc_port, admin_port);
+            let mut node = Node {
+                dir,
+                bin: bin.to_path_buf(),
+                child: None,
+                s3_port,
+                rpc_port,
+            };
+            match node.try_start() {
+                Ok(()) => return node,
+                Err(e) => why = e,
+            }
+        }
+        panic!("garage did not start in five tries; the last: {why}");
+    }
+
     fn config(&self) -> PathBuf {
         self.dir.path().join("garage.toml")
     }
@@ -81,9 +105,19 @@ impl Node {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Starts (or restarts) the node's server.
+    /// Restarts the node's server on its ports; panics if it stops.
     pub fn start(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        if let Err(why) = self.try_start() {
+            panic!("{why}");
+        }
+    }
+
+    /// Starts the node's server and waits until it listens. Fails with its
+    /// log if it stops first: another socket took one of its ports between
+    /// [`free_ports`] and its bind, say.
+    fn try_start(&mut self) -> Result<(), String> {
+        let log_path = self.dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(&self.bin)
             .arg("-c")
             .arg(self.config())
@@ -93,9 +127,24 @@ impl Node {
             .stderr(log)
             .spawn()
             .expect("start garage");
-        self.child = Some(child);
-        wait_for_port(self.rpc_port);
-        wait_for_port(self.s3_port);
+        let child = self.child.insert(child);
+        // Up to 30 s: a loaded machine starts it slowly.
+        for _ in 0..1200 {
+            if let Some(status) = child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                self.child = None;
+                return Err(format!("garage stopped ({status}) before serving:\n{log}"));
+            }
+            let up = |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if up(self.rpc_port) && up(self.s3_port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Err(format!(
+            "garage did not listen on ports {} and {}",
+            self.rpc_port, self.s3_port
+        ))
     }
 
     /// Kills the node's server (as a crash would).
@@ -118,18 +167,6 @@ impl Drop for Node {
     }
 }
 
-/// Waits up to 30 s (a loaded machine starts it slowly) for `port` to
-/// accept connections.
-fn wait_for_port(port: u16) {
-    for _ in 0..1200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("garage did not listen on port {port}");
-}
-
 /// A Garage cluster of one or more nodes on loopback, with the test key
 /// and bucket.
 #[derive(Debug)]
@@ -150,18 +187,7 @@ impl Garage {
         let secret: String = (0..32).map(|i| format!("{:02x}", i * 7 + 3)).collect();
         let mut nodes = Vec::new();
         for _ in 0..n {
-            let dir = tempfile::tempdir().unwrap();
-            let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
-            write_config(dir.path(), n, &secret, s3_port, rpc_port, admin_port);
-            let mut node = Node {
-                dir,
-                bin: bin.clone(),
-                child: None,
-                s3_port,
-                rpc_port,
-            };
-            node.start();
-            nodes.push(node);
+            nodes.push(Node::new(&bin, n, &secret));
         }
         let first = nodes[0].full_id();
         for node in &nodes[1..] {
@@ -276,10 +302,9 @@ admin_token = "test-admin-token"
     std::fs::write(dir.join("garage.toml"), text).unwrap();
 }
 
-/// A port free at the time of asking.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
+/// Three different ports free at the time of asking (held together while
+/// asking, so that none is given twice).
+fn free_ports() -> [u16; 3] {
+    let held = [(); 3].map(|()| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    held.map(|l| l.local_addr().unwrap().port())
 }
