@@ -434,11 +434,13 @@ pub struct Config {
     /// Secret, say).
     #[arg(global = true, long, env = "MEDIASTORE_S3_SECRET_ACCESS_KEY_FILE")]
     pub s3_secret_access_key_file: Option<PathBuf>,
-    /// Part size of multipart uploads (at least 5MiB): parts in flight
-    /// times this bounds an upload's memory.
+    /// Part size of multipart uploads (at least 5MiB): this times
+    /// `--s3-concurrency` bounds an upload's part buffers.
     #[arg(global = true, long, env = "MEDIASTORE_S3_PART_SIZE", default_value = "8MiB", value_parser = parse_size)]
     pub s3_part_size: u64,
-    /// Parts (or objects of a batch) sent at once per upload.
+    /// Parts (or objects of a batch) sent at once per upload; an upload
+    /// holds at most this many parts in memory, the one being filled
+    /// among them.
     #[arg(
         global = true,
         long,

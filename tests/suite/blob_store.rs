@@ -377,9 +377,10 @@ async fn large_blobs_are_sent_while_written_and_leave_nothing_behind() {
         std::thread::sleep(Duration::from_millis(1500));
         let since = SystemTime::now();
         std::thread::sleep(Duration::from_millis(1500));
-        // Parts 2 to 6: sending the sixth waits until fewer than four are
-        // in flight, so part 2, sent after `since`, has landed when this
-        // returns (however slow the machine).
+        // Parts 2 to 6 and a byte of the seventh: filling the seventh
+        // waits until fewer than four parts are in flight, so part 2, sent
+        // after `since`, has landed when this returns (however slow the
+        // machine).
         write(&mut staged, &data[part + 1..6 * part + 1]).unwrap();
         assert_eq!(store.remove_stale_staging(since).unwrap(), 0);
         write(&mut staged, &data[6 * part + 1..]).unwrap();

@@ -70,7 +70,7 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// Default part size: large enough for throughput, small enough that
 /// parts in flight stay a few tens of MiB.
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
-/// Default parts in flight per upload.
+/// Default parts in memory per upload (in flight, and the one filled).
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Most parts of one upload (S3's limit).
 const MAX_PARTS: u64 = 10_000;
@@ -99,7 +99,8 @@ pub struct S3Settings {
     pub secret_key: String,
     /// Part size of multipart uploads.
     pub part_size: usize,
-    /// Parts in flight per upload.
+    /// Parts in memory per upload: in flight, and the one being filled
+    /// (or calls at once, for batches).
     pub concurrency: usize,
     /// Time one request may take.
     pub timeout: Duration,

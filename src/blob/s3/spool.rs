@@ -15,10 +15,11 @@
 //! uploads above the inline size and below a part are photos), read there
 //! by analysis and sent by one PUT when published.
 //!
-//! Memory stays bounded: the part being filled, and at most `concurrency`
-//! parts in flight, after which the writer waits for the oldest (slowing
-//! the client's stream, not the server). Parts grow past S3's 10,000-part
-//! limit: every 2,000 parts, they double.
+//! Memory stays bounded: an upload holds at most `concurrency` part
+//! buffers, the one being filled among them, so a new part waits for the
+//! oldest in flight while `concurrency` are (slowing the client's stream,
+//! not the server). Parts grow past S3's 10,000-part limit: every
+//! 2,000 parts, they double.
 //!
 //! A transfer that fails (the store unreachable after the client's
 //! retries, or the upload aborted by garbage collection because no part
@@ -203,9 +204,9 @@ impl Ahead {
 
     /// Adds `data` to the part being filled; a full part is sent once a
     /// byte past it arrives (so the last part is never empty). Each part
-    /// gets a buffer of its own, a spare one where there is one: a new
-    /// buffer is made only when none is spare, so there are never more
-    /// than the parts in flight and the one being filled.
+    /// gets a buffer of its own, a spare one where there is one, once
+    /// fewer than `concurrency` buffers are in use: the parts in flight
+    /// and the one being filled.
     fn push(&mut self, shared: &Arc<Shared>, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let n = self.parts.len() as u64 + 1;
@@ -215,6 +216,7 @@ impl Ahead {
                 continue;
             }
             if self.buf.capacity() == 0 {
+                self.settle(shared, shared.concurrency)?;
                 self.buf = match self.spare.pop() {
                     Some(b) if b.capacity() >= len => b,
                     _ => BytesMut::with_capacity(len),
@@ -227,15 +229,14 @@ impl Ahead {
         Ok(())
     }
 
-    /// Sends the full buffer as part `n`, once fewer than `concurrency`
-    /// parts are in flight.
+    /// Sends the full buffer as part `n` (fewer than `concurrency` were in
+    /// flight when [`Self::push`] began to fill it).
     fn send(&mut self, shared: &Arc<Shared>, n: u64) -> io::Result<()> {
         if n >= MAX_PARTS {
             return Err(io::Error::other(format!(
                 "the upload needs more than S3's {MAX_PARTS} parts; raise --s3-part-size"
             )));
         }
-        self.settle(shared, shared.concurrency)?;
         let body = std::mem::take(&mut self.buf).freeze();
         let (s, key, id) = (Arc::clone(shared), self.key.clone(), self.id.clone());
         let task = shared.rt.spawn(async move {
@@ -266,7 +267,7 @@ impl Ahead {
             };
             let (etag, body) = answer.map_err(io::Error::other)??;
             if let Ok(mut b) = body.try_into_mut()
-                && self.spare.len() < most
+                && self.spare.len() < shared.concurrency
             {
                 b.clear();
                 self.spare.push(b);
