@@ -216,7 +216,7 @@ impl Ahead {
                 continue;
             }
             if self.buf.capacity() == 0 {
-                self.settle(shared, shared.concurrency)?;
+                self.settle(shared)?;
                 self.buf = match self.spare.pop() {
                     Some(b) if b.capacity() >= len => b,
                     _ => BytesMut::with_capacity(len),
@@ -249,15 +249,15 @@ impl Ahead {
     }
 
     /// Settles the parts that have answered, and waits for the oldest
-    /// while `most` or more are in flight. A failed part is an error.
-    fn settle(&mut self, shared: &Shared, most: usize) -> io::Result<()> {
+    /// while `concurrency` are in flight. A failed part is an error.
+    fn settle(&mut self, shared: &Shared) -> io::Result<()> {
         while self.settled < self.parts.len() {
             let in_flight = self.parts.len() - self.settled;
             let Part::Sending(task) = &mut self.parts[self.settled] else {
                 self.settled += 1;
                 continue;
             };
-            let answer = if in_flight >= most {
+            let answer = if in_flight >= shared.concurrency {
                 shared.block(task)
             } else {
                 match task.now_or_never() {
