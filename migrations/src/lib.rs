@@ -26,6 +26,7 @@ mod m20261203_000013_rendition_tenants;
 mod m20261204_000014_inline_blobs;
 mod m20261204_000015_jobs;
 mod m20261204_000016_slots_and_codes;
+mod m20261207_000017_media_blob_tenant;
 
 /// Longest text query PostgreSQL's term index answers (see migration 000007).
 pub use m20261201_000007_text_terms::STEP as TERM_QUERY_CHARS;
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000014_inline_blobs::Migration),
             Box::new(m20261204_000015_jobs::Migration),
             Box::new(m20261204_000016_slots_and_codes::Migration),
+            Box::new(m20261207_000017_media_blob_tenant::Migration),
         ]
     }
 }

@@ -18,7 +18,9 @@ pub struct BatchDeletion {
     pub deleted: u64,
     /// Ids that named no media.
     pub not_found: Vec<MediaId>,
-    /// Blobs removed because nothing else used them.
+    /// Stored contents the tenant no longer references (no other media of
+    /// the tenant has the same bytes), and the tenant's renditions of
+    /// them. Other tenants' media never change it.
     pub blobs: u64,
 }
 
@@ -93,8 +95,10 @@ impl Library {
         Ok(moved)
     }
 
-    /// Deletes media in one transaction, then removes the bytes nothing
-    /// else uses. Unless `force`, bound media make the whole call fail.
+    /// Deletes media in one transaction, then the tenant's renditions of
+    /// bytes it no longer holds; bytes nothing references any more go
+    /// after the answer (see `reaper`). Unless `force`, bound media make
+    /// the whole call fail.
     pub async fn delete_many(
         &self,
         tenant: TenantId,

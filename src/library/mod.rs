@@ -15,6 +15,7 @@ mod folders;
 mod integrity;
 mod jobs;
 mod reanalyze;
+mod reaper;
 mod renditions;
 mod resumable;
 mod served;
@@ -129,6 +130,9 @@ struct Inner {
     commits: commit::Committer,
     /// Queue of the background MD5 worker.
     digests: digest::DigestQueue,
+    /// Queue of the task that removes blobs deletes left unreferenced,
+    /// after the deletes answered (see `reaper`).
+    reaper: reaper::Reaper,
     /// Each tenant's root folder, which never changes once created: saves
     /// a query on every upload to the root.
     roots: std::sync::RwLock<std::collections::HashMap<TenantId, FolderId>>,
@@ -185,6 +189,7 @@ impl Library {
         }
         let commits = commit::spawn(repo.clone(), Arc::clone(&blobs));
         let digests = digest::spawn(repo.clone(), Arc::clone(&blobs));
+        let (reaper, reaped) = reaper::channel();
         let library = Self {
             inner: Arc::new(Inner {
                 repo,
@@ -192,6 +197,7 @@ impl Library {
                 limits,
                 commits,
                 digests,
+                reaper,
                 roots: Default::default(),
                 trees: Default::default(),
                 uploads: Default::default(),
@@ -208,6 +214,7 @@ impl Library {
             }),
         };
         library.recover().await?;
+        reaper::spawn(library.clone(), reaped);
         Ok(library)
     }
 
@@ -253,6 +260,13 @@ impl Library {
             self.inner.digests.enqueue(hash);
         }
         Ok(())
+    }
+
+    /// Waits until the blobs that deletes before this call left
+    /// unreferenced are removed (or failed to be, and wait for garbage
+    /// collection): for tests and admin tools that count what is stored.
+    pub async fn deletions_settled(&self) {
+        self.inner.reaper.settled().await;
     }
 
     /// The repository (for admin tools and tests).
@@ -451,21 +465,32 @@ impl Library {
         Ok(done.blobs > 0)
     }
 
-    /// After media of `tenant` were deleted: removes the bytes nothing
-    /// references any more, and the tenant's renditions of bytes it no
-    /// longer holds (another tenant still does; those renditions were the
-    /// tenant's own). Returns how many blobs went.
+    /// After media of `tenant` were deleted (and committed): drops the
+    /// tenant's renditions of the bytes it no longer holds and hands every
+    /// blob that may have lost its last reference to the reaper, which
+    /// removes it after the call answers. Returns what the tenant no
+    /// longer references: its bytes and renditions, counted from the
+    /// tenant's own rows only, never from whether other tenants share them
+    /// (the count, and the time this takes, would tell the caller what
+    /// other tenants store).
     pub(super) async fn release_deleted(&self, tenant: TenantId, removed: &Removed) -> Result<u64> {
-        let mut gone = self.release_blobs(&removed.unreferenced).await?;
-        if !removed.sources.is_empty() {
+        let mut released = removed.released.len() as u64;
+        self.inner
+            .reaper
+            .release(removed.unreferenced.iter().copied());
+        if !removed.released.is_empty() {
             let mut tx = self.inner.repo.begin().await?;
-            let freed = tx
-                .remove_unheld_renditions(tenant, &removed.sources)
+            // Blob rows first, in hash order, as the reaper (which may be
+            // releasing these very sources) and every writer lock them.
+            tx.lock_blobs(&removed.released, true).await?;
+            let (renditions, blobs) = tx
+                .remove_unheld_renditions(tenant, &removed.released)
                 .await?;
             tx.commit().await?;
-            gone += self.release_blobs(&freed).await?;
+            released += renditions;
+            self.inner.reaper.release(blobs);
         }
-        Ok(gone)
+        Ok(released)
     }
 
     /// Removes blobs that no media references. Their rows are deleted first
@@ -474,7 +499,7 @@ impl Library {
     /// publishes its own copy). A crash in between leaves a row without a
     /// file, which the next claim repairs and the next start-up removes.
     /// Returns how many went.
-    async fn release_blobs(&self, hashes: &[ContentHash]) -> Result<u64> {
+    pub(super) async fn release_blobs(&self, hashes: &[ContentHash]) -> Result<u64> {
         if hashes.is_empty() {
             return Ok(0);
         }

@@ -31,9 +31,12 @@ pub struct Removed {
     /// Blobs whose last reference went: the caller releases them after
     /// committing.
     pub unreferenced: Vec<ContentHash>,
-    /// Every blob the deleted media held, once each: the caller drops the
-    /// tenant's renditions of those it no longer holds.
-    pub sources: Vec<ContentHash>,
+    /// The blobs of the deleted media that no other media of the tenant
+    /// uses: what the tenant no longer references. Whether other tenants
+    /// still do is not the tenant's to know, so this, not `unreferenced`,
+    /// is what a delete reports; the caller also drops the tenant's
+    /// renditions of these.
+    pub released: Vec<ContentHash>,
 }
 
 impl Repo {
@@ -188,14 +191,35 @@ impl WriteTx {
             }
         }
         self.apply_counts(counts).await?;
+        let kept = self.tenant_holds(tenant, &sources).await?;
+        let released = sources.into_iter().filter(|h| !kept.contains(h)).collect();
         let deleted: Vec<MediaId> = gone.iter().map(|g| g.0).collect();
         let not_found = missing_ids(ids, deleted.iter().copied());
         Ok(Removed {
             deleted,
             not_found,
             unreferenced,
-            sources,
+            released,
         })
+    }
+
+    /// Which of `hashes` media of `tenant` use. Answered from the
+    /// `(blob_hash, tenant_id)` index, so its cost depends on the tenant's
+    /// own rows only, never on how many other tenants share a blob.
+    pub async fn tenant_holds(
+        &mut self,
+        tenant: TenantId,
+        hashes: &[ContentHash],
+    ) -> Result<std::collections::HashSet<ContentHash>> {
+        let held = self
+            .hashes_returned_after(&[tenant.0.into()], hashes, |list| {
+                format!(
+                    "SELECT DISTINCT blob_hash FROM media \
+                     WHERE tenant_id = $1 AND blob_hash IN ({list})"
+                )
+            })
+            .await?;
+        Ok(held.into_iter().collect())
     }
 
     /// Moves media to a live folder. Returns how many were moved and the

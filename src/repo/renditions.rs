@@ -113,13 +113,13 @@ impl WriteTx {
     /// Deletes the tenant's renditions of those `sources` it holds no
     /// media of any more (another tenant still does, or they would have
     /// gone with their bytes) and drops their references on the rendition
-    /// blobs. Returns those blobs: the caller releases the ones no longer
-    /// referenced.
+    /// blobs. Returns how many renditions went, and their blobs: the
+    /// caller releases the ones no longer referenced.
     pub async fn remove_unheld_renditions(
         &mut self,
         tenant: TenantId,
         sources: &[ContentHash],
-    ) -> Result<Vec<ContentHash>> {
+    ) -> Result<(u64, Vec<ContentHash>)> {
         let mut blobs = self
             .hashes_returned_after(&[tenant.0.into()], sources, |list| {
                 format!(
@@ -130,9 +130,10 @@ impl WriteTx {
                 )
             })
             .await?;
+        let removed = blobs.len() as u64;
         self.drop_references(&mut blobs).await?;
         blobs.dedup();
-        Ok(blobs)
+        Ok((removed, blobs))
     }
 
     /// Deletes one cached rendition (whose bytes went missing) and drops

@@ -26,6 +26,7 @@ mod jobs;
 mod listing;
 mod metrics;
 mod migrations;
+mod privacy;
 mod quota;
 mod races;
 mod renditions;

@@ -12,14 +12,14 @@ use tonic::Code;
 use crate::common::*;
 
 /// Clients of one tenant, through a key with every scope but `admin`.
-struct Tenant {
-    media: MediaServiceClient<Channel>,
-    folders: FolderServiceClient<Channel>,
+pub(crate) struct Tenant {
+    pub(crate) media: MediaServiceClient<Channel>,
+    pub(crate) folders: FolderServiceClient<Channel>,
     bindings: BindingServiceClient<Channel>,
     uploads: UploadServiceClient<Channel>,
 }
 
-async fn tenant(s: &TestServer, name: &str) -> Tenant {
+pub(crate) async fn tenant(s: &TestServer, name: &str) -> Tenant {
     let t = new_tenant(s.addr, name).await;
     let scopes = [
         "media:read",
