@@ -23,6 +23,88 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// the codes the server sends are one list.
 pub use crate::pb::v1::ErrorReason as Reason;
 
+/// How long a client is told to wait before retrying a call the server
+/// could not take for now (`RetryInfo.retry_delay` of every UNAVAILABLE):
+/// about one readiness check.
+pub const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Marks an I/O error of the blob store as passing trouble of the store
+/// rather than of the data or the server: it could not be reached, timed
+/// out, answered 5xx or "slow down", or refused the server's credentials
+/// or bucket (what an operator fixes without the client changing
+/// anything). Such errors answer UNAVAILABLE with `RetryInfo`; a blob the
+/// store answers is missing stays DATA_LOSS, and the rest INTERNAL.
+#[derive(Debug, Clone)]
+pub struct StoreUnavailable {
+    /// What the store said, for logs and the readiness metric: S3's error
+    /// code (`SlowDown`, `InvalidAccessKeyId`, `NoSuchBucket`) or the
+    /// connection's failure (`ConnectionRefused`, `TimedOut`).
+    pub cause: String,
+    /// The whole message.
+    pub message: String,
+}
+
+impl std::fmt::Display for StoreUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StoreUnavailable {}
+
+impl StoreUnavailable {
+    /// An `io::Error` of `kind` carrying the mark.
+    pub fn error(
+        kind: std::io::ErrorKind,
+        cause: impl Into<String>,
+        message: impl Into<String>,
+    ) -> std::io::Error {
+        std::io::Error::new(
+            kind,
+            Self {
+                cause: cause.into(),
+                message: message.into(),
+            },
+        )
+    }
+
+    /// The mark of `e`, anywhere in its chain of sources; or, for an error
+    /// of a kind only a network causes (a refused or reset connection, a
+    /// timeout), a mark made from that kind.
+    pub fn of(e: &std::io::Error) -> Option<Self> {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = e
+            .get_ref()
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        while let Some(inner) = next {
+            if let Some(mark) = inner.downcast_ref::<Self>() {
+                return Some(mark.clone());
+            }
+            if let Some(io) = inner.downcast_ref::<std::io::Error>()
+                && let Some(mark) = Self::of(io)
+            {
+                return Some(mark);
+            }
+            next = inner.source();
+        }
+        use std::io::ErrorKind as K;
+        matches!(
+            e.kind(),
+            K::ConnectionRefused
+                | K::ConnectionReset
+                | K::ConnectionAborted
+                | K::NotConnected
+                | K::TimedOut
+                | K::HostUnreachable
+                | K::NetworkUnreachable
+                | K::NetworkDown
+        )
+        .then(|| Self {
+            cause: format!("{:?}", e.kind()),
+            message: e.to_string(),
+        })
+    }
+}
+
 /// A kind of resource an id names, for NOT_FOUND and ALREADY_EXISTS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
@@ -271,6 +353,12 @@ impl Error {
         }
     }
 
+    /// True for a blob store that could not take the call for now (see
+    /// [`StoreUnavailable`]).
+    pub fn is_store_unavailable(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if StoreUnavailable::of(source).is_some())
+    }
+
     /// Stable reason code for `google.rpc.ErrorInfo`.
     pub fn reason(&self) -> Reason {
         match self {
@@ -306,6 +394,9 @@ impl Error {
             Self::Cancelled(_) => Reason::StreamCancelled,
             Self::DeadlineExpired(_) => Reason::DeadlineExpired,
             Self::Io { source, .. } if is_disk_full(source) => Reason::StorageFull,
+            Self::Io { source, .. } if StoreUnavailable::of(source).is_some() => {
+                Reason::StorageUnavailable
+            }
             Self::Io { .. } => Reason::StorageIo,
             Self::Database(_) => Reason::DatabaseUnavailable,
         }
@@ -373,12 +464,25 @@ impl From<Error> for Status {
             Error::UploadBusy(_) => (Code::Aborted, err.to_string()),
             Error::Cancelled(_) => (Code::Cancelled, err.to_string()),
             Error::DeadlineExpired(_) => (Code::DeadlineExceeded, err.to_string()),
-            Error::Unavailable { .. } => (Code::Unavailable, err.to_string()),
+            Error::Unavailable { .. } => {
+                details.set_retry_info(Some(RETRY_DELAY));
+                (Code::Unavailable, err.to_string())
+            }
             Error::Io { source, .. } if is_disk_full(source) => {
                 tracing::error!(error = %err, "storage full");
                 (
                     Code::ResourceExhausted,
                     "the server's storage is full; try again after space is freed".to_string(),
+                )
+            }
+            Error::Io { source, .. } if StoreUnavailable::of(source).is_some() => {
+                tracing::warn!(error = %err, "the blob store is unavailable");
+                details.set_retry_info(Some(RETRY_DELAY));
+                (
+                    Code::Unavailable,
+                    "the server's storage is unavailable for now; retry the call (the server \
+                     log has the details)"
+                        .to_string(),
                 )
             }
             Error::Io { .. } => {
@@ -390,6 +494,7 @@ impl From<Error> for Status {
             }
             Error::Database(_) => {
                 tracing::error!(error = %err, "database error");
+                details.set_retry_info(Some(RETRY_DELAY));
                 (
                     Code::Unavailable,
                     "database error; retry later (the server log has the details)".to_string(),

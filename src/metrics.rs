@@ -79,6 +79,26 @@ pub struct PoolLabels {
     pub pool: &'static str,
 }
 
+/// Why the server reports NOT_SERVING.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnreadyLabels {
+    /// `database` or `blob_store`.
+    pub component: &'static str,
+    /// What it said: the blob store's S3 error code (`InvalidAccessKeyId`,
+    /// `NoSuchBucket`, `SlowDown`) or connection failure
+    /// (`ConnectionRefused`, `TimedOut`); `error` for anything else.
+    pub cause: String,
+}
+
+/// Readiness, as `grpc.health.v1` reports it.
+#[derive(Debug, Clone, Default)]
+pub struct HealthMetrics {
+    /// 1 while SERVING, 0 while NOT_SERVING.
+    pub serving: Gauge,
+    /// 1 for the reason of the current NOT_SERVING; none while serving.
+    pub unready: Family<UnreadyLabels, Gauge>,
+}
+
 /// Counts of gRPC calls.
 #[derive(Debug, Clone)]
 pub struct RpcMetrics {
@@ -154,6 +174,8 @@ pub struct Metrics {
     pub rendition_misses: Counter,
     /// Read from the database at each scrape.
     pub sampled: Sampled,
+    /// Readiness and why not.
+    pub health: HealthMetrics,
 }
 
 /// Buckets of call durations: 1 ms to about 65 s, doubling (17 buckets).
@@ -293,6 +315,17 @@ impl Metrics {
             "Scrapes whose database reads failed",
             sampled.sample_errors.clone(),
         );
+        let health = HealthMetrics::default();
+        own.register(
+            "serving",
+            "1 while grpc.health.v1 reports SERVING, 0 while NOT_SERVING",
+            health.serving.clone(),
+        );
+        own.register(
+            "not_serving_reason",
+            "1 for the component and cause of the current NOT_SERVING",
+            health.unready.clone(),
+        );
         Self {
             registry,
             rpc,
@@ -301,6 +334,7 @@ impl Metrics {
             rendition_hits,
             rendition_misses,
             sampled,
+            health,
         }
     }
 

@@ -35,7 +35,7 @@ use super::upload::{UploadOutcome, blocking};
 use crate::{
     blob::{BlobStore, StagedBlob, inline::take_in_memory},
     domain::{ContentHash, Media, MediaId, NewJob, SlotPolicy, UploadId},
-    error::{Error, Reason, Result},
+    error::{Error, Reason, Result, StoreUnavailable},
     repo::{BlobClaim, Repo},
 };
 
@@ -397,10 +397,26 @@ async fn commit_batch(
         }
         Err(e) => {
             tracing::error!(error = %e, "committing a batch of uploads failed");
+            // A store that could not take the bytes is said so to each
+            // upload (STORAGE_UNAVAILABLE), anything else as the database.
+            let store = match &e {
+                Error::Io { source, .. } => StoreUnavailable::of(source),
+                _ => None,
+            };
             for (reply, _) in replies {
-                let _ = reply.send(Err(Error::Unavailable {
-                    reason: Reason::DatabaseUnavailable,
-                    message: "storing the upload failed on the server; retry it".into(),
+                let _ = reply.send(Err(match &store {
+                    Some(u) => Error::io(
+                        "storing the upload",
+                        StoreUnavailable::error(
+                            std::io::ErrorKind::Other,
+                            u.cause.clone(),
+                            u.message.clone(),
+                        ),
+                    ),
+                    None => Error::Unavailable {
+                        reason: Reason::DatabaseUnavailable,
+                        message: "storing the upload failed on the server; retry it".into(),
+                    },
                 }));
             }
             Err(Retry::Failed)

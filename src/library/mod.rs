@@ -161,6 +161,10 @@ struct Inner {
     metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// Longest pause between two tries of the start-up recovery that waits
+/// for the blob store.
+const STORE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long a scrape waits for the database's counts.
 const SAMPLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -219,8 +223,6 @@ impl Library {
     }
 
     async fn recover(&self) -> Result<()> {
-        let unreferenced = self.inner.repo.unreferenced_blobs(10_000).await?;
-        self.release_blobs(&unreferenced).await?;
         for (tenant, top) in self.inner.repo.pending_folder_deletions().await? {
             // Finish in the background: the server can serve meanwhile.
             let this = self.clone();
@@ -259,7 +261,58 @@ impl Library {
         for hash in self.inner.repo.blobs_missing_md5(100_000).await? {
             self.inner.digests.enqueue(hash);
         }
+        // A store that does not answer yet (a bucket down, wrong
+        // credentials, a missing bucket) must not stop the start: the
+        // server serves NOT_SERVING (see `check_health`), uploads answer
+        // UNAVAILABLE, and this part of the recovery runs once the store
+        // answers. A crash loop of every replica would help nobody.
+        match self.recover_store().await {
+            Ok(()) => {}
+            Err(e) if e.is_store_unavailable() => {
+                tracing::warn!(error = %e, "the blob store does not answer; recovering its leftovers once it does");
+                let this = self.clone();
+                tokio::spawn(async move { this.recover_store_later().await });
+            }
+            Err(e) => return Err(e),
+        }
         Ok(())
+    }
+
+    /// What recovery needs of the blob store: removes the blobs whose last
+    /// reference a crash left (their rows at zero) and the files of
+    /// uploads no longer active.
+    async fn recover_store(&self) -> Result<()> {
+        let unreferenced = self.inner.repo.unreferenced_blobs(10_000).await?;
+        self.release_blobs(&unreferenced).await?;
+        // Files of uploads a crash left without an active row; a minute
+        // is far longer than another replica takes from creating an
+        // upload's file to recording its row.
+        let before = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        self.remove_inactive_upload_files(before).await?;
+        Ok(())
+    }
+
+    /// Retries [`Self::recover_store`] until the store answers, pausing
+    /// longer each time (up to `STORE_RETRY_MAX`).
+    async fn recover_store_later(&self) {
+        let mut pause = crate::error::RETRY_DELAY;
+        loop {
+            tokio::time::sleep(pause).await;
+            match self.recover_store().await {
+                Ok(()) => {
+                    tracing::info!("the blob store answers; its leftovers are recovered");
+                    return;
+                }
+                Err(e) if e.is_store_unavailable() => {
+                    tracing::debug!(error = %e, "the blob store still does not answer");
+                    pause = (pause * 2).min(STORE_RETRY_MAX);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "recovering the blob store's leftovers failed; garbage collection retries");
+                    return;
+                }
+            }
+        }
     }
 
     /// Waits until the blobs that deletes before this call left

@@ -606,15 +606,11 @@ impl Library {
     }
 
     /// At start-up: drops holds no live stream has (SQLite: this process is
-    /// the only writer), removes files of uploads no longer active, and
-    /// starts the periodic sweep.
+    /// the only writer) and starts the periodic sweep. (The files of
+    /// uploads no longer active go in `recover_store`, which waits for the
+    /// store.)
     pub(super) async fn recover_uploads(&self) -> Result<()> {
         self.inner.repo.release_all_uploads().await?;
-        // Files of uploads a crash left without an active row; a minute
-        // is far longer than another replica takes from creating an
-        // upload's file to recording its row.
-        let before = std::time::SystemTime::now() - Duration::from_secs(60);
-        self.remove_inactive_upload_files(before).await?;
         let this = self.clone();
         let every = self.inner.limits.upload_sweep;
         tokio::spawn(async move {

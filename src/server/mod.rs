@@ -295,13 +295,17 @@ pub async fn run_listeners(
     let window = u32::try_from(config.window_size)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    set_health(&health, true).await;
+    // Checked before serving, so a server whose store is down starts
+    // NOT_SERVING rather than for the first interval SERVING.
+    let serving = check_health(&library, true).await;
+    set_health(&health, serving).await;
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let watcher = tokio::spawn(watch_health(
         health.clone(),
         library.clone(),
         std::time::Duration::from_secs(config.health_check_secs),
+        serving,
     ));
     let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
     let stopped_http = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -474,30 +478,74 @@ async fn set_health(health: &tonic_health::server::HealthReporter, serving: bool
 
 /// Keeps `grpc.health.v1` truthful: the services are NOT_SERVING while
 /// the database does not answer or the blob store cannot be written, so a
-/// load balancer stops sending it uploads it would fail.
+/// load balancer stops sending it uploads it would fail; and SERVING again
+/// by themselves once both answer.
 async fn watch_health(
     health: tonic_health::server::HealthReporter,
     library: Library,
     every: std::time::Duration,
+    mut serving: bool,
 ) {
-    let mut serving = true;
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticks.tick().await;
-        match library.check_health().await {
-            Ok(()) if !serving => {
+        let now = check_health(&library, !serving).await;
+        if now != serving {
+            if now {
                 tracing::info!("storage answers again; serving");
-                set_health(&health, true).await;
-                serving = true;
             }
-            Err(e) if serving => {
-                tracing::error!(error = %e, "storage check failed; reporting NOT_SERVING");
-                set_health(&health, false).await;
-                serving = false;
-            }
-            _ => {}
+            set_health(&health, now).await;
+            serving = now;
         }
     }
+}
+
+/// Longest a readiness check waits for the storage (a store that hangs
+/// is as unready as one that refuses).
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Checks the storage, and records the outcome in the metrics: whether it
+/// serves, and if not which component failed and why. Logs a failure when
+/// `log_failure` (the first of a run of failures, or the start-up check).
+async fn check_health(library: &Library, log_failure: bool) -> bool {
+    let checked = tokio::time::timeout(HEALTH_TIMEOUT, library.check_health())
+        .await
+        .unwrap_or_else(|_| Err(Error::io("checking the storage", timed_out(HEALTH_TIMEOUT))));
+    let m = &library.metrics().health;
+    m.unready.clear();
+    match checked {
+        Ok(()) => {
+            m.serving.set(1);
+            true
+        }
+        Err(e) => {
+            let (component, cause) = match &e {
+                Error::Database(_) => ("database", "error".to_string()),
+                Error::Io { source, .. } => (
+                    "blob_store",
+                    crate::error::StoreUnavailable::of(source)
+                        .map_or_else(|| "error".to_string(), |u| u.cause),
+                ),
+                _ => ("database", "error".to_string()),
+            };
+            if log_failure {
+                tracing::error!(error = %e, component, cause, "storage check failed; reporting NOT_SERVING");
+            }
+            m.serving.set(0);
+            m.unready
+                .get_or_create(&crate::metrics::UnreadyLabels { component, cause })
+                .set(1);
+            false
+        }
+    }
+}
+
+/// The error of a check that took longer than `limit`.
+fn timed_out(limit: std::time::Duration) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no answer within {limit:?}"),
+    )
 }
 
 /// Accepted connections with Nagle's algorithm off: a small response must

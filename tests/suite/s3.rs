@@ -120,6 +120,8 @@ async fn the_server_keeps_its_blobs_in_the_bucket() {
         })
         .await
         .unwrap();
+    // The object goes after the delete answers.
+    s.library.deletions_settled().await;
     let left = stored(&garage, "server/").await;
     assert!(!left.contains(&blake3_hex(&big)), "{left:?}");
     // What is left is the photos and the resumed upload (the renditions,
@@ -215,4 +217,181 @@ async fn readiness_follows_the_bucket_and_recovers_by_itself() {
     // It comes back: SERVING again, with nobody's help.
     tokio::task::block_in_place(|| garage.nodes[0].start());
     wait_for_media_status(&mut health, ServingStatus::Serving).await;
+}
+
+/// An UNAVAILABLE the client may retry: `STORAGE_UNAVAILABLE`, with a
+/// `RetryInfo` delay.
+fn assert_retryable(what: &str, err: &tonic::Status) {
+    use tonic_types::StatusExt;
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{what}: {err:?}");
+    assert_eq!(reason(err), "STORAGE_UNAVAILABLE", "{what}: {err:?}");
+    let delay = err
+        .get_error_details()
+        .retry_info()
+        .and_then(|r| r.retry_delay);
+    assert!(
+        delay.is_some_and(|d| d > std::time::Duration::ZERO),
+        "{what}: a RetryInfo delay, got {err:?}"
+    );
+}
+
+/// Uploads `data` in 1 MiB messages, running `midway` after `cut` bytes
+/// went: the upload's answer.
+async fn upload_cut_by(
+    client: &mut pb::media_service_client::MediaServiceClient<Channel>,
+    data: Vec<u8>,
+    cut: usize,
+    midway: impl FnOnce() + Send + 'static,
+) -> Result<pb::UploadMediaResponse, tonic::Status> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let len = data.len();
+    let sender = tokio::spawn(async move {
+        let mut msgs = upload_messages(header("cut.bin", len), &data, MIB).into_iter();
+        let mut sent = 0;
+        let mut midway = Some(midway);
+        for msg in msgs.by_ref() {
+            sent += msg.data.len();
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+            if sent >= cut
+                && let Some(f) = midway.take()
+            {
+                tokio::task::block_in_place(f);
+            }
+        }
+    });
+    let res = upload_raw(client, tokio_stream::wrappers::ReceiverStream::new(rx)).await;
+    let _ = sender.await;
+    res
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_outage_answers_unavailable_with_retry_info_and_stores_nothing() {
+    let Some(mut garage) = tokio::task::block_in_place(Garage::single) else {
+        return;
+    };
+    let mut s = TestServer::spawn_with(|c| garage.configure(c, "outage/")).await;
+    let kept = content("kept", 6 * MIB);
+    let kept = upload(&mut s.client, header("kept.bin", kept.len()), &kept)
+        .await
+        .unwrap()
+        .media
+        .unwrap();
+
+    // The bucket goes away while a large upload is sent (parts go out as
+    // they arrive), and while one of a single part waits to be published.
+    let big = content("cut-big", 24 * MIB);
+    let node = std::sync::Arc::new(std::sync::Mutex::new(std::mem::take(&mut garage.nodes)));
+    let n = std::sync::Arc::clone(&node);
+    let err = upload_cut_by(&mut s.client, big, 8 * MIB, move || {
+        n.lock().unwrap()[0].kill();
+    })
+    .await
+    .unwrap_err();
+    assert_retryable("an upload cut by the outage", &err);
+    let one_part = content("cut-small", 3 * MIB);
+    let err = upload(
+        &mut s.client,
+        header("small.bin", one_part.len()),
+        &one_part,
+    )
+    .await
+    .unwrap_err();
+    assert_retryable("an upload during the outage", &err);
+    // Reads cannot reach the bytes either: UNAVAILABLE, never DATA_LOSS.
+    let err = read(&mut s.client, &kept.id, 0, 0).await.unwrap_err();
+    assert_retryable("a read during the outage", &err);
+
+    // Back: nothing of the failed uploads was stored, the kept bytes read.
+    tokio::task::block_in_place(|| node.lock().unwrap()[0].start());
+    garage.nodes = std::mem::take(&mut node.lock().unwrap());
+    let listed = list_all(&mut s.client).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(stored(&garage, "outage/").await, vec![kept.blake3.clone()]);
+    let (_, back) = read(&mut s.client, &kept.id, 0, 0).await.unwrap();
+    assert_eq!(blake3_hex(&back), kept.blake3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_started_with_the_bucket_down_serves_once_it_returns() {
+    use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
+
+    use super::server::wait_for_media_status;
+
+    let Some(mut garage) = tokio::task::block_in_place(Garage::single) else {
+        return;
+    };
+    tokio::task::block_in_place(|| garage.nodes[0].kill());
+    let mut s = TestServer::spawn_with(|c| {
+        garage.configure(c, "late/");
+        c.health_check_secs = 1;
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let mut health = HealthClient::new(raw_channel(s.addr).await);
+    wait_for_media_status(&mut health, ServingStatus::NotServing).await;
+    let scrape = || async {
+        let url = format!("http://{}/metrics", s.config.metrics_listen.unwrap());
+        String::from_utf8(http_get(&url, &[]).await.body).unwrap()
+    };
+    let text = scrape().await;
+    assert!(text.contains("mediastore_serving 0"), "{text}");
+    assert!(
+        text.contains(
+            "mediastore_not_serving_reason{component=\"blob_store\",cause=\"ConnectionRefused\"} 1"
+        ),
+        "{text}"
+    );
+    let data = content("late", 2 * MIB);
+    let err = upload(&mut s.client, header("late.bin", data.len()), &data)
+        .await
+        .unwrap_err();
+    assert_retryable("an upload before the bucket is up", &err);
+
+    tokio::task::block_in_place(|| garage.nodes[0].start());
+    wait_for_media_status(&mut health, ServingStatus::Serving).await;
+    let text = scrape().await;
+    assert!(text.contains("mediastore_serving 1"), "{text}");
+    assert!(!text.contains("mediastore_not_serving_reason{"), "{text}");
+    let m = upload(&mut s.client, header("late.bin", data.len()), &data)
+        .await
+        .unwrap()
+        .media
+        .unwrap();
+    assert_eq!(m.blake3, blake3_hex(&data));
+    assert_eq!(stored(&garage, "late/").await, vec![m.blake3]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_credentials_start_not_serving_naming_the_s3_error() {
+    use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
+
+    use super::server::wait_for_media_status;
+
+    let Some(garage) = tokio::task::block_in_place(Garage::single) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _pg) = test_database(dir.path()).await;
+    let mut flags = garage.flags("wrong/");
+    let secret = flags
+        .iter()
+        .position(|f| f == "--s3-secret-access-key")
+        .unwrap();
+    flags[secret + 1] = "0".repeat(64);
+    flags.extend(["--health-check-secs".into(), "1".into()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let p = tokio::task::block_in_place(|| start_process(dir.path(), &db, &flags));
+    let mut health = HealthClient::new(raw_channel(p.addr).await);
+    wait_for_media_status(&mut health, ServingStatus::NotServing).await;
+    let output = p.output();
+    let line = output
+        .lines()
+        .find(|l| l.contains("reporting NOT_SERVING"))
+        .unwrap_or_else(|| panic!("no NOT_SERVING line in:\n{output}"));
+    // Garage answers a bad signature 403 `AccessDenied`; the line names
+    // the code (the `cause` of `mediastore_not_serving_reason`).
+    assert!(line.contains("403"), "{line}");
+    assert!(line.contains("\"cause\":\"AccessDenied\""), "{line}");
 }

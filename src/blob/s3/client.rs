@@ -9,9 +9,11 @@
 //! and the signature's HMAC are already here; the responses read are a
 //! handful of flat XML documents ([`super::xml`]).
 //!
-//! Calls are retried on connection failures and on `500`, `502`, `503`
-//! and `504` answers (S3's "slow down" among them), three attempts with a
-//! growing pause: every call the store makes may be repeated safely.
+//! Calls are retried on connection failures and on `429`, `500`, `502`,
+//! `503` and `504` answers (S3's "slow down" among them), three attempts
+//! with a growing pause: every call the store makes may be repeated
+//! safely. What still fails for the store's sake (not the object's) is
+//! marked [`StoreUnavailable`], which clients see as UNAVAILABLE.
 
 use std::{
     io,
@@ -30,6 +32,7 @@ use super::{
     sign::{Signer, UNSIGNED_PAYLOAD, amz_date, uri_encode},
     xml,
 };
+use crate::error::StoreUnavailable;
 
 /// Attempts of one call.
 const ATTEMPTS: u32 = 3;
@@ -210,13 +213,18 @@ impl Client {
                     ))
                 });
             let retry = match &res {
-                Ok(a) => matches!(a.status.as_u16(), 500 | 502 | 503 | 504),
+                Ok(a) => matches!(a.status.as_u16(), 429 | 500 | 502 | 503 | 504),
                 Err(_) => true,
             };
             if !retry || attempt == ATTEMPTS {
+                // A call that could not be made (refused, reset, timed
+                // out) after every attempt: the store is unreachable.
                 let answer = res.map_err(|e| {
-                    io::Error::new(
+                    let cause = StoreUnavailable::of(&e)
+                        .map_or_else(|| "ConnectionFailed".to_string(), |m| m.cause);
+                    StoreUnavailable::error(
                         e.kind(),
+                        cause,
                         format!("S3 {method} {}: {e}", self.describe(call.key)),
                     )
                 })?;
@@ -234,8 +242,11 @@ impl Client {
         format!("{}/{key}", self.inner.endpoint.bucket)
     }
 
-    /// An answer as a result: 2xx passes; 404 is `NotFound`; the rest are
-    /// errors naming S3's code and message.
+    /// An answer as a result: 2xx passes; 404 is `NotFound` (a missing
+    /// object); the rest are errors naming S3's code and message. Answers
+    /// that say the store, not the object, is at fault (5xx, throttling,
+    /// refused credentials, a missing bucket) carry the
+    /// [`StoreUnavailable`] mark.
     fn check(&self, method: &Method, key: &str, a: Answer) -> io::Result<Answer> {
         if a.status.is_success() {
             return Ok(a);
@@ -243,19 +254,32 @@ impl Client {
         let text = String::from_utf8_lossy(&a.body);
         let code = xml::first(&text, "Code").unwrap_or_default();
         let message = xml::first(&text, "Message").unwrap_or_default();
+        let text = format!(
+            "S3 {method} {}: {} {code} {message}",
+            self.describe(key),
+            a.status
+        );
+        let store_fault = a.status.is_server_error()
+            || matches!(
+                a.status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED
+            )
+            || code == "NoSuchBucket"
+            || code == "SlowDown";
         let kind = match a.status {
-            StatusCode::NOT_FOUND => io::ErrorKind::NotFound,
+            StatusCode::NOT_FOUND if code != "NoSuchBucket" => io::ErrorKind::NotFound,
             StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => io::ErrorKind::PermissionDenied,
             _ => io::ErrorKind::Other,
         };
-        Err(io::Error::new(
-            kind,
-            format!(
-                "S3 {method} {}: {} {code} {message}",
-                self.describe(key),
-                a.status
-            ),
-        ))
+        if store_fault {
+            let cause = if code.is_empty() {
+                a.status.as_u16().to_string()
+            } else {
+                code.to_string()
+            };
+            return Err(StoreUnavailable::error(kind, cause, text));
+        }
+        Err(io::Error::new(kind, text))
     }
 
     async fn send_once(&self, method: &Method, call: &Call<'_>) -> io::Result<Answer> {

@@ -36,7 +36,10 @@ use futures_util::FutureExt;
 use tokio::task::JoinHandle;
 
 use super::{MAX_PARTS, Shared, reader::S3Reader};
-use crate::blob::{BlobReader, StagedBlob, read_new};
+use crate::{
+    blob::{BlobReader, StagedBlob, read_new},
+    error::StoreUnavailable,
+};
 
 /// Parts of one size before the size doubles.
 const PARTS_PER_SIZE: u64 = 2_000;
@@ -62,7 +65,7 @@ enum State {
     Sent { key: String, reader: S3Reader },
     /// Published, or failed (`Some(why)`): nothing of it is left to
     /// clean.
-    Done(Option<String>),
+    Done(Option<Failure>),
 }
 
 /// A multipart upload under a temporary key, fed as bytes arrive.
@@ -149,7 +152,7 @@ impl Spooled {
                 Ok(())
             }
             Err(e) => {
-                self.state = State::Done(Some(e.to_string()));
+                self.state = State::Done(Some(Failure::of(&e)));
                 Err(e)
             }
         }
@@ -188,11 +191,39 @@ impl Spooled {
     }
 }
 
-fn failed(why: Option<String>) -> io::Error {
-    io::Error::other(match why {
-        Some(why) => format!("sending the upload to the object store failed: {why}"),
-        None => "the upload was already published".to_string(),
-    })
+/// Why sending an upload failed, kept for the writes that follow: its
+/// message, and whether the store was unavailable (so that every later
+/// write answers as the first did).
+#[derive(Debug, Clone)]
+struct Failure {
+    message: String,
+    unavailable: Option<StoreUnavailable>,
+}
+
+impl Failure {
+    fn of(e: &io::Error) -> Self {
+        Self {
+            message: e.to_string(),
+            unavailable: StoreUnavailable::of(e),
+        }
+    }
+}
+
+fn failed(why: Option<Failure>) -> io::Error {
+    match why {
+        Some(Failure {
+            message,
+            unavailable: Some(mark),
+        }) => StoreUnavailable::error(
+            io::ErrorKind::Other,
+            mark.cause,
+            format!("sending the upload to the object store failed: {message}"),
+        ),
+        Some(Failure { message, .. }) => io::Error::other(format!(
+            "sending the upload to the object store failed: {message}"
+        )),
+        None => io::Error::other("the upload was already published"),
+    }
 }
 
 impl Ahead {
@@ -343,7 +374,7 @@ impl StagedBlob for Spooled {
             // after its end (a caller's mistake) leaves it as it was.
             if matches!(self.state, State::Local | State::Sending(_))
                 && let State::Sending(ahead) =
-                    std::mem::replace(&mut self.state, State::Done(Some(e.to_string())))
+                    std::mem::replace(&mut self.state, State::Done(Some(Failure::of(&e))))
             {
                 ahead.abort(&self.shared);
             }
