@@ -528,13 +528,15 @@ impl Library {
     /// other tenants store).
     pub(super) async fn release_deleted(&self, tenant: TenantId, removed: &Removed) -> Result<u64> {
         let mut released = removed.released.len() as u64;
-        self.inner
-            .reaper
-            .release(removed.unreferenced.iter().copied());
+        // The tenant's renditions first, then the reaper: once it has a
+        // source it removes every tenant's renditions of it, so this count
+        // would otherwise depend on whether it got there first, which it
+        // can only when no other tenant holds the bytes.
         if !removed.released.is_empty() {
             let mut tx = self.inner.repo.begin().await?;
             // Blob rows first, in hash order, as the reaper (which may be
-            // releasing these very sources) and every writer lock them.
+            // releasing the same bytes for another delete) and every
+            // writer lock them.
             tx.lock_blobs(&removed.released, true).await?;
             let (renditions, blobs) = tx
                 .remove_unheld_renditions(tenant, &removed.released)
@@ -543,6 +545,9 @@ impl Library {
             released += renditions;
             self.inner.reaper.release(blobs);
         }
+        self.inner
+            .reaper
+            .release(removed.unreferenced.iter().copied());
         Ok(released)
     }
 

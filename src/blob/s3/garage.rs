@@ -58,6 +58,50 @@ pub struct Node {
     pub s3_port: u16,
     /// Its RPC port.
     pub rpc_port: u16,
+    /// Its admin API port.
+    admin_port: u16,
+    /// While killed: its ports, held so that no other test's node takes
+    /// them before it starts again.
+    held: Vec<HeldPort>,
+}
+
+/// A port of a killed node, kept bound. Connections to it are accepted
+/// and closed at once, as a store that is down answers (not left hanging,
+/// as an unaccepted listener would).
+#[derive(Debug)]
+struct HeldPort {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HeldPort {
+    fn bind(port: u16) -> Option<Self> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).ok()?;
+        listener.set_nonblocking(true).ok()?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                match listener.accept() {
+                    Ok((conn, _)) => drop(conn),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Some(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for HeldPort {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Node {
@@ -76,6 +120,8 @@ impl Node {
                 child: None,
                 s3_port,
                 rpc_port,
+                admin_port,
+                held: Vec::new(),
             };
             match node.try_start() {
                 Ok(()) => return node,
@@ -116,6 +162,7 @@ impl Node {
     /// log if it stops first: another socket took one of its ports between
     /// [`free_ports`] and its bind, say.
     fn try_start(&mut self) -> Result<(), String> {
+        self.held.clear();
         let log_path = self.dir.path().join("server.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(&self.bin)
@@ -147,11 +194,16 @@ impl Node {
         ))
     }
 
-    /// Kills the node's server (as a crash would).
+    /// Kills the node's server (as a crash would), keeping its ports
+    /// until it starts again (see [`HeldPort`]).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            self.held = [self.s3_port, self.rpc_port, self.admin_port]
+                .into_iter()
+                .filter_map(HeldPort::bind)
+                .collect();
         }
     }
 
@@ -163,7 +215,10 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.kill();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
