@@ -82,7 +82,8 @@ pub struct PoolLabels {
 /// Why the server reports NOT_SERVING.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UnreadyLabels {
-    /// `database` or `blob_store`.
+    /// `database`, `blob_store`, or `storage` when the check of both
+    /// timed out.
     pub component: &'static str,
     /// What it said: the blob store's S3 error code (`InvalidAccessKeyId`,
     /// `NoSuchBucket`, `SlowDown`) or connection failure

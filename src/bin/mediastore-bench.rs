@@ -26,9 +26,9 @@
 //!   API key, vs a second server run with `--insecure-no-auth`, in
 //!   alternating rounds: what authentication costs;
 //! - (g) one tenant's lone uploads of bytes another tenant already stored,
-//!   vs its lone uploads of new bytes, interleaved: whether an upload's
-//!   time tells a tenant that someone else holds its bytes (the ratio
-//!   should be 1).
+//!   vs its lone uploads of new bytes, interleaved, and its deletes of
+//!   them: whether an upload's or a delete's time tells a tenant that
+//!   someone else holds its bytes (the ratios should be 1).
 //!
 //! Each measurement is repeated (`--rounds`, 5 by default); a ratio is
 //! taken within each round (same disk and page-cache conditions) and the
@@ -87,8 +87,8 @@ struct Args {
     /// Database URL for the server (default: SQLite in its data dir).
     #[arg(long)]
     database_url: Option<String>,
-    /// Only (g), the cross-tenant upload timing, with `--rounds` x 100
-    /// pairs of uploads of each size.
+    /// Only (g), the cross-tenant upload and delete timing, with
+    /// `--rounds` x 100 pairs of uploads and deletes of each size.
     #[arg(long)]
     only_cross_tenant: bool,
     /// Only (c), the small uploads.
@@ -402,7 +402,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             cmd.args(["--database-url", url]);
         }
         let _server = Proc(cmd.spawn()?);
-        return cross_tenant_timing(addr, args.rounds.max(1) * 100).await;
+        return cross_tenant_timing(addr, args.rounds.max(1)).await;
     }
 
     let sink_addr = free_addr();
@@ -663,19 +663,25 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         open_cpu * 1e6 / f_n as f64
     );
     drop(open);
-    cross_tenant_timing(server_addr, args.rounds.max(1) * 100).await
+    cross_tenant_timing(server_addr, args.rounds.max(1)).await
 }
 
-/// Pause before each of (g)'s timed uploads: longer than the background
-/// MD5 of the 1 MiB upload before it.
+/// Pause before each of (g)'s timed calls: longer than the background
+/// work of the call before it (the MD5 of a new 1 MiB blob, the removal
+/// of one a delete left unreferenced).
 const MD5_QUIET_MS: u64 = 25;
 
+/// Pairs of (g) per round.
+const CROSS_TENANT_PAIRS: usize = 100;
+
 /// (g): a second tenant uploads, one at a time, bytes the first tenant has
-/// just stored and new bytes, alternately; the medians of the two should
-/// match, or the time would tell the second tenant what the first holds.
+/// just stored and new bytes, alternately, then deletes them alike; the
+/// medians of each pair of kinds should match, or the time would tell the
+/// second tenant what the first holds. A ratio per round (held / new), the
+/// median of the rounds and their spread.
 async fn cross_tenant_timing(
     addr: SocketAddr,
-    pairs: usize,
+    rounds: usize,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut access = pb::access_service_client::AccessServiceClient::new(channel_to(addr).await);
     let other = access
@@ -691,7 +697,7 @@ async fn cross_tenant_timing(
         .create_api_key(pb::CreateApiKeyRequest {
             tenant_id: other.id,
             name: "bench".into(),
-            scopes: vec!["uploads:write".into()],
+            scopes: vec!["uploads:write".into(), "media:delete".into()],
             ..Default::default()
         })
         .await?
@@ -700,53 +706,96 @@ async fn cross_tenant_timing(
     let mut first = connect(addr).await;
     let mut second = MediaServiceClient::new(channel_with_key(addr, &secret).await);
     for size in [SMALL, MIB] {
-        let (mut held, mut new) = (Vec::new(), Vec::new());
-        for i in 0..pairs {
-            let bytes = |what: &str| {
-                let mut data = vec![0u8; size];
-                blake3::Hasher::new()
-                    .update(format!("g-{what}-{size}-{i}").as_bytes())
-                    .finalize_xof()
-                    .fill(&mut data);
-                Bytes::from(data)
-            };
-            let theirs = bytes("theirs");
-            first
-                .upload_media(upload_stream(vec![theirs.clone()], format!("a{i}")))
-                .await?;
-            // Alternate which goes first, so neither gets the warmer turn.
-            let order = [(true, theirs), (false, bytes("fresh"))];
-            let order = if i % 2 == 0 {
-                order
-            } else {
-                let [a, b] = order;
-                [b, a]
-            };
-            for (is_held, data) in order {
-                // New bytes get their MD5 in the background after the
-                // answer; let it finish, so that no measured upload shares
-                // the CPU with the previous one's.
-                tokio::time::sleep(Duration::from_millis(MD5_QUIET_MS)).await;
-                let t = Instant::now();
-                let up = second
-                    .upload_media(upload_stream(vec![data], format!("b{i}")))
-                    .await?
-                    .into_inner();
-                let secs = t.elapsed().as_secs_f64();
-                if up.deduplicated {
-                    return Err("deduplicated reported across tenants".into());
+        // Per round: the held / new ratio of the upload medians, and of
+        // the delete medians.
+        let (mut up_ratios, mut del_ratios) = (Vec::new(), Vec::new());
+        let (mut up_ms, mut del_ms) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        for round in 0..rounds {
+            let (mut up, mut del) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+            for i in 0..CROSS_TENANT_PAIRS {
+                let bytes = |what: &str| {
+                    let mut data = vec![0u8; size];
+                    blake3::Hasher::new()
+                        .update(format!("g-{what}-{size}-{round}-{i}").as_bytes())
+                        .finalize_xof()
+                        .fill(&mut data);
+                    Bytes::from(data)
+                };
+                let theirs = bytes("theirs");
+                first
+                    .upload_media(upload_stream(vec![theirs.clone()], format!("a{i}")))
+                    .await?;
+                // Alternate which goes first, so neither gets the warmer
+                // turn.
+                let order = [(true, theirs), (false, bytes("fresh"))];
+                let order = if i % 2 == 0 {
+                    order
+                } else {
+                    let [a, b] = order;
+                    [b, a]
+                };
+                let mut made = Vec::with_capacity(2);
+                for (is_held, data) in order {
+                    // New bytes get their MD5 in the background after the
+                    // answer; let it finish, so that no measured upload
+                    // shares the CPU with the previous one's.
+                    tokio::time::sleep(Duration::from_millis(MD5_QUIET_MS)).await;
+                    let t = Instant::now();
+                    let answer = second
+                        .upload_media(upload_stream(vec![data], format!("b{i}")))
+                        .await?
+                        .into_inner();
+                    let secs = t.elapsed().as_secs_f64();
+                    if answer.deduplicated {
+                        return Err("deduplicated reported across tenants".into());
+                    }
+                    if is_held { &mut up.0 } else { &mut up.1 }.push(secs);
+                    let id = answer.media.ok_or("no media came back")?.id;
+                    made.push((is_held, id));
                 }
-                if is_held { &mut held } else { &mut new }.push(secs);
+                // The deletes, in the same order: the held bytes stay (the
+                // first tenant's), the new ones lose their last reference.
+                let mut answers = Vec::with_capacity(2);
+                for (is_held, id) in made {
+                    tokio::time::sleep(Duration::from_millis(MD5_QUIET_MS)).await;
+                    let t = Instant::now();
+                    let gone = second
+                        .delete_media(pb::DeleteMediaRequest {
+                            media_id: id,
+                            force: false,
+                        })
+                        .await?
+                        .into_inner();
+                    let secs = t.elapsed().as_secs_f64();
+                    if is_held { &mut del.0 } else { &mut del.1 }.push(secs);
+                    answers.push(gone);
+                }
+                if answers[0] != answers[1] {
+                    return Err(format!("deletes answered differently: {answers:?}").into());
+                }
+            }
+            for ((held, new), ratios, all) in [
+                (up, &mut up_ratios, &mut up_ms),
+                (del, &mut del_ratios, &mut del_ms),
+            ] {
+                all.0.extend_from_slice(&held);
+                all.1.extend_from_slice(&new);
+                ratios.push(median(held) / median(new));
             }
         }
-        let (h, n) = (median(held), median(new));
-        println!(
-            "| (g) {} KiB upload of bytes another tenant holds vs new bytes, lone | {:.3} ms | {:.3} ms | {:.3} | ≈ 1 |",
-            size / 1024,
-            h * 1e3,
-            n * 1e3,
-            h / n
-        );
+        for (what, ratios, (held, new)) in
+            [("upload", up_ratios, up_ms), ("delete", del_ratios, del_ms)]
+        {
+            let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ratios.iter().copied().fold(0.0, f64::max);
+            println!(
+                "| (g) {} KiB {what} of bytes another tenant holds vs new bytes, lone | {:.3} ms | {:.3} ms | {:.3} ({lo:.3}–{hi:.3}) | 0.95–1.05 |",
+                size / 1024,
+                median(held) * 1e3,
+                median(new) * 1e3,
+                median(ratios),
+            );
+        }
     }
     Ok(())
 }

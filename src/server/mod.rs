@@ -508,25 +508,34 @@ const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// serves, and if not which component failed and why. Logs a failure when
 /// `log_failure` (the first of a run of failures, or the start-up check).
 async fn check_health(library: &Library, log_failure: bool) -> bool {
-    let checked = tokio::time::timeout(HEALTH_TIMEOUT, library.check_health())
-        .await
-        .unwrap_or_else(|_| Err(Error::io("checking the storage", timed_out(HEALTH_TIMEOUT))));
+    let checked = tokio::time::timeout(HEALTH_TIMEOUT, library.check_health()).await;
     let m = &library.metrics().health;
     m.unready.clear();
     match checked {
-        Ok(()) => {
+        Ok(Ok(())) => {
             m.serving.set(1);
             true
         }
-        Err(e) => {
-            let (component, cause) = match &e {
-                Error::Database(_) => ("database", "error".to_string()),
-                Error::Io { source, .. } => (
-                    "blob_store",
-                    crate::error::StoreUnavailable::of(source)
-                        .map_or_else(|| "error".to_string(), |u| u.cause),
+        failed => {
+            let (component, cause, e) = match failed {
+                Ok(Err(e)) => {
+                    let (component, cause) = match &e {
+                        Error::Io { source, .. } => (
+                            "blob_store",
+                            crate::error::StoreUnavailable::of(source)
+                                .map_or_else(|| "error".to_string(), |u| u.cause),
+                        ),
+                        _ => ("database", "error".to_string()),
+                    };
+                    (component, cause, e)
+                }
+                // The database or the store hangs: which, the log of the
+                // calls that time out says.
+                _ => (
+                    "storage",
+                    "TimedOut".to_string(),
+                    Error::io("checking the storage", timed_out(HEALTH_TIMEOUT)),
                 ),
-                _ => ("database", "error".to_string()),
             };
             if log_failure {
                 tracing::error!(error = %e, component, cause, "storage check failed; reporting NOT_SERVING");
