@@ -31,7 +31,10 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::upload::{UploadOutcome, blocking};
+use super::{
+    digest::DigestQueue,
+    upload::{UploadOutcome, blocking},
+};
 use crate::{
     blob::{BlobStore, StagedBlob, inline::take_in_memory},
     domain::{ContentHash, Media, MediaId, NewJob, SlotPolicy, UploadId},
@@ -129,7 +132,20 @@ impl Committer {
 
 /// Starts the committer; it stops when every sender is gone, after
 /// committing what was queued.
-pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> Committer {
+/// What the committer writes to: rows, bytes, and the MD5 worker, which
+/// hashes new bytes (and copies of stored ones) after the answer.
+struct Stores {
+    repo: Repo,
+    blobs: Arc<dyn BlobStore>,
+    digests: DigestQueue,
+}
+
+pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>, digests: DigestQueue) -> Committer {
+    let stores = Stores {
+        repo,
+        blobs,
+        digests,
+    };
     let (queue, mut rx) = mpsc::channel::<CommitJob>(QUEUE_DEPTH);
     let receiving = Arc::new(AtomicUsize::new(0));
     let pending = Arc::clone(&receiving);
@@ -145,13 +161,13 @@ pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> Committer {
                 }
             }
             let jobs = std::mem::take(&mut batch);
-            commit_jobs(&repo, &blobs, jobs).await;
+            commit_jobs(&stores, jobs).await;
         }
     });
     Committer { queue, receiving }
 }
 
-async fn commit_jobs(repo: &Repo, blobs: &Arc<dyn BlobStore>, mut jobs: Vec<CommitJob>) {
+async fn commit_jobs(stores: &Stores, mut jobs: Vec<CommitJob>) {
     // An upload whose caller went away while it waited here (the client
     // reset the stream, its deadline passed, the connection dropped) is
     // not stored: nobody would hear of it, and the client, which gave up,
@@ -185,24 +201,24 @@ async fn commit_jobs(repo: &Repo, blobs: &Arc<dyn BlobStore>, mut jobs: Vec<Comm
                 .flatten()
                 .all(|name| names.insert(name))
         });
-        commit_apart(repo, blobs, first).await;
+        commit_apart(stores, first).await;
         jobs = rest;
     }
 }
 
 /// Commits jobs no two of which take the same slot or code.
-async fn commit_apart(repo: &Repo, blobs: &Arc<dyn BlobStore>, mut jobs: Vec<CommitJob>) {
+async fn commit_apart(stores: &Stores, mut jobs: Vec<CommitJob>) {
     if jobs.is_empty() {
         return;
     }
     jobs.sort_by_key(|j| j.media.blob);
-    let Err(Retry::Each(jobs, err)) = commit_batch(repo, blobs, jobs).await else {
+    let Err(Retry::Each(jobs, err)) = commit_batch(stores, jobs).await else {
         return;
     };
     if jobs.len() > 1 {
         tracing::warn!(batch = jobs.len(), error = %err, "batch refused; committing its uploads one by one");
         for job in jobs {
-            if let Err(Retry::Each(one, err)) = commit_batch(repo, blobs, vec![job]).await {
+            if let Err(Retry::Each(one, err)) = commit_batch(stores, vec![job]).await {
                 reply_all(one, err);
             }
         }
@@ -248,11 +264,12 @@ enum Retry {
     Failed,
 }
 
-async fn commit_batch(
-    repo: &Repo,
-    blobs: &Arc<dyn BlobStore>,
-    jobs: Vec<CommitJob>,
-) -> std::result::Result<(), Retry> {
+async fn commit_batch(stores: &Stores, jobs: Vec<CommitJob>) -> std::result::Result<(), Retry> {
+    let Stores {
+        repo,
+        blobs,
+        digests,
+    } = stores;
     // Database first: claims and rows. Nothing is published yet, so a
     // refusal here leaves the staged bytes for a retry.
     let mut tx = match repo.begin().await {
@@ -338,13 +355,18 @@ async fn commit_batch(
     let mut to_publish = Vec::new();
     // Staged copies of bytes stored already, dropped once the batch is
     // answered (freeing a large file's blocks takes a while). Those only
-    // other tenants held first pay the barrier a publish would, so that
-    // the caller cannot tell from the time that someone else had them.
-    // Small blobs in memory go inline, in this transaction. Copies of
-    // bytes only other tenants held are written again too (the same bytes
-    // under the same name): the statement costs a measurable fraction of a
-    // lone small upload's time.
+    // other tenants held first pay what new bytes cost, so that the caller
+    // cannot tell from the time that someone else had them: the barrier a
+    // publish would, and after the answer the MD5 pass new bytes get
+    // (whose CPU and database write would otherwise slow only the answers
+    // of new bytes). Small blobs in memory go inline, in this transaction.
+    // Copies of bytes only other tenants held are written again too (the
+    // same bytes under the same name): the statement costs a measurable
+    // fraction of a lone small upload's time.
     let (mut cover, mut unneeded, mut inline) = (Vec::new(), Vec::new(), Vec::new());
+    // Per cover copy: its blob, and whether new bytes there would get an
+    // MD5 pass (the upload brought none).
+    let mut cover_md5 = Vec::new();
     for (((job, fresh), own), replaced) in jobs.into_iter().zip(fresh).zip(own).zip(replaced) {
         if own && !fresh {
             unneeded.push(job.staged);
@@ -355,6 +377,7 @@ async fn commit_batch(
         } else if fresh {
             to_publish.push((job.staged, job.media.blob));
         } else {
+            cover_md5.push((job.media.blob, job.media.md5.is_none()));
             cover.push((job.staged, job.media.blob));
         }
         replies.push((
@@ -371,16 +394,27 @@ async fn commit_batch(
     // upsert that names a row twice).
     inline.dedup_by_key(|(hash, _)| *hash);
     let mut published = tx.put_inline(inline).await;
+    let mut covered = Vec::new();
     if published.is_ok() && (!to_publish.is_empty() || !cover.is_empty()) {
         let store = Arc::clone(blobs);
         published = blocking(move || {
-            store
-                .publish(to_publish)
-                .and_then(|()| store.barrier_as_published(cover))
-                .map_err(|e| Error::io("publishing a batch of blobs", e))
+            // Each only when it has blobs: an empty call would still be
+            // timed as a publish (and, for the local store's cover, pay a
+            // directory fsync that new bytes alone never need).
+            let publish = || {
+                if !to_publish.is_empty() {
+                    store.publish(to_publish)?;
+                }
+                if cover.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    store.barrier_as_published(cover)
+                }
+            };
+            publish().map_err(|e| Error::io("publishing a batch of blobs", e))
         })
         .await
-        .map(|paid| unneeded.extend(paid));
+        .map(|paid| covered = paid);
     }
 
     // Finally the commit; only now is any upload acknowledged.
@@ -422,10 +456,23 @@ async fn commit_batch(
             Err(Retry::Failed)
         }
     };
-    // The unneeded copies go once the uploads are answered, on the
-    // blocking pool.
+    // Once the uploads are answered: the cover copies' MD5 pass, as new
+    // bytes get theirs (`Library::store_received`), and the unneeded
+    // copies go, on the blocking pool.
+    for (copy, (hash, md5)) in covered.into_iter().zip(cover_md5) {
+        if md5 && answered.is_ok() {
+            digests.enqueue_copy(hash, copy);
+        } else {
+            unneeded.push(copy);
+        }
+    }
     if !unneeded.is_empty() {
-        drop(tokio::task::spawn_blocking(move || drop(unneeded)));
+        let store = Arc::clone(blobs);
+        drop(tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.discard(unneeded) {
+                tracing::warn!(error = %e, "settling the removal of staged copies failed");
+            }
+        }));
     }
     answered
 }

@@ -15,7 +15,7 @@ use md5::Digest as _;
 use tokio::sync::mpsc;
 
 use crate::{
-    blob::{BlobReader, BlobStore},
+    blob::{BlobStore, StagedBlob},
     domain::{ContentHash, Md5Digest},
     repo::Repo,
 };
@@ -33,19 +33,35 @@ const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Sender side of the MD5 queue.
 #[derive(Debug, Clone)]
-pub(super) struct DigestQueue(std::sync::mpsc::Sender<ContentHash>);
+pub(super) struct DigestQueue(std::sync::mpsc::Sender<Work>);
+
+/// What the worker hashes.
+enum Work {
+    /// A stored blob.
+    Stored(ContentHash),
+    /// A staged copy of the stored blob `.0`, discarded once hashed.
+    Copy(ContentHash, Box<dyn StagedBlob>),
+}
 
 impl DigestQueue {
     /// Asks for the blob's MD5 to be computed and recorded.
     pub(super) fn enqueue(&self, hash: ContentHash) {
         // The worker only stops when the process does.
-        let _ = self.0.send(hash);
+        let _ = self.0.send(Work::Stored(hash));
+    }
+
+    /// Asks for the MD5 of a staged copy of blob `hash` (bytes another
+    /// tenant stored first) to be computed and recorded as the blob's, then
+    /// for the copy to be discarded: the same work, after the answer, as
+    /// new bytes cause, so that it slows the answers of neither kind more.
+    pub(super) fn enqueue_copy(&self, hash: ContentHash, copy: Box<dyn StagedBlob>) {
+        let _ = self.0.send(Work::Copy(hash, copy));
     }
 }
 
 /// Starts the worker thread and the task that records its results.
 pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
-    let (tx, rx) = std::sync::mpsc::channel::<ContentHash>();
+    let (tx, rx) = std::sync::mpsc::channel::<Work>();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(ContentHash, Md5Digest)>();
     let runtime = tokio::runtime::Handle::current();
     let inline = repo.clone();
@@ -53,7 +69,22 @@ pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
         .name("md5-digest".into())
         .spawn(move || {
             lower_priority();
-            while let Ok(hash) = rx.recv() {
+            while let Ok(work) = rx.recv() {
+                let hash = match work {
+                    Work::Stored(hash) => hash,
+                    Work::Copy(hash, copy) => {
+                        let digest = md5_of(|b, at| copy.read_at(b, at));
+                        if let Err(e) = blobs.discard(vec![copy]) {
+                            tracing::warn!(error = %e, "settling the removal of a staged copy failed");
+                        }
+                        match digest {
+                            Ok(md5) if done_tx.send((hash, md5)).is_err() => return,
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(blob = %hash, error = %e, "computing MD5 failed"),
+                        }
+                        continue;
+                    }
+                };
                 // Blobs stored inline are read from the database (uploads
                 // and renditions stored inline record their MD5 as they
                 // are made; this covers any row that lacks one).
@@ -65,7 +96,7 @@ pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
                             Err(db) => Err(io::Error::other(db.to_string())),
                         }
                     }
-                    opened => opened.and_then(|reader| md5_of(reader.as_ref())),
+                    opened => opened.and_then(|reader| md5_of(|b, at| reader.read_at(b, at))),
                 };
                 match digest {
                     Ok(md5) => {
@@ -113,12 +144,13 @@ async fn record(repo: &Repo, digests: &[(ContentHash, String)]) {
     }
 }
 
-fn md5_of(reader: &dyn BlobReader) -> io::Result<Md5Digest> {
+/// The MD5 of the bytes `read_at` reads (a blob's or a staged copy's).
+fn md5_of(read_at: impl Fn(&mut [u8], u64) -> io::Result<usize>) -> io::Result<Md5Digest> {
     let mut md5 = md5::Md5::new();
     let mut buf = vec![0u8; READ_SIZE];
     let mut offset = 0;
     loop {
-        let n = reader.read_at(&mut buf, offset)?;
+        let n = read_at(&mut buf, offset)?;
         if n == 0 {
             break;
         }

@@ -191,8 +191,8 @@ impl Library {
         if removed > 0 {
             tracing::info!(removed, "removed staged files left by an interrupted run");
         }
-        let commits = commit::spawn(repo.clone(), Arc::clone(&blobs));
         let digests = digest::spawn(repo.clone(), Arc::clone(&blobs));
+        let commits = commit::spawn(repo.clone(), Arc::clone(&blobs), digests.clone());
         let (reaper, reaped) = reaper::channel();
         let library = Self {
             inner: Arc::new(Inner {

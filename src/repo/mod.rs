@@ -265,10 +265,17 @@ impl Repo {
         sorted.dedup_by_key(|(h, _)| *h);
         let tx = self.write.begin().await?;
         for (hash, md5) in sorted {
+            // A row with this MD5 already is written again all the same
+            // (the MD5 of a copy of bytes another tenant stored first): the
+            // write costs what recording a new blob's does.
             blob::Entity::update_many()
                 .col_expr(blob::Column::Md5, Expr::value(md5.as_str()))
                 .filter(blob::Column::Hash.eq(hash.to_hex()))
-                .filter(blob::Column::Md5.is_null())
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(blob::Column::Md5.is_null())
+                        .add(blob::Column::Md5.eq(md5.as_str())),
+                )
                 .exec(&tx)
                 .await?;
         }
