@@ -178,6 +178,18 @@ pub struct Config {
     /// it affects new blobs only; those stored before stay readable.
     #[arg(global = true, long, env = "MEDIASTORE_INLINE_MAX_SIZE", default_value = DEFAULT_INLINE_MAX_SIZE, value_parser = parse_size)]
     pub inline_max_size: u64,
+    /// Which uploads share stored bytes: `global` stores identical bytes
+    /// once for all tenants; `tenant` once per tenant, so that no two
+    /// tenants' media ever share a blob, at the cost of one copy per
+    /// tenant holding the same bytes. Changing it affects uploads from
+    /// then on; bytes stored before stay where they are.
+    #[arg(
+        global = true,
+        long,
+        env = "MEDIASTORE_DEDUPE_SCOPE",
+        default_value = "global"
+    )]
+    pub dedupe_scope: crate::domain::DedupeScope,
     /// Content types accepted, comma-separated: exact (`image/png`), a
     /// family (`image/*`) or `*` for anything. The type is sniffed from
     /// the bytes, never taken from the name or the declared type.

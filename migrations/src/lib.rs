@@ -10,6 +10,28 @@
 
 pub use sea_orm_migration::prelude::*;
 
+/// The `Migration` of a module whose `UP` and `DOWN` statements read the
+/// same on both engines (plain SQL, run in order by [`run`]).
+macro_rules! plain_sql_migration {
+    () => {
+        use sea_orm_migration::prelude::*;
+
+        #[derive(DeriveMigrationName)]
+        pub struct Migration;
+
+        #[async_trait::async_trait]
+        impl MigrationTrait for Migration {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                $crate::run(manager, UP).await
+            }
+
+            async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                $crate::run(manager, DOWN).await
+            }
+        }
+    };
+}
+
 mod m20261124_000001_foundation;
 mod m20261125_000002_library;
 mod m20261125_000003_text_search;
@@ -27,9 +49,20 @@ mod m20261204_000014_inline_blobs;
 mod m20261204_000015_jobs;
 mod m20261204_000016_slots_and_codes;
 mod m20261207_000017_media_blob_tenant;
+mod m20261207_000018_content_hashes;
 
 /// Longest text query PostgreSQL's term index answers (see migration 000007).
 pub use m20261201_000007_text_terms::STEP as TERM_QUERY_CHARS;
+
+/// Runs statements that read the same on both engines, in order: the
+/// body of migrations written as plain SQL.
+async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    for sql in statements {
+        db.execute_unprepared(sql).await?;
+    }
+    Ok(())
+}
 
 /// Runs every migration in order; the server applies pending ones at start-up.
 #[derive(Debug)]
@@ -56,6 +89,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000015_jobs::Migration),
             Box::new(m20261204_000016_slots_and_codes::Migration),
             Box::new(m20261207_000017_media_blob_tenant::Migration),
+            Box::new(m20261207_000018_content_hashes::Migration),
         ]
     }
 }

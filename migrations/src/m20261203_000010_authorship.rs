@@ -2,11 +2,6 @@
 //! media (seed 003's `created_role` and `project_id`), the creator and
 //! last editor of folders, and indexes for listing by each.
 
-use sea_orm_migration::prelude::*;
-
-#[derive(DeriveMigrationName)]
-pub struct Migration;
-
 /// Statements that read the same on both engines.
 const UP: &[&str] = &[
     "ALTER TABLE media ADD COLUMN created_role VARCHAR(100) NOT NULL DEFAULT ''",
@@ -39,21 +34,4 @@ const DOWN: &[&str] = &[
     "ALTER TABLE media DROP COLUMN created_role",
 ];
 
-async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    for sql in statements {
-        db.execute_unprepared(sql).await?;
-    }
-    Ok(())
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, UP).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, DOWN).await
-    }
-}
+plain_sql_migration!();

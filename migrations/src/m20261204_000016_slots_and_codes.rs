@@ -7,11 +7,6 @@
 //! the transaction that moved the slot: the server deletes it after the
 //! commit, and, should it crash first, at its next start.
 
-use sea_orm_migration::prelude::*;
-
-#[derive(DeriveMigrationName)]
-pub struct Migration;
-
 /// Statements that read the same on both engines.
 const UP: &[&str] = &[
     "ALTER TABLE media ADD COLUMN slot_resource VARCHAR(200)",
@@ -36,21 +31,4 @@ const DOWN: &[&str] = &[
     "ALTER TABLE media DROP COLUMN slot_resource",
 ];
 
-async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    for sql in statements {
-        db.execute_unprepared(sql).await?;
-    }
-    Ok(())
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, UP).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, DOWN).await
-    }
-}
+plain_sql_migration!();

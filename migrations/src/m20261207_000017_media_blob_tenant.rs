@@ -9,11 +9,6 @@
 //! timing that would tell a tenant what others store). Queries by blob
 //! alone (garbage collection, which tenants hold a blob) use its prefix.
 
-use sea_orm_migration::prelude::*;
-
-#[derive(DeriveMigrationName)]
-pub struct Migration;
-
 /// Statements that read the same on both engines.
 const UP: &[&str] = &[
     "CREATE INDEX media_blob_tenant ON media (blob_hash, tenant_id)",
@@ -25,21 +20,4 @@ const DOWN: &[&str] = &[
     "DROP INDEX media_blob_tenant",
 ];
 
-async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    for sql in statements {
-        db.execute_unprepared(sql).await?;
-    }
-    Ok(())
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, UP).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, DOWN).await
-    }
-}
+plain_sql_migration!();

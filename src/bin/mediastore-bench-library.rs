@@ -542,11 +542,13 @@ async fn seed_media(
             let project_id = project(rng.skewed(PROJECTS));
             let id = MediaId::new();
             ids.push(id);
+            let blob = ContentHash::from(blake3::hash(&(i as u64).to_le_bytes()));
             rows.push(Media {
                 id,
                 tenant,
                 folder: folders[rng.below(folders.len() as u64) as usize],
-                blob: ContentHash::from(blake3::hash(&(i as u64).to_le_bytes())),
+                blob,
+                content: blob,
                 media_type: MediaType::Image,
                 filename: format!("img{i}.jpg"),
                 original_filename: format!("img{i}.jpg"),
@@ -579,6 +581,7 @@ async fn seed_media(
             .iter()
             .map(|m| BlobClaim {
                 hash: m.blob,
+                content: m.content,
                 size: m.size,
                 md5: None,
                 count: 1,

@@ -6,6 +6,7 @@
 
 mod access;
 mod binding;
+mod dedupe;
 mod folder;
 mod job;
 mod policy;
@@ -17,7 +18,9 @@ use std::fmt;
 
 use uuid::Uuid;
 
-pub use self::{access::*, binding::*, folder::*, job::*, policy::*, query::*, slot::*, upload::*};
+pub use self::{
+    access::*, binding::*, dedupe::*, folder::*, job::*, policy::*, query::*, slot::*, upload::*,
+};
 use crate::error::{Error, Result};
 
 /// Longest stored file name, in bytes (the common file-system limit).
@@ -462,8 +465,11 @@ pub struct Media {
     pub tenant: TenantId,
     /// Folder holding it.
     pub folder: FolderId,
-    /// Content hash, the blob's name.
+    /// The name its bytes are stored under: `content`, or a name of the
+    /// tenant's own under `DedupeScope::Tenant`.
     pub blob: ContentHash,
+    /// BLAKE3 of its bytes, as the API reports it.
+    pub content: ContentHash,
     /// Broad kind.
     pub media_type: MediaType,
     /// Display name.
@@ -520,8 +526,10 @@ pub struct Rendition {
     pub source: ContentHash,
     /// The request it answers (`render::RenditionSpec::key`).
     pub key: String,
-    /// Its own bytes.
+    /// The name its own bytes are stored under (see `Media::blob`).
     pub blob: ContentHash,
+    /// BLAKE3 of its bytes.
+    pub content: ContentHash,
     /// Its MIME type.
     pub mime_type: String,
     /// Pixels across.

@@ -262,7 +262,7 @@ impl Handler for Import {
         let m = &stored.media;
         Ok(json!({
             "media_id": m.id.to_string(),
-            "blake3": m.blob.to_string(),
+            "blake3": m.content.to_string(),
             "size_bytes": m.size,
             "mime_type": m.mime_type,
             "source_url": source,

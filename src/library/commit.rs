@@ -298,6 +298,7 @@ async fn commit_batch(stores: &Stores, jobs: Vec<CommitJob>) -> std::result::Res
             }
             _ => claims.push(BlobClaim {
                 hash: m.blob,
+                content: m.content,
                 size: m.size,
                 md5: m.md5.as_deref(),
                 count: 1,

@@ -10,7 +10,8 @@
 //!
 //! The scrub reads every referenced blob back and re-hashes it, wherever
 //! it is (inline in the database or in the store). A blob whose bytes no
-//! longer match its name is moved to quarantine: reading its
+//! longer match its BLAKE3 (its name, or the one its row records beside a
+//! tenant-scoped name) is moved to quarantine: reading its
 //! media then fails with DATA_LOSS instead of returning wrong bytes, and
 //! later scrubs report it as missing until an operator restores it.
 
@@ -24,7 +25,7 @@ use crate::{
     blob::BlobReader,
     domain::{ContentHash, UploadId},
     error::{Error, Result},
-    repo::BlobClaim,
+    repo::{BlobClaim, StoredRow},
 };
 
 /// Files younger than this are left alone by garbage collection: a commit
@@ -112,6 +113,10 @@ impl Library {
                 .filter(|b| !used.contains(&b.hash))
                 .map(|b| BlobClaim {
                     hash: b.hash,
+                    // Unknown for a file without a row, which goes in this
+                    // transaction unless an upload holds it, whose row then
+                    // keeps the BLAKE3 it recorded.
+                    content: b.hash,
                     size: b.size,
                     md5: None,
                     count: 0,
@@ -181,7 +186,7 @@ impl Library {
         Ok(removed)
     }
 
-    /// Re-reads every referenced blob and checks it against its name,
+    /// Re-reads every referenced blob and checks it against its BLAKE3,
     /// quarantining those that differ. `progress` hears the report after
     /// each page of blobs, and may stop the scrub there by returning an
     /// error (a cancelled job does).
@@ -197,17 +202,24 @@ impl Library {
                 .repo
                 .referenced_blobs_after(after, SCRUB_PAGE)
                 .await?;
-            let Some(&(last, _)) = page.last() else {
+            let Some(last) = page.last() else {
                 break;
             };
-            after = Some(last);
-            for (hash, size) in page {
+            after = Some(last.name);
+            for StoredRow {
+                name: hash,
+                size,
+                content,
+            } in page
+            {
                 let reader = self.open_blob(&hash, size).await?;
                 // Only inline bytes come back in memory.
                 let inline = reader.as_ref().is_some_and(|r| r.bytes().is_some());
                 let check = match reader {
                     None => Check::Missing,
-                    Some(r) => blocking(move || check_blob(r.as_ref(), &hash, size)).await?,
+                    Some(r) => {
+                        blocking(move || check_blob(r.as_ref(), &hash, &content, size)).await?
+                    }
                 };
                 match check {
                     Check::Good => {}
@@ -277,8 +289,14 @@ impl Library {
     }
 }
 
-/// Re-hashes one blob.
-fn check_blob(reader: &dyn BlobReader, hash: &ContentHash, size: u64) -> Result<Check> {
+/// Re-hashes the blob named `hash`, whose bytes must have the BLAKE3
+/// `content` (the name itself, unless tenant-scoped).
+fn check_blob(
+    reader: &dyn BlobReader,
+    hash: &ContentHash,
+    content: &ContentHash,
+    size: u64,
+) -> Result<Check> {
     if reader.len() != size {
         return Ok(Check::Corrupt);
     }
@@ -296,7 +314,7 @@ fn check_blob(reader: &dyn BlobReader, hash: &ContentHash, size: u64) -> Result<
         at += n as u64;
     }
     let got: ContentHash = hasher.finalize().into();
-    Ok(if at == size && got == *hash {
+    Ok(if at == size && got == *content {
         Check::Good
     } else {
         Check::Corrupt

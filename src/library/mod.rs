@@ -77,6 +77,8 @@ pub struct Limits {
     /// Blobs up to this size live inline in the database (see
     /// `blob::inline`); at most `blob::inline::INLINE_MAX`, 0 for none.
     pub inline_max_size: u64,
+    /// Which uploads share stored bytes.
+    pub dedupe_scope: crate::domain::DedupeScope,
     /// How media URLs are made and checked.
     pub delivery: Delivery,
 }
@@ -93,6 +95,7 @@ impl Limits {
             upload_sweep: std::time::Duration::from_secs(60),
             gc_every: std::time::Duration::from_secs(3600),
             inline_max_size: DEFAULT_INLINE_MAX_SIZE,
+            dedupe_scope: crate::domain::DedupeScope::Global,
             delivery: Delivery::default(),
         }
     }

@@ -352,10 +352,18 @@ impl Library {
             Ok((out, hash, md5))
         })
         .await?;
+        // Under a tenant scope the rendition's bytes get a name of the
+        // tenant's own too: no tenant's render reuses another's bytes.
+        let blob = self
+            .inner
+            .limits
+            .dedupe_scope
+            .blob_name(media.tenant, &hash);
         let rendition = Rendition {
             source,
             key,
-            blob: hash,
+            blob,
+            content: hash,
             mime_type: spec.format.mime().to_string(),
             width: out.width,
             height: out.height,
@@ -374,7 +382,8 @@ impl Library {
         }
         let counts = tx
             .claim_blobs(&[BlobClaim {
-                hash,
+                hash: blob,
+                content: hash,
                 size: rendition.size,
                 md5: Some(&md5),
                 count: 1,
@@ -383,7 +392,7 @@ impl Library {
         if counts.first() == Some(&1) {
             // New bytes: stored (durable, if in the blob store) before the
             // row commits.
-            self.store_new_bytes(&mut tx, hash, out.bytes).await?;
+            self.store_new_bytes(&mut tx, blob, out.bytes).await?;
         }
         tx.commit().await?;
         Ok(rendition)

@@ -47,7 +47,8 @@ pub struct Served {
     pub media: MediaId,
     /// Whether the media is public (itself or by a folder).
     pub public: bool,
-    /// The representation's content hash (its ETag).
+    /// The name of the representation's bytes, and its ETag: the same
+    /// bytes of the same tenant always have the same name.
     pub hash: ContentHash,
     /// Its size.
     pub len: u64,

@@ -180,7 +180,12 @@ impl Library {
             id: MediaId::new(),
             tenant: spec.tenant,
             folder,
-            blob: received.hash,
+            blob: self
+                .inner
+                .limits
+                .dedupe_scope
+                .blob_name(spec.tenant, &received.hash),
+            content: received.hash,
             media_type: sniffed.kind,
             title,
             filename: spec.filename.name,

@@ -85,9 +85,12 @@ pub mod blob {
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "blobs")]
     pub struct Model {
-        /// BLAKE3, lowercase hex.
+        /// The blob's name: its BLAKE3 or a tenant-scoped name, lowercase
+        /// hex.
         #[sea_orm(primary_key, auto_increment = false)]
         pub hash: String,
+        /// BLAKE3 of the bytes where it differs from `hash`, else NULL.
+        pub content_hash: Option<String>,
         /// Bytes.
         pub size: i64,
         /// Media rows naming this blob.
@@ -122,8 +125,11 @@ pub mod rendition {
         /// The request's cache key.
         #[sea_orm(primary_key, auto_increment = false)]
         pub params: String,
-        /// BLAKE3 of the rendition's bytes.
+        /// The name of the rendition's bytes in the blob store.
         pub blob_hash: String,
+        /// Their BLAKE3 where it differs from `blob_hash` (tenant-scoped
+        /// names), else NULL.
+        pub content_hash: Option<String>,
         /// Its MIME type.
         pub mime_type: String,
         /// Pixels across.
@@ -158,8 +164,11 @@ pub mod media {
         pub tenant_id: Uuid,
         /// Folder.
         pub folder_id: Uuid,
-        /// Content, by hash.
+        /// The name of its bytes in the blob store.
         pub blob_hash: String,
+        /// Their BLAKE3 where it differs from `blob_hash` (tenant-scoped
+        /// names), else NULL.
+        pub content_hash: Option<String>,
         /// `domain::MediaType` as an integer.
         pub media_type: i16,
         /// Display name.

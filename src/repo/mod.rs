@@ -78,14 +78,27 @@ const LOCK_CHUNK: usize = 10_000;
 /// References a batch adds to one blob.
 #[derive(Debug, Clone, Copy)]
 pub struct BlobClaim<'a> {
-    /// The blob.
+    /// The blob's name.
     pub hash: ContentHash,
+    /// BLAKE3 of its bytes: the name itself unless tenant-scoped.
+    pub content: ContentHash,
     /// Its size in bytes.
     pub size: u64,
     /// Its MD5, if the upload computed one.
     pub md5: Option<&'a str>,
     /// How many new media reference it.
     pub count: i64,
+}
+
+/// A referenced blob's row, as the scrub walks them.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredRow {
+    /// Its name in the blob store.
+    pub name: ContentHash,
+    /// Its size in bytes.
+    pub size: u64,
+    /// BLAKE3 its bytes must have.
+    pub content: ContentHash,
 }
 
 /// Handle to the database; cheap to clone.
@@ -346,13 +359,14 @@ impl Repo {
         Ok(found)
     }
 
-    /// Referenced blobs in hash order after `after`, with their sizes: a
-    /// walk of every blob that must be stored, a page at a time.
+    /// Referenced blobs in name order after `after`, with their sizes
+    /// and the BLAKE3 of their bytes: a walk of every blob that must be
+    /// stored, a page at a time.
     pub async fn referenced_blobs_after(
         &self,
         after: Option<ContentHash>,
         limit: u64,
-    ) -> Result<Vec<(ContentHash, u64)>> {
+    ) -> Result<Vec<StoredRow>> {
         let mut q = blob::Entity::find()
             .filter(blob::Column::Refcount.gt(0))
             .order_by_asc(blob::Column::Hash)
@@ -363,7 +377,14 @@ impl Repo {
         q.all(&self.read)
             .await?
             .into_iter()
-            .map(|b| Ok((parse_hash(&b.hash)?, u64::try_from(b.size).unwrap_or(0))))
+            .map(|b| {
+                let name = parse_hash(&b.hash)?;
+                Ok(StoredRow {
+                    name,
+                    size: u64::try_from(b.size).unwrap_or(0),
+                    content: parse_content(name, b.content_hash.as_deref())?,
+                })
+            })
             .collect()
     }
 
@@ -417,21 +438,23 @@ impl WriteTx {
         for part in claims.chunks(INSERT_CHUNK) {
             // One statement for the lot, the same on both engines (SQLite
             // accepts `$n` placeholders).
-            let mut sql =
-                String::from("INSERT INTO blobs (hash, size, refcount, md5, created_at) VALUES ");
-            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(part.len() * 5);
+            let mut sql = String::from(
+                "INSERT INTO blobs (hash, size, refcount, md5, created_at, content_hash) VALUES ",
+            );
+            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(part.len() * 6);
             for (i, c) in part.iter().enumerate() {
-                let n = i * 5;
+                let n = i * 6;
                 if i > 0 {
                     sql.push_str(", ");
                 }
                 sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${})",
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
                     n + 1,
                     n + 2,
                     n + 3,
                     n + 4,
-                    n + 5
+                    n + 5,
+                    n + 6
                 ));
                 values.extend([
                     c.hash.to_hex().into(),
@@ -439,11 +462,14 @@ impl WriteTx {
                     c.count.into(),
                     c.md5.map(str::to_string).into(),
                     now.into(),
+                    content_column(&c.hash, &c.content).into(),
                 ]);
             }
             sql.push_str(
                 " ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + excluded.refcount, \
-                 md5 = COALESCE(blobs.md5, excluded.md5) RETURNING hash, refcount",
+                 md5 = COALESCE(blobs.md5, excluded.md5), \
+                 content_hash = COALESCE(blobs.content_hash, excluded.content_hash) \
+                 RETURNING hash, refcount",
             );
             let rows = self
                 .tx
@@ -661,12 +687,23 @@ fn parse_hash(hex: &str) -> Result<ContentHash> {
         })
 }
 
+/// The BLAKE3 to record beside a blob's name: none when it is the name.
+fn content_column(name: &ContentHash, content: &ContentHash) -> Option<String> {
+    (name != content).then(|| content.to_hex())
+}
+
+/// The BLAKE3 recorded beside a blob's name, or the name itself.
+fn parse_content(name: ContentHash, column: Option<&str>) -> Result<ContentHash> {
+    column.map_or(Ok(name), parse_hash)
+}
+
 fn to_row(m: &Media) -> media::ActiveModel {
     let mut row = media::ActiveModel {
         id: Set(m.id.0),
         tenant_id: Set(m.tenant.0),
         folder_id: Set(m.folder.0),
         blob_hash: Set(m.blob.to_hex()),
+        content_hash: Set(content_column(&m.blob, &m.content)),
         media_type: Set(m.media_type as i16),
         filename: Set(m.filename.clone()),
         original_filename: Set(m.original_filename.clone()),
@@ -728,11 +765,13 @@ fn to_domain(r: media::Model, md5: Option<String>) -> Result<Media> {
             .collect(),
         _ => Vec::new(),
     };
+    let blob = parse_hash(&r.blob_hash)?;
     Ok(Media {
         id: MediaId(r.id),
         tenant: TenantId(r.tenant_id),
         folder: FolderId(r.folder_id),
-        blob: parse_hash(&r.blob_hash)?,
+        blob,
+        content: parse_content(blob, r.content_hash.as_deref())?,
         media_type: MediaType::from_i16(r.media_type),
         filename: r.filename,
         original_filename: r.original_filename,

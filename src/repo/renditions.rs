@@ -6,7 +6,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement,
 };
 
-use super::{Repo, WriteTx, entity::rendition, parse_hash, to_i64};
+use super::{Repo, WriteTx, content_column, entity::rendition, parse_content, parse_hash, to_i64};
 use crate::{
     domain::{ContentHash, Rendition, TenantId},
     error::Result,
@@ -73,6 +73,7 @@ impl WriteTx {
             source_hash: Set(r.source.to_hex()),
             params: Set(r.key.clone()),
             blob_hash: Set(r.blob.to_hex()),
+            content_hash: Set(content_column(&r.blob, &r.content)),
             mime_type: Set(r.mime_type.clone()),
             width: Set(i32::try_from(r.width).unwrap_or(i32::MAX)),
             height: Set(i32::try_from(r.height).unwrap_or(i32::MAX)),
@@ -184,10 +185,12 @@ impl WriteTx {
 }
 
 fn to_domain(r: rendition::Model) -> Result<Rendition> {
+    let blob = parse_hash(&r.blob_hash)?;
     Ok(Rendition {
         source: parse_hash(&r.source_hash)?,
         key: r.params,
-        blob: parse_hash(&r.blob_hash)?,
+        blob,
+        content: parse_content(blob, r.content_hash.as_deref())?,
         mime_type: r.mime_type,
         width: u32::try_from(r.width).unwrap_or(0),
         height: u32::try_from(r.height).unwrap_or(0),

@@ -80,6 +80,7 @@ pub async fn open_library(config: &Config) -> Result<Library> {
             upload_sweep: Duration::from_secs(config.upload_sweep_secs),
             gc_every: Duration::from_secs(config.gc_every_secs),
             inline_max_size: config.inline_max_size,
+            dedupe_scope: config.dedupe_scope,
             delivery: delivery(config)?,
         },
     )

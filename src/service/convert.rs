@@ -337,7 +337,7 @@ pub fn media_to_pb(m: Media) -> pb::Media {
         title: m.title,
         mime_type: m.mime_type,
         size_bytes: m.size,
-        blake3: m.blob.to_hex(),
+        blake3: m.content.to_hex(),
         md5: m.md5.unwrap_or_default(),
         width: unsigned(a.width),
         height: unsigned(a.height),
@@ -503,7 +503,7 @@ pub fn rendition_to_pb(r: Rendition) -> pb::Rendition {
         width: r.width,
         height: r.height,
         size_bytes: r.size,
-        blake3: r.blob.to_hex(),
+        blake3: r.content.to_hex(),
         create_time: Some(timestamp(r.created_at)),
     }
 }

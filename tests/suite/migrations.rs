@@ -244,3 +244,27 @@ async fn renditions_split_per_tenant_and_back_with_their_references() {
     );
     assert_eq!(count(&db, rows).await, 0);
 }
+
+#[test]
+fn every_migration_is_named_by_its_file() {
+    // Databases record applied migrations by name: a name that changed
+    // (say, a migration written through a macro that picked up another
+    // file's name) would run it again on every database that has it.
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/src"))
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_prefix('m')
+                    .and_then(|_| name.strip_suffix(".rs"))
+                    .map(str::to_string)
+            })
+            .collect();
+    files.sort();
+    assert_eq!(names, files);
+    assert!(names.contains(&"m20261203_000010_authorship".to_string()));
+}

@@ -38,18 +38,28 @@ async fn put_both(t: &mut Tenant, folder: &str, seed: u32) -> (Vec<bool>, Vec<St
         dedup.push(up.deduplicated);
         ids.push(up.media.unwrap().id);
     }
-    let (_, cached, _) = rendition(
-        &mut t.media,
-        pb::GetRenditionRequest {
-            media_id: ids[0].clone(),
-            width: 2,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (_, cached, _) = thumbnail(t, &ids[0]).await;
     assert!(!cached, "a rendition is cached per tenant");
     (dedup, ids)
+}
+
+/// Deletes media `id` of `t`; the answer.
+async fn delete(t: &mut Tenant, id: &str) -> pb::DeleteMediaResponse {
+    let req = pb::DeleteMediaRequest {
+        media_id: id.into(),
+        force: false,
+    };
+    t.media.delete_media(req).await.unwrap().into_inner()
+}
+
+/// The 2-pixel-wide rendition of the image `id`: what `rendition` answers.
+async fn thumbnail(t: &mut Tenant, id: &str) -> (pb::Rendition, bool, Vec<u8>) {
+    let req = pb::GetRenditionRequest {
+        media_id: id.into(),
+        width: 2,
+        ..Default::default()
+    };
+    rendition(&mut t.media, req).await.unwrap()
 }
 
 /// Waits until nothing is staged: the copies of bytes another tenant
@@ -116,16 +126,7 @@ async fn deleting_bytes_another_tenant_holds_answers_as_for_bytes_nobody_holds()
 
     let mut answers = Vec::new();
     for id in held.iter().chain(&fresh) {
-        let gone = b
-            .media
-            .delete_media(pb::DeleteMediaRequest {
-                media_id: id.clone(),
-                force: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        answers.push(gone);
+        answers.push(delete(&mut b, id).await);
     }
     assert_eq!(answers[..2], answers[2..], "held and fresh answer alike");
     assert!(answers.iter().all(|g| g.blob_removed));
@@ -145,15 +146,7 @@ async fn a_tenants_own_second_copy_is_what_blob_removed_speaks_of() {
     assert_eq!((first.deduplicated, second.deduplicated), (false, true));
     let mut removed = Vec::new();
     for up in [first, second] {
-        let gone = b
-            .media
-            .delete_media(pb::DeleteMediaRequest {
-                media_id: up.media.unwrap().id,
-                force: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let gone = delete(&mut b, &up.media.unwrap().id).await;
         removed.push(gone.blob_removed);
     }
     assert_eq!(removed, [false, true], "B's own other copy, then none");
@@ -247,4 +240,90 @@ async fn folder_deletes_count_alike_for_held_and_fresh_bytes() {
     );
     assert_only_a_left(&s).await;
     assert_a_intact(&s, &mut a, &a_ids).await;
+}
+
+/// The name `tenant`'s copy of `data` is stored under with
+/// `--dedupe-scope tenant`.
+fn scoped_name(tenant: &str, data: &[u8]) -> String {
+    use mediastore::domain::{ContentHash, DedupeScope, TenantId};
+    DedupeScope::Tenant
+        .blob_name(
+            TenantId(tenant.parse().unwrap()),
+            &ContentHash::from(blake3::hash(data)),
+        )
+        .to_hex()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_tenant_scope_no_two_tenants_share_a_blob() {
+    let s =
+        TestServer::spawn_with(|c| c.dedupe_scope = mediastore::domain::DedupeScope::Tenant).await;
+    let mut a = tenant(&s, "holder").await;
+    let mut b = tenant(&s, "other").await;
+    let (a_dedup, a_ids) = put_both(&mut a, "", 1).await;
+    let (b_dedup, b_ids) = put_both(&mut b, "", 1).await;
+    assert_eq!((a_dedup, b_dedup), (vec![false, false], vec![false, false]));
+    assert_eq!(
+        s.stored_blobs().await,
+        6,
+        "each tenant's two files and rendition"
+    );
+    let (small, large) = bytes_of(1);
+    let mut thumbs = Vec::new();
+    for (t, ids) in [(&mut a, &a_ids), (&mut b, &b_ids)] {
+        for (id, data) in ids.iter().zip([&small, &large]) {
+            let (first, bytes) = read(&mut t.media, id, 0, 0).await.unwrap();
+            assert!(bytes == *data, "media {id} reads back whole");
+            // The API reports the content's BLAKE3, whatever the name.
+            assert_eq!(first.media.unwrap().blake3, blake3_hex(data));
+            assert!(s.has_blob(&scoped_name(&t.id, data)).await);
+            assert!(!s.has_blob(&blake3_hex(data)).await);
+        }
+        let (r, cached, bytes) = thumbnail(t, &ids[0]).await;
+        assert!(cached);
+        assert_eq!(r.blake3, blake3_hex(&bytes));
+        assert!(s.has_blob(&scoped_name(&t.id, &bytes)).await);
+        thumbs.push(bytes);
+    }
+    assert_eq!(thumbs[0], thumbs[1], "the same rendition, stored twice");
+    // Within a tenant the bytes are still shared.
+    let again = put(&mut a, "", "again.bin", &large).await;
+    assert!(again.deduplicated);
+    assert_eq!(s.stored_blobs().await, 6);
+    // The scrub checks each copy against its BLAKE3, not its name.
+    assert_storage_sound(&s).await;
+
+    for id in &b_ids {
+        assert!(delete(&mut b, id).await.blob_removed);
+    }
+    assert_eq!(s.stored_blobs().await, 3, "A's two files and its rendition");
+    assert_a_intact_scoped(&s, &mut a, &a_ids).await;
+
+    // A copy whose bytes changed is found, by its BLAKE3.
+    let path = s.blob_path(&scoped_name(&a.id, &large));
+    std::fs::write(&path, b"not the bytes").unwrap();
+    let report = s.library.scrub(|_| Ok(())).await.unwrap();
+    assert_eq!(
+        report
+            .corrupt
+            .iter()
+            .map(|h| h.to_hex())
+            .collect::<Vec<_>>(),
+        [scoped_name(&a.id, &large)]
+    );
+}
+
+/// A's media read back whole after GC, under tenant-scoped names.
+async fn assert_a_intact_scoped(s: &TestServer, a: &mut Tenant, ids: &[String]) {
+    let gc = s
+        .library
+        .collect_garbage(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(gc.blobs, 0, "{gc:?}");
+    let (small, large) = bytes_of(1);
+    for (id, data) in ids.iter().zip([small, large]) {
+        let (_, bytes) = read(&mut a.media, id, 0, 0).await.unwrap();
+        assert!(bytes == data, "A's media {id} reads back whole");
+    }
 }

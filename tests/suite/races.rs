@@ -290,6 +290,7 @@ async fn md5_recording_and_claims_lock_blob_rows_in_one_order() {
     let (lo, hi) = (ContentHash([1; 32]), ContentHash([2; 32]));
     let claim = |hash| BlobClaim {
         hash,
+        content: hash,
         size: 1,
         md5: None,
         count: 1,

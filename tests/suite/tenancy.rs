@@ -13,6 +13,8 @@ use crate::common::*;
 
 /// Clients of one tenant, through a key with every scope but `admin`.
 pub(crate) struct Tenant {
+    /// The tenant's id.
+    pub(crate) id: String,
     pub(crate) media: MediaServiceClient<Channel>,
     pub(crate) folders: FolderServiceClient<Channel>,
     bindings: BindingServiceClient<Channel>,
@@ -32,6 +34,7 @@ pub(crate) async fn tenant(s: &TestServer, name: &str) -> Tenant {
     let key = new_key(s.addr, &t.id, &format!("{name}-app"), "app", &scopes).await;
     let ch = channel_with(s.addr, Bearer::key(&key)).await;
     Tenant {
+        id: t.id,
         media: MediaServiceClient::new(ch.clone()).max_decoding_message_size(MAX_MESSAGE),
         folders: FolderServiceClient::new(ch.clone()),
         bindings: BindingServiceClient::new(ch.clone()),

@@ -707,6 +707,7 @@ pub async fn seed_rows(s: &TestServer, rows: &[mediastore::domain::Media]) {
                 let first = batch.iter().find(|m| m.blob == *h).unwrap();
                 BlobClaim {
                     hash: first.blob,
+                    content: first.content,
                     size: first.size,
                     md5: None,
                     count: batch.iter().filter(|m| m.blob == *h).count() as i64,
