@@ -267,14 +267,6 @@ impl BlobStore for FsBlobStore {
             .collect())
     }
 
-    fn discard(&self, copies: Vec<Box<dyn StagedBlob>>) -> io::Result<()> {
-        // Closing a copy frees its inode and blocks, and removes its
-        // throwaway name if it has one; committed here, that is not left
-        // for the next upload's fsyncs to carry.
-        drop(copies);
-        sync_dir(&self.staging)
-    }
-
     fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>> {
         let file = File::open(self.path_of(hash))?;
         let len = file.metadata()?.len();

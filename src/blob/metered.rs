@@ -63,10 +63,6 @@ impl BlobStore for Metered {
         })
     }
 
-    fn discard(&self, copies: Vec<Box<dyn StagedBlob>>) -> io::Result<()> {
-        self.inner.discard(copies)
-    }
-
     fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>> {
         let reader = timed(&self.metrics, "open", true, || self.inner.open(hash))?;
         Ok(Box::new(MeteredReader {

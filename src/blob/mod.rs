@@ -157,15 +157,6 @@ pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
         &self,
         batch: Vec<(Box<dyn StagedBlob>, ContentHash)>,
     ) -> io::Result<Vec<Box<dyn StagedBlob>>>;
-    /// Drops staged copies that were not needed (their bytes are stored
-    /// already) and settles what that changed, off the request path: a
-    /// store whose later barriers would otherwise pay for the removal makes
-    /// it durable here, or the upload after one of stored bytes would take
-    /// longer than the upload after one of new bytes.
-    fn discard(&self, copies: Vec<Box<dyn StagedBlob>>) -> io::Result<()> {
-        drop(copies);
-        Ok(())
-    }
     /// Opens a blob for reading; `ErrorKind::NotFound` if it is absent.
     fn open(&self, hash: &ContentHash) -> io::Result<Box<dyn BlobReader>>;
     /// Whether a blob of that name is stored.

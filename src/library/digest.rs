@@ -74,13 +74,16 @@ pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
                     Work::Stored(hash) => hash,
                     Work::Copy(hash, copy) => {
                         let digest = md5_of(|b, at| copy.read_at(b, at));
-                        if let Err(e) = blobs.discard(vec![copy]) {
-                            tracing::warn!(error = %e, "settling the removal of a staged copy failed");
-                        }
+                        // Its removal is committed with the digest's
+                        // record, as a new blob's record commits nothing
+                        // more.
+                        drop(copy);
                         match digest {
                             Ok(md5) if done_tx.send((hash, md5)).is_err() => return,
                             Ok(_) => {}
-                            Err(e) => tracing::warn!(blob = %hash, error = %e, "computing MD5 failed"),
+                            Err(e) => {
+                                tracing::warn!(blob = %hash, error = %e, "computing MD5 failed")
+                            }
                         }
                         continue;
                     }
