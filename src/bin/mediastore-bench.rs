@@ -91,6 +91,9 @@ struct Args {
     /// `--rounds` x 100 pairs of uploads and deletes of each size.
     #[arg(long)]
     only_cross_tenant: bool,
+    /// The servers' `--dedupe-scope` (global or tenant).
+    #[arg(long, default_value = "global")]
+    dedupe_scope: String,
     /// Only (c), the small uploads.
     #[arg(long)]
     only_small: bool,
@@ -397,12 +400,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--log", "warn", "--allowed-types", "*"])
+            .args(["--dedupe-scope", &args.dedupe_scope])
             .env("MEDIASTORE_BOOTSTRAP_KEY", BENCH_KEY);
         if let Some(url) = &args.database_url {
             cmd.args(["--database-url", url]);
         }
         let _server = Proc(cmd.spawn()?);
-        return cross_tenant_timing(addr, args.rounds.max(1)).await;
+        return cross_tenant_timing(addr, &data_dir, args.rounds.max(1)).await;
     }
 
     let sink_addr = free_addr();
@@ -621,7 +625,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         cmd.args(["--listen", &addr.to_string()])
             .arg("--data-dir")
             .arg(work.path().join(name))
-            .args(["--log", "error", "--allowed-types", "*"]);
+            .args(["--log", "error", "--allowed-types", "*"])
+            .args(["--dedupe-scope", &args.dedupe_scope]);
         if auth {
             cmd.env("MEDIASTORE_BOOTSTRAP_KEY", BENCH_KEY);
         } else {
@@ -663,7 +668,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         open_cpu * 1e6 / f_n as f64
     );
     drop(open);
-    cross_tenant_timing(server_addr, args.rounds.max(1)).await
+    cross_tenant_timing(
+        server_addr,
+        &work.path().join("server-keys"),
+        args.rounds.max(1),
+    )
+    .await
 }
 
 /// Pause before each of (g)'s timed calls: longer than the background
@@ -678,9 +688,12 @@ const CROSS_TENANT_PAIRS: usize = 100;
 /// just stored and new bytes, alternately, then deletes them alike; the
 /// medians of each pair of kinds should match, or the time would tell the
 /// second tenant what the first holds. A ratio per round (held / new), the
-/// median of the rounds and their spread.
+/// median of the rounds and their spread. Then what storing the first
+/// tenant's bytes again costs the store, from the server's data
+/// directory `data`.
 async fn cross_tenant_timing(
     addr: SocketAddr,
+    data: &Path,
     rounds: usize,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut access = pb::access_service_client::AccessServiceClient::new(channel_to(addr).await);
@@ -713,21 +726,16 @@ async fn cross_tenant_timing(
         for round in 0..rounds {
             let (mut up, mut del) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
             for i in 0..CROSS_TENANT_PAIRS {
-                let bytes = |what: &str| {
-                    let mut data = vec![0u8; size];
-                    blake3::Hasher::new()
-                        .update(format!("g-{what}-{size}-{round}-{i}").as_bytes())
-                        .finalize_xof()
-                        .fill(&mut data);
-                    Bytes::from(data)
-                };
-                let theirs = bytes("theirs");
+                let bytes = |what: &str| noise(&format!("g-{what}-{size}-{round}-{i}"), size);
+                // Both made before the first tenant's upload, so neither
+                // is fresher in the caches when sent.
+                let (theirs, fresh) = (bytes("theirs"), bytes("fresh"));
                 first
                     .upload_media(upload_stream(vec![theirs.clone()], format!("a{i}")))
                     .await?;
                 // Alternate which goes first, so neither gets the warmer
                 // turn.
-                let order = [(true, theirs), (false, bytes("fresh"))];
+                let order = [(true, theirs), (false, fresh)];
                 let order = if i % 2 == 0 {
                     order
                 } else {
@@ -797,7 +805,54 @@ async fn cross_tenant_timing(
             );
         }
     }
+    // Storage: the second tenant keeps copies of bytes the first holds.
+    let before = stored_bytes(data);
+    for i in 0..SHARED_COPIES {
+        let copy = noise(&format!("g-storage-{i}"), MIB);
+        first
+            .upload_media(upload_stream(vec![copy.clone()], format!("s{i}")))
+            .await?;
+        second
+            .upload_media(upload_stream(vec![copy], format!("s{i}")))
+            .await?;
+    }
+    let grown = stored_bytes(data) - before;
+    println!(
+        "(g) storage: two tenants each storing the same {SHARED_COPIES} MiB grew the blobs and database by {:.1} MiB ({:.2} x one copy)",
+        grown as f64 / MIB as f64,
+        grown as f64 / (SHARED_COPIES * MIB) as f64,
+    );
     Ok(())
+}
+
+/// Copies of 1 MiB both tenants store in (g)'s storage figure.
+const SHARED_COPIES: usize = 32;
+
+/// `size` bytes no other label gives (BLAKE3's output stream of `label`).
+fn noise(label: &str, size: usize) -> Bytes {
+    let mut data = vec![0u8; size];
+    blake3::Hasher::new()
+        .update(label.as_bytes())
+        .finalize_xof()
+        .fill(&mut data);
+    Bytes::from(data)
+}
+
+/// Bytes of the files under `dir` that hold stored content: blobs and
+/// the database (staging and upload files are not stored content).
+fn stored_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| !matches!(e.file_name().to_str(), Some("tmp" | "uploads")))
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => stored_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Starts a resumable upload of `size` bytes.
