@@ -460,11 +460,12 @@ async fn commit_batch(stores: &Stores, jobs: Vec<CommitJob>) -> std::result::Res
     // bytes get theirs (`Library::store_received`), and the unneeded
     // copies go, on the blocking pool.
     for (copy, (hash, md5)) in covered.into_iter().zip(cover_md5) {
-        if md5 && answered.is_ok() {
-            digests.enqueue_copy(hash, copy);
+        let back = if md5 && answered.is_ok() {
+            digests.enqueue_copy(hash, copy)
         } else {
-            unneeded.push(copy);
-        }
+            Some(copy)
+        };
+        unneeded.extend(back);
     }
     if !unneeded.is_empty() {
         drop(tokio::task::spawn_blocking(move || drop(unneeded)));

@@ -9,7 +9,13 @@
 //! retried a few times if it fails. Blobs still missing an MD5 at start-up
 //! are queued again.
 
-use std::{io, sync::Arc};
+use std::{
+    io,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use md5::Digest as _;
 use tokio::sync::mpsc;
@@ -31,9 +37,19 @@ const RECORD_ATTEMPTS: u32 = 5;
 /// Pause before the first retry; it doubles after each failure.
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// Most staged copies waiting for their MD5 pass. Each holds an open file
+/// and its bytes on disk until it is hashed, and the worker runs only on
+/// spare CPU, so under a flood of such uploads the copies past this many
+/// are given back to be dropped at once (their pass is for timing's sake).
+const MAX_WAITING_COPIES: usize = 64;
+
 /// Sender side of the MD5 queue.
 #[derive(Debug, Clone)]
-pub(super) struct DigestQueue(std::sync::mpsc::Sender<Work>);
+pub(super) struct DigestQueue {
+    work: std::sync::mpsc::Sender<Work>,
+    /// Copies queued and not yet hashed.
+    copies: Arc<AtomicUsize>,
+}
 
 /// What the worker hashes.
 enum Work {
@@ -47,21 +63,39 @@ impl DigestQueue {
     /// Asks for the blob's MD5 to be computed and recorded.
     pub(super) fn enqueue(&self, hash: ContentHash) {
         // The worker only stops when the process does.
-        let _ = self.0.send(Work::Stored(hash));
+        let _ = self.work.send(Work::Stored(hash));
     }
 
     /// Asks for the MD5 of a staged copy of blob `hash` (bytes another
     /// tenant stored first) to be computed and recorded as the blob's, then
     /// for the copy to be discarded: the same work, after the answer, as
     /// new bytes cause, so that it slows the answers of neither kind more.
-    pub(super) fn enqueue_copy(&self, hash: ContentHash, copy: Box<dyn StagedBlob>) {
-        let _ = self.0.send(Work::Copy(hash, copy));
+    /// Gives the copy back when `MAX_WAITING_COPIES` wait already.
+    pub(super) fn enqueue_copy(
+        &self,
+        hash: ContentHash,
+        copy: Box<dyn StagedBlob>,
+    ) -> Option<Box<dyn StagedBlob>> {
+        if self.copies.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING_COPIES {
+            self.copies.fetch_sub(1, Ordering::AcqRel);
+            return Some(copy);
+        }
+        match self.work.send(Work::Copy(hash, copy)) {
+            Ok(()) => None,
+            Err(std::sync::mpsc::SendError(Work::Copy(_, copy))) => {
+                self.copies.fetch_sub(1, Ordering::AcqRel);
+                Some(copy)
+            }
+            Err(_) => None,
+        }
     }
 }
 
 /// Starts the worker thread and the task that records its results.
 pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
     let (tx, rx) = std::sync::mpsc::channel::<Work>();
+    let copies = Arc::new(AtomicUsize::new(0));
+    let waiting = Arc::clone(&copies);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(ContentHash, Md5Digest)>();
     let runtime = tokio::runtime::Handle::current();
     let inline = repo.clone();
@@ -78,6 +112,7 @@ pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
                         // record, as a new blob's record commits nothing
                         // more.
                         drop(copy);
+                        waiting.fetch_sub(1, Ordering::AcqRel);
                         match digest {
                             Ok(md5) if done_tx.send((hash, md5)).is_err() => return,
                             Ok(_) => {}
@@ -124,7 +159,7 @@ pub(super) fn spawn(repo: Repo, blobs: Arc<dyn BlobStore>) -> DigestQueue {
             record(&repo, &digests).await;
         }
     });
-    DigestQueue(tx)
+    DigestQueue { work: tx, copies }
 }
 
 /// Records a batch of digests, retrying a failure a few times.
@@ -171,5 +206,31 @@ fn lower_priority() {
     // calling thread on Linux; it takes plain integers and touches no memory.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob::fs::FsBlobStore;
+
+    #[test]
+    fn copies_past_the_bound_come_back_to_be_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsBlobStore::staging_only(dir.path()).expect("store");
+        // A worker that never runs: every copy sent stays waiting.
+        let (work, _rx) = std::sync::mpsc::channel();
+        let queue = DigestQueue {
+            work,
+            copies: Arc::new(AtomicUsize::new(0)),
+        };
+        let hash = ContentHash([7; 32]);
+        for _ in 0..MAX_WAITING_COPIES {
+            let copy = store.stage().expect("stage");
+            assert!(queue.enqueue_copy(hash, copy).is_none());
+        }
+        let copy = store.stage().expect("stage");
+        assert!(queue.enqueue_copy(hash, copy).is_some());
+        assert_eq!(queue.copies.load(Ordering::Acquire), MAX_WAITING_COPIES);
     }
 }
