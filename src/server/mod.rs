@@ -512,42 +512,38 @@ async fn check_health(library: &Library, log_failure: bool) -> bool {
     let checked = tokio::time::timeout(HEALTH_TIMEOUT, library.check_health()).await;
     let m = &library.metrics().health;
     m.unready.clear();
-    match checked {
+    let (component, cause, e) = match checked {
         Ok(Ok(())) => {
             m.serving.set(1);
-            true
+            return true;
         }
-        failed => {
-            let (component, cause, e) = match failed {
-                Ok(Err(e)) => {
-                    let (component, cause) = match &e {
-                        Error::Io { source, .. } => (
-                            "blob_store",
-                            crate::error::StoreUnavailable::of(source)
-                                .map_or_else(|| "error".to_string(), |u| u.cause),
-                        ),
-                        _ => ("database", "error".to_string()),
-                    };
-                    (component, cause, e)
-                }
-                // The database or the store hangs: which, the log of the
-                // calls that time out says.
-                _ => (
-                    "storage",
-                    "TimedOut".to_string(),
-                    Error::io("checking the storage", timed_out(HEALTH_TIMEOUT)),
+        Ok(Err(e)) => {
+            let (component, cause) = match &e {
+                Error::Io { source, .. } => (
+                    "blob_store",
+                    crate::error::StoreUnavailable::of(source)
+                        .map_or_else(|| "error".to_string(), |u| u.cause),
                 ),
+                _ => ("database", "error".to_string()),
             };
-            if log_failure {
-                tracing::error!(error = %e, component, cause, "storage check failed; reporting NOT_SERVING");
-            }
-            m.serving.set(0);
-            m.unready
-                .get_or_create(&crate::metrics::UnreadyLabels { component, cause })
-                .set(1);
-            false
+            (component, cause, e)
         }
+        // The database or the store hangs: which, the log of the calls
+        // that time out says.
+        Err(_) => (
+            "storage",
+            "TimedOut".to_string(),
+            Error::io("checking the storage", timed_out(HEALTH_TIMEOUT)),
+        ),
+    };
+    if log_failure {
+        tracing::error!(error = %e, component, cause, "storage check failed; reporting NOT_SERVING");
     }
+    m.serving.set(0);
+    m.unready
+        .get_or_create(&crate::metrics::UnreadyLabels { component, cause })
+        .set(1);
+    false
 }
 
 /// The error of a check that took longer than `limit`.
